@@ -1,0 +1,1 @@
+"""OpenStack-style managers as pykka actors."""
