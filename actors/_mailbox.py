@@ -1,0 +1,119 @@
+"""The mailbox: one thread per actor, one message at a time, and survival.
+
+`ResilientActor` is a `pykka.ThreadingActor` with two changes that every
+actor of this runtime needs:
+
+* Its inbox is a `queue.SimpleQueue`, which is measurably cheaper per message
+  than pykka's default `queue.Queue`.
+* A handler that raises an `Exception` never stops the actor. For a *call*
+  (`proxy.method()`, `ref.ask()`) the caller's future gets the exception; for a
+  *cast* (`proxy.method.defer()`, `ref.tell()`) the exception is logged with its
+  traceback. pykka's default would stop the actor on a failing cast. A
+  `BaseException` (``SystemExit``, ``KeyboardInterrupt``, ...) still stops the
+  actor, as in pykka, but only this actor, not every actor in the process.
+
+A message may carry a :class:`contextvars.Context` in a ``context`` attribute
+(the transport does this to make the caller's request context current); the
+handler then runs inside that context.
+
+Everything that reaches an actor goes through its inbox, so nothing in one
+actor ever runs concurrently with anything else in the same actor.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import sys
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import pykka
+from pykka import messages
+
+if TYPE_CHECKING:
+    from pykka._envelope import Envelope
+
+__all__ = ["ResilientActor"]
+
+logger = logging.getLogger(__name__)
+
+
+def describe(message: Any) -> str:
+    """Name a message for a log line: the method for proxy calls."""
+    if isinstance(message, messages.ProxyCall):
+        return ".".join(message.attr_path) + "()"
+    return type(message).__name__
+
+
+class ResilientActor(pykka.ThreadingActor):
+    """A pykka thread actor whose handlers may fail without stopping it.
+
+    Subclasses that need to wake up without a message (a timer) override
+    `_mailbox_timeout` and `_mailbox_idle` and set `_mailbox_timed = True`.
+    """
+
+    _mailbox_timed: ClassVar[bool] = False
+
+    @staticmethod
+    def _create_actor_inbox() -> queue.SimpleQueue[Envelope[Any]]:
+        return queue.SimpleQueue()
+
+    def _mailbox_timeout(self) -> float | None:
+        """Seconds to wait for a message before `_mailbox_idle` runs (timed actors)."""
+        return None
+
+    def _mailbox_idle(self) -> None:
+        """Run when `_mailbox_timeout` passed with no message (timed actors)."""
+
+    def _actor_loop_running(self) -> None:
+        # The hot path of every call: keep it free of anything that need not be here.
+        get = self.actor_inbox.get
+        is_stopped = self.actor_stopped.is_set
+        handle = self._handle_receive
+        timed = self._mailbox_timed
+        while not is_stopped():
+            if timed:
+                try:
+                    envelope = get(timeout=self._mailbox_timeout())  # type: ignore[call-arg]
+                except queue.Empty:
+                    self._run_idle()
+                    continue
+            else:
+                envelope = get()
+            message = envelope.message
+            reply_to = envelope.reply_to
+            try:
+                context = getattr(message, "context", None)
+                response = handle(message) if context is None else context.run(handle, message)
+            except Exception:
+                if reply_to is None:
+                    logger.exception("%s: cast %s failed", self, describe(message))
+                else:
+                    self._reply_exception(reply_to)
+                continue
+            except BaseException:  # noqa: BLE001  (stops this actor, as pykka does)
+                if reply_to is not None:
+                    self._reply_exception(reply_to)
+                self._handle_failure(*sys.exc_info())
+                try:
+                    self.on_failure(*sys.exc_info())
+                except Exception:
+                    logger.exception("%s: on_failure failed", self)
+                return
+            if reply_to is not None:
+                try:
+                    reply_to.set(response)
+                except queue.Full:
+                    logger.warning("%s: reply to %s was already set", self, describe(message))
+
+    def _reply_exception(self, reply_to: pykka.Future[Any]) -> None:
+        try:
+            reply_to.set_exception()
+        except queue.Full:
+            logger.warning("%s: reply was already set", self)
+
+    def _run_idle(self) -> None:
+        try:
+            self._mailbox_idle()
+        except Exception:
+            logger.exception("%s: idle work failed", self)

@@ -1,0 +1,213 @@
+"""Data: SQLAlchemy 2 models and sessions, the services table, liveness.
+
+A manager reaches its data through ``self.db``, a `Database`. The default is a
+SQLite file (``actors.sqlite3`` in the working directory, or the URL in
+``$ACTORS_DATABASE_URL``); a PostgreSQL URL works unchanged, which is how hosts
+share one services table. Managers declare their own tables on `Base` and write
+them through ``self.db``; the manager's mailbox is what keeps its writes serial.
+
+Example:
+    >>> import datetime as dt
+    >>> db = Database("sqlite://")  # in memory
+    >>> with db.begin() as session:
+    ...     session.add(ServiceRecord(host="node-1", binary="actors-volume", topic="volume"))
+    >>> with db.session() as session:
+    ...     row = session.scalars(select(ServiceRecord)).one()
+    >>> row.host, row.report_count, row.updated_at
+    ('node-1', 0, None)
+    >>> service_is_up(row, down_time=60, now=dt.datetime.now(dt.UTC))
+    False
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import threading
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+
+from sqlalchemy import (
+    DateTime,
+    Dialect,
+    MetaData,
+    String,
+    TypeDecorator,
+    UniqueConstraint,
+    create_engine,
+    event,
+    select,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from sqlalchemy.engine import Engine
+
+__all__ = [
+    "Base",
+    "Database",
+    "ServiceRecord",
+    "UTCDateTime",
+    "default_url",
+    "select",
+    "service_is_up",
+]
+
+ENV_URL = "ACTORS_DATABASE_URL"
+"""The environment variable that overrides the default database URL."""
+
+
+def default_url() -> str:
+    """Return ``$ACTORS_DATABASE_URL``, or a SQLite file in the working directory."""
+    return os.environ.get(ENV_URL) or f"sqlite:///{os.path.abspath('actors.sqlite3')}"
+
+
+class UTCDateTime(TypeDecorator[dt.datetime]):
+    """A timezone-aware UTC datetime, stored as naive UTC on every backend.
+
+    Naive datetimes are refused: a timestamp without a zone is a bug waiting
+    for a host in another one.
+    """
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> Any:
+        """Convert an aware datetime to naive UTC for storage."""
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            msg = f"naive datetime {value!r}: use a timezone-aware one"
+            raise ValueError(msg)
+        return value.astimezone(dt.UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> dt.datetime | None:
+        """Mark a stored naive UTC datetime as UTC."""
+        if value is None:
+            return None
+        assert isinstance(value, dt.datetime)
+        return value.replace(tzinfo=dt.UTC)
+
+
+class Base(DeclarativeBase):
+    """The declarative base of the runtime's tables; managers may add theirs to it."""
+
+    metadata = MetaData()
+
+
+def _utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class ServiceRecord(Base):
+    """A row of the ``services`` table: one service (a manager) on one host."""
+
+    __tablename__ = "services"
+    __table_args__ = (UniqueConstraint("host", "binary", name="uq_services_host_binary"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    host: Mapped[str] = mapped_column(String(255), index=True)
+    binary: Mapped[str] = mapped_column(String(255))
+    topic: Mapped[str] = mapped_column(String(255), index=True)
+    cluster: Mapped[str | None] = mapped_column(String(255), default=None)
+    endpoint: Mapped[str | None] = mapped_column(String(1024), default=None)
+    rpc_version: Mapped[str | None] = mapped_column(String(32), default=None)
+    report_count: Mapped[int] = mapped_column(default=0)
+    disabled: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=_utcnow)
+    updated_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, default=None)
+
+    def __repr__(self) -> str:
+        return (
+            f"ServiceRecord(id={self.id!r}, host={self.host!r}, topic={self.topic!r}, "
+            f"report_count={self.report_count!r}, updated_at={self.updated_at!r})"
+        )
+
+
+class _Heartbeating(Protocol):
+    @property
+    def updated_at(self) -> dt.datetime | None: ...
+
+
+def service_is_up(row: _Heartbeating, down_time: float, now: dt.datetime) -> bool:
+    """Return whether a service is up: it heartbeat within `down_time` seconds of `now`.
+
+    Cinder's rule (``objects.Service.is_up``): ``updated_at`` is set and
+    ``now - updated_at <= down_time``; the boundary itself counts as up. A row
+    that never heartbeat is down.
+    """
+    updated_at = row.updated_at
+    if updated_at is None:
+        return False
+    return (now - updated_at).total_seconds() <= down_time
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+class Database:
+    """One database: an engine, sessions, and the tables.
+
+    Args:
+        url: a SQLAlchemy URL (default: `default_url`).
+        create: create the tables of `Base.metadata` that do not exist yet.
+        echo: log every statement.
+
+    Use ``with db.begin() as session:`` for a unit of work that commits on
+    success and rolls back on error, ``with db.session() as session:`` to read.
+    """
+
+    _shared: ClassVar[dict[str, Database]] = {}
+    _shared_lock: ClassVar[threading.Lock] = threading.Lock()
+
+    def __init__(self, url: str | None = None, *, create: bool = True, echo: bool = False):
+        self.url = url or default_url()
+        is_sqlite = self.url.startswith("sqlite")
+        kwargs: dict[str, Any] = {"echo": echo}
+        if not is_sqlite:
+            kwargs["pool_pre_ping"] = True
+        self.engine: Engine = create_engine(self.url, **kwargs)
+        if is_sqlite and self.url not in ("sqlite://", "sqlite:///:memory:"):
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        if create:
+            self.create_all()
+
+    @classmethod
+    def shared(cls, url: str | None = None) -> Database:
+        """Return this process's one `Database` for `url` (default: `default_url`)."""
+        url = url or default_url()
+        with cls._shared_lock:
+            db = cls._shared.get(url)
+            if db is None:
+                db = cls._shared[url] = cls(url)
+            return db
+
+    def create_all(self, *metadatas: MetaData) -> None:
+        """Create the missing tables of `Base` and of any further `metadatas`."""
+        for metadata in (Base.metadata, *metadatas):
+            metadata.create_all(self.engine)
+
+    def session(self) -> Session:
+        """Open a session (use it as a context manager; it does not commit)."""
+        return self._sessions()
+
+    @contextmanager
+    def begin(self) -> Iterator[Session]:
+        """Open a session in a transaction that commits on success, rolls back on error."""
+        with self._sessions.begin() as session:
+            yield session
+
+    def dispose(self) -> None:
+        """Close every pooled connection."""
+        self.engine.dispose()
+
+    def __repr__(self) -> str:
+        return f"Database({self.engine.url.render_as_string(hide_password=True)!r})"
