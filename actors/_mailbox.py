@@ -92,9 +92,9 @@ class ResilientActor(pykka.ThreadingActor):
                     self._reply_exception(reply_to)
                 continue
             except BaseException:  # noqa: BLE001  (stops this actor, as pykka does)
+                self._handle_failure(*sys.exc_info())  # marks it stopped before the reply
                 if reply_to is not None:
                     self._reply_exception(reply_to)
-                self._handle_failure(*sys.exc_info())
                 try:
                     self.on_failure(*sys.exc_info())
                 except Exception:

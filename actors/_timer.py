@@ -210,7 +210,7 @@ class TimerActor(ResilientActor):
                     logger.warning("tick to %s still running after %ss", key, timeout)
                     stalled.add(key)
                     continue
-                except Exception:  # noqa: BLE001, S110  (_complete reports it)
+                except BaseException:  # noqa: BLE001, S110  (the manager's failure: _complete reports it)
                     pass
                 self._complete(*future.done)
         clock.set(target)
@@ -300,12 +300,12 @@ class TimerActor(ResilientActor):
         future, entry.in_flight = entry.in_flight, None
         try:
             idle = float(future.get(timeout=0))
-        except ActorDeadError:
-            logger.warning("dropping %s from the timer: it stopped", entry.ref)
-            self._drop(key)
-            return
-        except Exception:
-            logger.exception("periodic tick of %s failed", entry.ref)
+        except BaseException as exc:
+            if not entry.ref.is_alive():
+                logger.warning("dropping %s from the timer: it stopped (%r)", entry.ref, exc)
+                self._drop(key)
+                return
+            logger.error("periodic tick of %s failed", entry.ref, exc_info=exc)
             idle = self.default_interval
         self._schedule(key, entry, self.clock.monotonic() + max(idle, _MIN_IDLE))
 
