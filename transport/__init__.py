@@ -1,0 +1,58 @@
+"""The ZeroMQ bridge: call pykka actors in other processes and on other hosts.
+
+Serve actors with a `Bridge`; reach them with `connect(endpoint).proxy(name)`,
+which behaves like a pykka `ActorProxy`. The wire format is msgpack; see
+docs/protocol.rst.
+"""
+
+import logging
+
+from transport._bridge import Bridge
+from transport._client import Connection, RemoteFuture, RemoteProxy, connect, fanout_cast
+from transport._context import RequestContext, current_context, use_context
+from transport._errors import (
+    ConnectionClosed,
+    InvalidRequest,
+    MessageTooLarge,
+    MessagingError,
+    MessagingTimeout,
+    NoSuchMethod,
+    RemoteError,
+    UnknownActor,
+    UnsupportedVersion,
+)
+from transport._security import (
+    KeyPair,
+    generate_keypair,
+    load_keypair,
+    load_public_key,
+    write_keypair,
+)
+
+__all__ = [
+    "Bridge",
+    "Connection",
+    "ConnectionClosed",
+    "InvalidRequest",
+    "KeyPair",
+    "MessageTooLarge",
+    "MessagingError",
+    "MessagingTimeout",
+    "NoSuchMethod",
+    "RemoteError",
+    "RemoteFuture",
+    "RemoteProxy",
+    "RequestContext",
+    "UnknownActor",
+    "UnsupportedVersion",
+    "connect",
+    "current_context",
+    "fanout_cast",
+    "generate_keypair",
+    "load_keypair",
+    "load_public_key",
+    "use_context",
+    "write_keypair",
+]
+
+logging.getLogger(__name__).addHandler(logging.NullHandler())

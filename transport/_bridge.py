@@ -1,0 +1,489 @@
+"""The server side: a ROUTER socket that dispatches requests into actors' mailboxes."""
+
+from __future__ import annotations
+
+import logging
+import select
+import sys
+import threading
+from typing import TYPE_CHECKING, Any, cast
+
+import pykka
+import zmq
+from pykka._envelope import Envelope  # the one hand-off: straight into the inbox
+from pykka.messages import ProxyCall
+
+from transport._codec import Codec, default_codec, describe_exception, format_traceback
+from transport._context import RequestContext, run_context
+from transport._protocol import (
+    DEFAULT_MAX_MESSAGE_SIZE,
+    MAX_ROUTING_FRAMES,
+    Kind,
+    ProtocolError,
+    decode_request,
+    encode_error,
+    encode_reply,
+    version_is_compatible,
+)
+from transport._security import is_loopback, start_authenticator
+from transport._waker import Waker
+
+if TYPE_CHECKING:
+    import contextvars
+    import os
+    from collections.abc import Iterable
+
+    from pykka._types import OptExcInfo
+    from zmq.auth.thread import ThreadAuthenticator
+
+    from transport._security import KeyPair
+
+__all__ = ["Bridge", "ContextProxyCall", "is_remotely_callable"]
+
+logger = logging.getLogger("transport.bridge")
+
+_BATCH = 256
+_EVENTS = int(zmq.EVENTS)
+_POLLIN = int(zmq.POLLIN)
+_NOBLOCK = int(zmq.NOBLOCK)
+# Attributes of every pykka actor: never callable from another host.
+_PYKKA_NAMES = frozenset(dir(pykka.ThreadingActor)) | frozenset(dir(pykka.Actor)) | {
+    "actor_urn",
+    "actor_inbox",
+    "actor_stopped",
+    "actor_ref",
+}
+
+
+class ContextProxyCall(ProxyCall):
+    """A `pykka.messages.ProxyCall` that carries the caller's request context.
+
+    `context` is a `contextvars.Context` in which `current_context()` returns the
+    request context that came with the message. An actor that wants it current
+    runs the call with `message.context.run(...)` (`actors.Manager` does); any
+    other pykka actor handles this message as a plain `ProxyCall`.
+    """
+
+    context: contextvars.Context
+
+    def __new__(
+        cls,
+        attr_path: tuple[str, ...],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        context: contextvars.Context,
+    ) -> ContextProxyCall:
+        self = super().__new__(cls, attr_path, args, kwargs)
+        self.context = context
+        return self
+
+
+def _private_names(cls: type) -> frozenset[str]:
+    names: set[str] = set()
+    for klass in cls.__mro__:
+        names.update(vars(klass).get("RPC_PRIVATE", ()))
+    return frozenset(names)
+
+
+def is_remotely_callable(cls: type, name: str) -> bool:
+    """Tell whether `name` is a method of actor class `cls` that remote callers may call.
+
+    Hidden: names starting with `_`; every attribute of `pykka.Actor` and
+    `pykka.ThreadingActor`; every name in any `RPC_PRIVATE` class attribute along
+    the class's MRO; anything that is not callable on the class.
+
+    Returns:
+        whether a remote caller may call it.
+    """
+    if name.startswith("_") or name in _PYKKA_NAMES or name in _private_names(cls):
+        return False
+    try:
+        attr = getattr(cls, name)
+    except Exception:  # noqa: BLE001 - any failure means "not there"
+        return False
+    return callable(attr)
+
+
+class _ReplyFuture(pykka.Future[Any]):
+    """The `reply_to` of a remote call: setting it sends the reply, from the setter's thread."""
+
+    def __init__(self, bridge: Bridge, routing: list[bytes], msg_id: int) -> None:
+        super().__init__()
+        self._bridge = bridge
+        self._routing = routing
+        self._msg_id = msg_id
+
+    def set(self, value: Any | None = None) -> None:
+        self._bridge._send_reply(self._routing, self._msg_id, value)
+
+    def set_exception(self, exc_info: OptExcInfo | None = None) -> None:
+        exc = (exc_info or sys.exc_info())[1]
+        if exc is None:  # pragma: no cover - pykka always passes an exception
+            exc = RuntimeError("unknown failure")
+        self._bridge._send_exception(self._routing, self._msg_id, exc)
+
+
+class _CastFuture(pykka.Future[Any]):
+    """The `reply_to` of a cast: the result is dropped, an exception is logged.
+
+    Giving casts a future keeps a raising method from stopping a plain pykka actor.
+    """
+
+    def __init__(self, actor: str, method: str, request_id: str) -> None:
+        super().__init__()
+        self._label = f"{actor}.{method}"
+        self._request_id = request_id
+
+    def set(self, value: Any | None = None) -> None:
+        pass
+
+    def set_exception(self, exc_info: OptExcInfo | None = None) -> None:
+        logger.error(
+            "cast %s [%s] raised",
+            self._label,
+            self._request_id,
+            exc_info=(exc_info or sys.exc_info())[1],
+        )
+
+
+class Bridge:
+    """Serve named actors to other processes and hosts over ZeroMQ.
+
+    The bridge binds a ROUTER socket owned by its I/O thread. Each request goes
+    straight into the target actor's mailbox; the reply goes out from the actor's
+    own thread when the method returns, so a slow actor delays only its own
+    replies. Refusals (unknown actor or method, unsupported version) are answered
+    at once by the I/O thread. Malformed messages are logged and dropped.
+
+    Without `keypair` the endpoint must be local (loopback, `ipc://`) unless
+    `allow_insecure` is set.
+
+    Args:
+        endpoint: where to bind, e.g. `tcp://127.0.0.1:*` (a free port, see
+            `endpoint` after `start()`) or `ipc:///run/node.sock`.
+        keypair: the server's CURVE key pair; enables encryption.
+        allowed_clients: with `keypair`, the clients' public keys (Z85), or a
+            directory of `.key` certificate files, read at `start()`. Required
+            with `keypair`.
+        allow_insecure: allow a non-loopback bind without keys.
+        max_message_size: largest accepted inbound message, in bytes; a larger
+            one makes ZeroMQ drop the sender's connection without reading it.
+        codec: the codec (default: the standard one).
+
+    Raises:
+        ValueError: insecure non-loopback endpoint, or keys without allow-list.
+
+    Example:
+        >>> import pykka
+        >>> class Greeter(pykka.ThreadingActor):
+        ...     def hello(self, who):
+        ...         return f"hello {who}"
+        >>> ref = Greeter.start()
+        >>> with Bridge("tcp://127.0.0.1:*") as bridge:
+        ...     bridge.expose("greeter", ref)
+        ...     # connect(bridge.endpoint).proxy("greeter").hello("you").get()
+        >>> ref.stop()
+    """
+
+    def __init__(
+        self,
+        endpoint: str,
+        *,
+        keypair: KeyPair | None = None,
+        allowed_clients: Iterable[bytes] | str | os.PathLike[str] | None = None,
+        allow_insecure: bool = False,
+        max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+        codec: Codec = default_codec,
+    ) -> None:
+        if keypair is None and not allow_insecure and not is_loopback(endpoint):
+            raise ValueError(
+                f"refusing to bind {endpoint} without CURVE keys; pass keypair= or "
+                "allow_insecure=True"
+            )
+        if keypair is not None and allowed_clients is None:
+            raise ValueError("keypair= needs allowed_clients= (client public keys or a directory)")
+        self._configured_endpoint = endpoint
+        self._keypair = keypair
+        self._allowed = (
+            allowed_clients
+            if allowed_clients is None or isinstance(allowed_clients, str)
+            or hasattr(allowed_clients, "__fspath__")
+            else list(allowed_clients)
+        )  # fmt: skip
+        self._max_message_size = max_message_size
+        self._codec = codec
+        self._actors: dict[str, pykka.ActorRef[Any]] = {}
+        self._callable_cache: dict[tuple[type, str], bool] = {}
+        self._version_cache: dict[tuple[type, str], bool] = {}
+        # The socket lock: held by whoever touches the socket (I/O thread or an
+        # actor thread sending a reply); never held while waiting.
+        self._lock = threading.Lock()
+        self._sock: zmq.Socket[bytes] | None = None
+        self._polling = False
+        self._waker: Waker | None = None
+        self._context: zmq.Context[zmq.Socket[bytes]] | None = None
+        self._auth: ThreadAuthenticator | None = None
+        self._thread: threading.Thread | None = None
+        self._started = threading.Event()
+        self._stopping = False
+        self._start_error: BaseException | None = None
+        self._bound: str | None = None
+
+    @property
+    def endpoint(self) -> str:
+        """The bound endpoint (with the actual port) once started, else the configured one."""
+        return self._bound or self._configured_endpoint
+
+    def expose(self, name: str, actor_ref: pykka.ActorRef[Any]) -> None:
+        """Serve `actor_ref` under `name` (replacing any actor of that name).
+
+        May be called before or after `start()`, from any thread.
+        """
+        self._actors[name] = actor_ref
+
+    def unexpose(self, name: str) -> None:
+        """Stop serving `name`; later requests for it get `UnknownActor`."""
+        self._actors.pop(name, None)
+
+    def start(self, *, timeout: float = 10.0) -> None:
+        """Bind and start serving; return once the socket is bound.
+
+        Raises:
+            RuntimeError: already started, or the I/O thread did not start in time.
+            zmq.ZMQError: the bind failed.
+        """
+        if self._thread is not None:
+            raise RuntimeError("bridge already started")
+        self._context = zmq.Context()
+        try:
+            if self._keypair is not None:
+                assert self._allowed is not None
+                self._auth = start_authenticator(self._context, self._allowed)
+            self._waker = Waker()
+            self._thread = threading.Thread(
+                target=self._run, name=f"transport-bridge-{self._configured_endpoint}", daemon=True
+            )
+            self._thread.start()
+            if not self._started.wait(timeout):
+                raise RuntimeError("bridge I/O thread did not start in time")
+            if self._start_error is not None:
+                raise self._start_error
+        except BaseException:
+            self.stop(timeout=timeout)
+            raise
+        if self._keypair is None:
+            logger.warning(
+                "bridge serving %s WITHOUT encryption or client authentication%s",
+                self.endpoint,
+                "" if is_loopback(self.endpoint) else " on a non-loopback address",
+            )
+        else:
+            logger.info("bridge serving %s with CURVE encryption", self.endpoint)
+
+    def stop(self, *, timeout: float = 10.0) -> None:
+        """Stop serving; replies still in flight are dropped. Idempotent."""
+        self._stopping = True
+        if self._waker is not None:
+            self._waker.wake()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            if self._thread.is_alive():  # pragma: no cover - defensive
+                logger.error("bridge I/O thread did not stop within %s s", timeout)
+                return
+        if self._auth is not None:
+            self._auth.stop()
+            self._auth = None
+        if self._waker is not None:
+            self._waker.close()
+            self._waker = None
+        if self._context is not None:
+            self._context.term()
+            self._context = None
+
+    def __enter__(self) -> Bridge:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    # -- I/O thread ---------------------------------------------------------------
+
+    def _run(self) -> None:
+        assert self._context is not None
+        sock: zmq.Socket[bytes] = self._context.socket(zmq.ROUTER)
+        try:
+            sock.setsockopt(zmq.LINGER, 0)
+            sock.setsockopt(zmq.MAXMSGSIZE, self._max_message_size)
+            if self._keypair is not None:
+                sock.setsockopt(zmq.CURVE_SERVER, 1)
+                sock.setsockopt(zmq.CURVE_SECRETKEY, self._keypair.secret)
+                sock.setsockopt(zmq.CURVE_PUBLICKEY, self._keypair.public)
+            sock.bind(self._configured_endpoint)
+            last = sock.getsockopt(zmq.LAST_ENDPOINT)
+            assert isinstance(last, bytes)
+            self._bound = last.decode()
+            with self._lock:
+                self._sock = sock
+            self._started.set()
+            self._loop(sock)
+        except Exception as exc:
+            if not self._started.is_set():
+                self._start_error = exc
+            else:  # pragma: no cover - defensive: the loop itself must not fail
+                logger.exception("bridge I/O thread failed")
+        finally:
+            with self._lock:
+                self._sock = None
+                sock.close(linger=0)
+            self._started.set()
+
+    def _loop(self, sock: zmq.Socket[bytes]) -> None:
+        assert self._waker is not None
+        waker = self._waker
+        poller = select.poll()
+        poller.register(cast("int", sock.getsockopt(zmq.FD)), select.POLLIN)
+        poller.register(waker.fileno(), select.POLLIN)
+        lock = self._lock
+        while not self._stopping:
+            batch: list[list[bytes]] = []
+            with lock:
+                self._polling = False
+                while len(batch) < _BATCH and cast("int", sock.getsockopt(_EVENTS)) & _POLLIN:
+                    batch.append(sock.recv_multipart(_NOBLOCK))
+                if not batch:
+                    self._polling = True
+            if batch:
+                for frames in batch:
+                    try:
+                        self._handle(frames)
+                    except Exception:
+                        logger.exception("failed to handle a message; dropped")
+                continue
+            poller.poll()
+            waker.clear()
+
+    def _handle(self, frames: list[bytes]) -> None:
+        if not 2 <= len(frames) <= MAX_ROUTING_FRAMES + 1:
+            logger.warning("dropping a message of %d frames", len(frames))
+            return
+        routing, body = frames[:-1], frames[-1]
+        try:
+            req = decode_request(self._codec, body)
+        except ProtocolError as exc:
+            logger.warning("dropping a malformed message: %s", exc)
+            if exc.msg_id is not None:
+                self._send_refusal(routing, exc.msg_id, "invalid_request", str(exc))
+            return
+        is_call = req.kind == Kind.CALL
+        rc = RequestContext.from_dict(req.context)
+        ref = self._actors.get(req.actor)
+        if ref is None or not ref.is_alive():
+            self._refuse(routing, req.msg_id, is_call=is_call, kind="unknown_actor",
+                         message=f"no actor {req.actor!r}", rc=rc)  # fmt: skip
+            return
+        cls = ref.actor_class
+        if req.version is not None and not self._version_ok(cls, req.version):
+            implemented = getattr(cls, "RPC_API_VERSION", "1.0")
+            self._refuse(
+                routing, req.msg_id, is_call=is_call, kind="unsupported_version",
+                message=f"{req.actor} implements RPC version {implemented}, "
+                f"cannot serve {req.version}",
+                rc=rc,
+            )  # fmt: skip
+            return
+        key = (cls, req.method)
+        ok = self._callable_cache.get(key)
+        if ok is None:
+            ok = self._callable_cache[key] = is_remotely_callable(cls, req.method)
+        if not ok:
+            self._refuse(routing, req.msg_id, is_call=is_call, kind="no_such_method",
+                         message=f"{req.actor} has no method {req.method!r}", rc=rc)  # fmt: skip
+            return
+        message = ContextProxyCall((req.method,), req.args, req.kwargs, run_context(rc))
+        future: pykka.Future[Any] = (
+            _ReplyFuture(self, routing, req.msg_id)
+            if is_call
+            else _CastFuture(req.actor, req.method, rc.request_id)
+        )
+        ref.actor_inbox.put(Envelope(message, reply_to=future))
+
+    def _version_ok(self, cls: type, version: str) -> bool:
+        key = (cls, version)
+        ok = self._version_cache.get(key)
+        if ok is None:
+            implemented = str(getattr(cls, "RPC_API_VERSION", "1.0"))
+            ok = self._version_cache[key] = version_is_compatible(implemented, version)
+        return ok
+
+    def _refuse(
+        self,
+        routing: list[bytes],
+        msg_id: int,
+        *,
+        is_call: bool,
+        kind: str,
+        message: str,
+        rc: RequestContext,
+    ) -> None:
+        if is_call:
+            logger.info("refused a call [%s]: %s", rc.request_id, message)
+            self._send_refusal(routing, msg_id, kind, message)
+        else:
+            logger.warning("dropped a cast [%s]: %s", rc.request_id, message)
+
+    def _send_refusal(self, routing: list[bytes], msg_id: int, kind: str, message: str) -> None:
+        from transport._errors import BRIDGE_ERRORS  # noqa: PLC0415 - cold path
+
+        cls = BRIDGE_ERRORS[kind]
+        body = encode_error(
+            self._codec, msg_id, error_kind=kind, exc_module=cls.__module__,
+            exc_name=cls.__qualname__, message=message, exc_args=[message], traceback="",
+        )  # fmt: skip
+        self._send([*routing, body])
+
+    # -- actor threads (and the I/O thread for refusals) ---------------------------------
+
+    def _send_reply(self, routing: list[bytes], msg_id: int, value: Any) -> None:
+        try:
+            body = encode_reply(self._codec, msg_id, value)
+        except TypeError as exc:
+            self._send_exception(routing, msg_id, exc)
+            return
+        if len(body) > self._max_message_size:
+            self._send_refusal(
+                routing, msg_id, "message_too_large",
+                f"reply of {len(body)} bytes exceeds the limit of {self._max_message_size}",
+            )  # fmt: skip
+            return
+        self._send([*routing, body])
+
+    def _send_exception(self, routing: list[bytes], msg_id: int, exc: BaseException) -> None:
+        module, qualname, message, args = describe_exception(exc)
+        traceback = format_traceback(exc)
+        body = encode_error(
+            self._codec, msg_id, error_kind="remote", exc_module=module, exc_name=qualname,
+            message=message, exc_args=args, traceback=traceback,
+        )  # fmt: skip
+        if len(body) > self._max_message_size:
+            body = encode_error(
+                self._codec, msg_id, error_kind="remote", exc_module=module, exc_name=qualname,
+                message=message[:4096], exc_args=None, traceback=traceback[-4096:],
+            )  # fmt: skip
+        self._send([*routing, body])
+
+    def _send(self, frames: list[bytes]) -> None:
+        with self._lock:
+            sock = self._sock
+            if sock is None:
+                logger.debug("bridge stopped; reply dropped")
+                return
+            try:
+                sock.send_multipart(frames, _NOBLOCK)
+            except zmq.ZMQError as exc:
+                logger.debug("reply dropped: %s", exc)
+            # The socket's FD is edge-triggered and this send may have consumed
+            # the edge: if input is pending, make sure the I/O thread wakes.
+            if self._polling and cast("int", sock.getsockopt(_EVENTS)) & _POLLIN:
+                assert self._waker is not None
+                self._waker.wake()

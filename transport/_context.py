@@ -1,0 +1,116 @@
+"""The request context that travels with every message."""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import uuid
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Mapping
+
+__all__ = ["RequestContext", "current_context", "use_context"]
+
+
+class RequestContext:
+    """A small request context: a request id plus free-form fields.
+
+    The client sends the context current in the calling thread (see
+    `use_context`) with every message, or a fresh one when none is set. While
+    the remote method runs, the same context is current on the serving host
+    (`current_context()`), so logs on both hosts share the request id.
+
+    Field values must be encodable by the codec.
+
+    Args:
+        request_id: the id; a fresh `req-<uuid4>` when omitted.
+        **fields: free-form fields (`user_id`, `project_id`, ...).
+
+    Example:
+        >>> ctx = RequestContext(user_id="alice")
+        >>> ctx.request_id.startswith("req-"), ctx["user_id"]
+        (True, 'alice')
+    """
+
+    __slots__ = ("fields", "request_id")
+
+    def __init__(self, request_id: str | None = None, **fields: Any) -> None:
+        self.request_id: str = request_id or f"req-{uuid.uuid4()}"
+        self.fields: dict[str, Any] = fields
+
+    def __getitem__(self, key: str) -> Any:
+        return self.fields[key]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """Return the field `key`, or `default`."""
+        return self.fields.get(key, default)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the wire form: the fields plus `request_id`."""
+        return {**self.fields, "request_id": self.request_id}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RequestContext:
+        """Build a context from its wire form."""
+        fields = dict(data)
+        request_id = fields.pop("request_id", None)
+        return cls(request_id if isinstance(request_id, str) else None, **fields)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, RequestContext):
+            return NotImplemented
+        return self.request_id == other.request_id and self.fields == other.fields
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        extra = "".join(f", {k}={v!r}" for k, v in self.fields.items())
+        return f"RequestContext(request_id={self.request_id!r}{extra})"
+
+
+_current: contextvars.ContextVar[RequestContext | None] = contextvars.ContextVar(
+    "transport_request_context", default=None
+)
+
+
+def current_context() -> RequestContext | None:
+    """Return the request context current in this thread (or task), if any.
+
+    Inside a method called over the bridge this is the caller's context, when
+    the serving actor runs remote calls inside the message's context (as
+    `actors.Manager` does; plain pykka actors do not).
+    """
+    return _current.get()
+
+
+@contextlib.contextmanager
+def use_context(context: RequestContext | None = None, **fields: Any) -> Iterator[RequestContext]:
+    """Make a request context current for the duration of a `with` block.
+
+    Args:
+        context: the context; a new one built from `fields` when omitted.
+        **fields: fields for the new context.
+
+    Yields:
+        the context now current.
+    """
+    ctx = context if context is not None else RequestContext(**fields)
+    token = _current.set(ctx)
+    try:
+        yield ctx
+    finally:
+        _current.reset(token)
+
+
+def context_for_message() -> RequestContext:
+    """Return the context to send with a message: the current one or a fresh one."""
+    ctx = _current.get()
+    return ctx if ctx is not None else RequestContext()
+
+
+def run_context(ctx: RequestContext) -> contextvars.Context:
+    """Return a copy of the current `contextvars.Context` with `ctx` current in it."""
+    copied = contextvars.copy_context()
+    copied.run(_current.set, ctx)
+    return copied
