@@ -39,6 +39,7 @@ import heapq
 import itertools
 import logging
 import random
+import threading
 from typing import Any, NamedTuple
 
 import pykka
@@ -66,40 +67,83 @@ class Tick(NamedTuple):
     """
 
 
-class _TickDone(NamedTuple):
-    key: str
-    seq: int
+class _Drain(NamedTuple):
+    """Collect the tick answers that arrived since the last drain."""
 
 
 class _TickFuture(ThreadingFuture[float]):
-    """A tick's reply: besides resolving, it tells the timer it resolved."""
+    """A tick's reply: besides resolving, it records itself with the timer's answers."""
 
-    def __init__(self, timer: pykka.ActorRef[Any], key: str, seq: int) -> None:
+    def __init__(self, answers: _Answers, key: str) -> None:
         super().__init__()
-        self.done = _TickDone(key, seq)
-        self._timer = timer
+        self.key = key
+        self.finished = False  # guarded by answers.cond
+        self.awaited = False  # guarded by answers.cond
+        self._answers = answers
 
     def set(self, value: Any | None = None) -> None:
         super().set(value)
-        self._notify()
+        self._answers.add(self)
 
     def set_exception(self, exc_info: Any = None) -> None:
         super().set_exception(exc_info)
-        self._notify()
+        self._answers.add(self)
 
-    def _notify(self) -> None:
+
+class _Answers:
+    """Tick answers, collected so that a burst of them wakes the timer once, not per answer.
+
+    The answering actor's thread records each answer here. The first answer
+    after a drain sends the timer a single `_Drain` message; `advance` instead
+    waits on the condition until the answers it expects have all arrived.
+    """
+
+    def __init__(self, timer: AnyRef) -> None:
+        self.cond = threading.Condition(threading.Lock())
+        self._arrived: list[_TickFuture] = []
+        self._awaited = 0
+        self._drain_sent = False
+        self._timer = timer
+
+    def add(self, future: _TickFuture) -> None:
+        with self.cond:
+            future.finished = True
+            self._arrived.append(future)
+            if future.awaited:
+                self._awaited -= 1
+                if self._awaited == 0:
+                    self.cond.notify()
+            if self._drain_sent:
+                return
+            self._drain_sent = True
         with contextlib.suppress(ActorDeadError):
-            self._timer.tell(self.done)
+            self._timer.tell(_Drain())
+
+    def take(self) -> list[_TickFuture]:
+        with self.cond:
+            arrived, self._arrived = self._arrived, []
+            self._drain_sent = False
+        return arrived
+
+    def wait_for(self, futures: list[_TickFuture], timeout: float) -> None:
+        with self.cond:
+            for future in futures:
+                if not future.finished:
+                    future.awaited = True
+                    self._awaited += 1
+            self.cond.wait_for(lambda: self._awaited == 0, timeout)
+            for future in futures:
+                future.awaited = False
+            self._awaited = 0
 
 
 class _Entry:
-    __slots__ = ("due", "generation", "in_flight", "ref", "seq")
+    __slots__ = ("due", "generation", "in_flight", "ref")
 
     def __init__(self, ref: AnyRef, due: float) -> None:
         self.ref = ref
         self.due = due
         self.generation = 0
-        self.seq = 0
         self.in_flight: _TickFuture | None = None
 
 
@@ -133,6 +177,7 @@ class TimerActor(ResilientActor):
         self._entries: dict[str, _Entry] = {}
         self._heap: list[tuple[float, int, str, int]] = []
         self._order = itertools.count()
+        self._answers = _Answers(self.actor_ref)
         self._sweep_interval = sweep_interval
         self._next_sweep = self.clock.monotonic() + sweep_interval
 
@@ -195,33 +240,26 @@ class TimerActor(ResilientActor):
             raise TypeError(msg)
         target = clock.monotonic() + seconds
         sent = 0
-        stalled: set[str] = set()
         while (due := self.next_due()) is not None and due <= target:
             clock.set(max(due, clock.monotonic()))
             ticks = self._fire_due()
             sent += len(ticks)
+            self._answers.wait_for(ticks, timeout)
             for future in ticks:
-                key = future.done.key
-                if key in stalled:
-                    continue
-                try:
-                    future.get(timeout=timeout)
-                except pykka.Timeout:
-                    logger.warning("tick to %s still running after %ss", key, timeout)
-                    stalled.add(key)
-                    continue
-                except BaseException:  # noqa: BLE001, S110  (the manager's failure: _complete reports it)
-                    pass
-                self._complete(*future.done)
+                if future.finished:
+                    self._complete(future)
+                else:  # stays in flight: not ticked again until it answers
+                    logger.warning("tick to %s still running after %ss", future.key, timeout)
         clock.set(target)
         return sent
 
     # -- the mailbox -------------------------------------------------------------
 
     def on_receive(self, message: Any) -> Any:
-        """Handle a tick's completion; anything else is unexpected."""
-        if isinstance(message, _TickDone):
-            self._complete(message.key, message.seq)
+        """Collect tick answers; anything else is unexpected."""
+        if isinstance(message, _Drain):
+            for future in self._answers.take():
+                self._complete(future)
             return None
         return super().on_receive(message)
 
@@ -287,17 +325,17 @@ class TimerActor(ResilientActor):
             logger.warning("dropping %s from the timer: it is not running", ref)
             self._drop(key)
             return None
-        entry.seq += 1
-        future = _TickFuture(self.actor_ref, key, entry.seq)
+        future = _TickFuture(self._answers, key)
         entry.in_flight = future
         ref.actor_inbox.put(Envelope(Tick(), reply_to=future))
         return future
 
-    def _complete(self, key: str, seq: int) -> None:
+    def _complete(self, future: _TickFuture) -> None:
+        key = future.key
         entry = self._entries.get(key)
-        if entry is None or entry.seq != seq or entry.in_flight is None:
-            return  # already handled (advance() and the notification both report it)
-        future, entry.in_flight = entry.in_flight, None
+        if entry is None or entry.in_flight is not future:
+            return  # already handled: advance() and the drain both see an answer
+        entry.in_flight = None
         try:
             idle = float(future.get(timeout=0))
         except BaseException as exc:
