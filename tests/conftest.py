@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from typing import TYPE_CHECKING
 
 import pykka
@@ -10,6 +11,7 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 from actors import ManualClock
+from tests._postgres import PostgresServer, start_postgres
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -38,3 +40,18 @@ def clock() -> ManualClock:
 def caplog_errors(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
     caplog.set_level(logging.INFO)
     return caplog
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """A real PostgreSQL server, or a skip that says why (never a skip under CI)."""
+    try:
+        server = start_postgres()
+    except FileNotFoundError as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"{exc}: .ci/run must install PostgreSQL")
+        pytest.skip(f"{exc}; install Debian's postgresql package to run this test")
+    try:
+        yield server
+    finally:
+        server.stop()
