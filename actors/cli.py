@@ -42,13 +42,14 @@ def _main(
 def info(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Show the version, the default database and the installed drivers."""
     drivers = {ep.name: ep.value for ep in entry_points(group=DRIVER_GROUP)}
-    facts = {"version": version("actors"), "database": default_url(), "drivers": drivers}
+    release, database = version("actors"), default_url()
     if as_json:
+        facts = {"version": release, "database": database, "drivers": drivers}
         typer.echo(json.dumps(facts, indent=2))
         return
     table = Table(title="actors", show_header=False)
-    table.add_row("version", facts["version"])
-    table.add_row("database", facts["database"])
+    table.add_row("version", release)
+    table.add_row("database", database)
     table.add_row("drivers", ", ".join(f"{k} ({v})" for k, v in drivers.items()) or "none")
     Console().print(table)
 
