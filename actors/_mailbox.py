@@ -12,6 +12,10 @@ actor of this runtime needs:
   `BaseException` (``SystemExit``, ``KeyboardInterrupt``, ...) still stops the
   actor, as in pykka, but only this actor, not every actor in the process.
 
+A failure that stops the actor (a `BaseException` in a handler, a failing
+``on_start``) is reported to its `supervisor` callback, if it has one, after the
+actor has stopped: that is how a service notices a dead manager and restarts it.
+
 A message may carry a :class:`contextvars.Context` in a ``context`` attribute
 (the transport does this to make the caller's request context current); the
 handler then runs inside that context.
@@ -25,15 +29,17 @@ from __future__ import annotations
 import logging
 import queue
 import sys
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import pykka
 from pykka import messages
 
 if TYPE_CHECKING:
+    from types import TracebackType
+
     from pykka._envelope import Envelope
 
-__all__ = ["ResilientActor"]
+__all__ = ["ResilientActor", "Supervisor"]
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +51,12 @@ def describe(message: Any) -> str:
     return type(message).__name__
 
 
+class Supervisor(Protocol):
+    """Told, in the dead actor's thread, that an actor stopped because of a failure."""
+
+    def __call__(self, actor: pykka.ActorRef[Any], failure: BaseException | None) -> None: ...
+
+
 class ResilientActor(pykka.ThreadingActor):
     """A pykka thread actor whose handlers may fail without stopping it.
 
@@ -53,6 +65,31 @@ class ResilientActor(pykka.ThreadingActor):
     """
 
     _mailbox_timed: ClassVar[bool] = False
+    supervisor: Supervisor | None = None
+    """Called once the actor has stopped because of a failure (not on a requested stop)."""
+    _failure: BaseException | None = None
+    _failed = False
+
+    def _handle_failure(
+        self,
+        exception_type: type[BaseException] | None,
+        exception_value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self._failed = True
+        self._failure = exception_value
+        super()._handle_failure(exception_type, exception_value, traceback)
+
+    def _actor_loop(self) -> None:
+        try:
+            super()._actor_loop()
+        finally:
+            supervisor = self.supervisor
+            if self._failed and supervisor is not None:
+                try:
+                    supervisor(self.actor_ref, self._failure)
+                except Exception:
+                    logger.exception("%s: its supervisor failed", self)
 
     @staticmethod
     def _create_actor_inbox() -> queue.SimpleQueue[Envelope[Any]]:

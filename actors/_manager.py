@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from actors._capabilities import CapabilityPublisher, CapabilityReport, LocalPublisher
 from actors._clock import DEFAULT_CLOCK, Clock
-from actors._mailbox import ResilientActor
+from actors._mailbox import ResilientActor, Supervisor
 from actors._periodic import PeriodicTasks, periodic_task
 from actors._timer import Tick
 from actors.db import Database
@@ -66,6 +66,8 @@ class Manager(PeriodicTasks, ResilientActor):
         clock: where its periodic bookkeeping gets time (default: monotonic).
         run_external_periodic_tasks: run tasks declared ``external_process_ok``.
         periodic_jitter: the random source of periodic jitter (tests pin it).
+        supervisor: told when the manager stops because of a failure (a service
+            uses it to restart the manager).
     """
 
     RPC_API_VERSION: ClassVar[str] = "1.0"
@@ -99,9 +101,11 @@ class Manager(PeriodicTasks, ResilientActor):
         clock: Clock | None = None,
         run_external_periodic_tasks: bool = True,
         periodic_jitter: Callable[[], float] = random.random,
+        supervisor: Supervisor | None = None,
         **_kwargs: Any,
     ) -> None:
         super().__init__()
+        self.supervisor = supervisor
         self.host = host or default_host()
         self.cluster = cluster
         self.service_name = service_name or self.TOPIC or "undefined"

@@ -186,3 +186,40 @@ def test_db_is_injected_or_shared(tmp_path: Any, monkeypatch: pytest.MonkeyPatch
     second = Manager.start(host="b").proxy().db.get(timeout=5)
     assert first is second
     assert str(tmp_path / "shared.sqlite3") in first.url
+
+
+def test_supervisor_hears_of_a_failure_but_not_of_a_stop(clock: ManualClock) -> None:
+    heard: list[tuple[Any, BaseException | None]] = []
+    told = threading.Event()
+
+    def supervisor(actor: Any, failure: BaseException | None) -> None:
+        heard.append((actor, failure))
+        told.set()
+
+    calm = Recorder.start(host="calm", clock=clock, supervisor=supervisor)
+    calm.stop()
+    victim = Recorder.start(host="victim", clock=clock, supervisor=supervisor)
+    with pytest.raises(SystemExit):
+        victim.proxy().die().get(timeout=5)
+    assert told.wait(timeout=5)
+    assert len(heard) == 1
+    assert heard[0][0] is victim
+    assert isinstance(heard[0][1], SystemExit)
+
+
+def test_supervisor_hears_of_a_failing_on_start(clock: ManualClock) -> None:
+    told = threading.Event()
+    heard: list[BaseException | None] = []
+
+    class BadStart(Manager):
+        def on_start(self) -> None:
+            raise RuntimeError("cannot start")
+
+    def supervisor(actor: Any, failure: BaseException | None) -> None:
+        heard.append(failure)
+        told.set()
+
+    ref = BadStart.start(host="h", clock=clock, supervisor=supervisor)
+    assert told.wait(timeout=5)
+    assert isinstance(heard[0], RuntimeError)
+    assert not ref.is_alive()
