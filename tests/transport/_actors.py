@@ -1,0 +1,139 @@
+"""Actors served in the transport tests (one module, so they can later become Managers)."""
+
+from __future__ import annotations
+
+import builtins
+import queue
+import threading
+from collections import defaultdict
+from typing import Any
+
+import pykka
+from pykka.messages import ProxyCall
+
+import transport
+
+# Released by Gate.release(); Slow.wait_gate() blocks on it (bounded).
+GATE = threading.Event()
+
+
+class CustomError(Exception):
+    """An exception from a module that is not allow-listed by default."""
+
+
+class ContextActor(pykka.ThreadingActor):
+    """Test-only: run remote calls inside the message's context, as `actors.Manager` does."""
+
+    @staticmethod
+    def _create_actor_inbox() -> Any:
+        return queue.SimpleQueue()
+
+    def _handle_receive(self, message: Any) -> Any:
+        context = getattr(message, "context", None)
+        if isinstance(message, ProxyCall) and context is not None:
+            return context.run(super()._handle_receive, message)
+        return super()._handle_receive(message)
+
+
+class Echo(ContextActor):
+    RPC_API_VERSION = "1.3"
+    RPC_PRIVATE = frozenset({"init_host", "reset"})
+    not_a_method = 42
+
+    def init_host(self) -> str:
+        return "lifecycle"
+
+    def reset(self) -> str:
+        return "lifecycle"
+
+    def echo(self, value: Any) -> Any:
+        return value
+
+    def add(self, a: int, b: int) -> int:
+        return a + b
+
+    def describe(self, *args: Any, **kwargs: Any) -> list[Any]:
+        return [args, kwargs]
+
+    def fail(self, name: str, *args: Any) -> None:
+        raise getattr(builtins, name)(*args)
+
+    def fail_custom(self, message: str) -> None:
+        raise CustomError(message)
+
+    def request_context(self) -> dict[str, Any] | None:
+        ctx = transport.current_context()
+        return None if ctx is None else ctx.to_dict()
+
+    def unencodable(self) -> Any:
+        return {"ok": [1, {2, 3}]}
+
+    def big(self, size: int) -> bytes:
+        return b"x" * size
+
+    @property
+    def a_property(self) -> int:
+        return 1
+
+
+class PlainEcho(pykka.ThreadingActor):
+    """A plain pykka actor: it does not enter the message's context."""
+
+    def request_context(self) -> dict[str, Any] | None:
+        ctx = transport.current_context()
+        return None if ctx is None else ctx.to_dict()
+
+    def fail(self) -> None:
+        raise RuntimeError("cast failure")
+
+    def ping(self) -> str:
+        return "pong"
+
+
+class Slow(ContextActor):
+    def wait_gate(self, timeout: float) -> bool:
+        return GATE.wait(timeout)
+
+    def pause(self, seconds: float) -> float:
+        threading.Event().wait(seconds)
+        return seconds
+
+
+class Gate(ContextActor):
+    def release(self) -> None:
+        GATE.set()
+
+    def close(self) -> None:
+        GATE.clear()
+
+
+class Recorder(ContextActor):
+    def __init__(self) -> None:
+        super().__init__()
+        self.log: defaultdict[str, list[int]] = defaultdict(list)
+
+    def record(self, sender: str, seq: int) -> None:
+        self.log[sender].append(seq)
+
+    def call_record(self, sender: str, seq: int) -> list[int]:
+        self.log[sender].append(seq)
+        return list(self.log[sender])
+
+    def entries(self, sender: str) -> list[int]:
+        return list(self.log[sender])
+
+
+RECORDERS = ("rec0", "rec1", "rec2")
+
+
+def start_actors() -> dict[str, pykka.ActorRef[Any]]:
+    """Start every served actor; the caller stops them."""
+    refs: dict[str, pykka.ActorRef[Any]] = {
+        "echo": Echo.start(),
+        "plain": PlainEcho.start(),
+        "slow": Slow.start(),
+        "gate": Gate.start(),
+    }
+    for name in RECORDERS:
+        refs[name] = Recorder.start()
+    return refs
