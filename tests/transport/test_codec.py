@@ -29,9 +29,9 @@ def same(a: Any, b: Any) -> bool:
     if isinstance(a, dict):
         return list(a) == list(b) and all(same(a[k], b[k]) for k in a)
     if isinstance(a, decimal.Decimal):
-        return str(a) == str(b)
+        return bool(str(a) == str(b))
     if isinstance(a, float) and a != a:
-        return b != b
+        return bool(b != b)
     if isinstance(a, dt.datetime):
         return a == b and a.utcoffset() == b.utcoffset() and a.replace(tzinfo=None) == b.replace(
             tzinfo=None
