@@ -33,8 +33,10 @@ def same(a: Any, b: Any) -> bool:
     if isinstance(a, float) and a != a:
         return bool(b != b)
     if isinstance(a, dt.datetime):
-        return a == b and a.utcoffset() == b.utcoffset() and a.replace(tzinfo=None) == b.replace(
-            tzinfo=None
+        return bool(
+            a == b
+            and a.utcoffset() == b.utcoffset()
+            and a.replace(tzinfo=None) == b.replace(tzinfo=None)
         )
     return bool(a == b)
 
