@@ -13,9 +13,11 @@ from actors._capabilities import (
     LocalPublisher,
 )
 from actors._clock import Clock, ManualClock, MonotonicClock
+from actors._discovery import Directory, RemotePublisher, RPCVersionCapError, ServiceUnavailable
 from actors._drivers import DriverNotFound, create_driver, load_driver
 from actors._manager import Manager, SchedulerDependentManager
 from actors._periodic import DEFAULT_INTERVAL, InvalidPeriodicTaskArg, periodic_task
+from actors._service import Service, ServiceStartError
 from actors._timer import Tick, TimerActor
 
 __all__ = [
@@ -25,13 +27,19 @@ __all__ = [
     "CapabilityReport",
     "CapabilityStore",
     "Clock",
+    "Directory",
     "DriverNotFound",
     "InvalidPeriodicTaskArg",
     "LocalPublisher",
     "Manager",
     "ManualClock",
     "MonotonicClock",
+    "RPCVersionCapError",
+    "RemotePublisher",
     "SchedulerDependentManager",
+    "Service",
+    "ServiceStartError",
+    "ServiceUnavailable",
     "Tick",
     "TimerActor",
     "create_driver",

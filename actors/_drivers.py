@@ -30,7 +30,7 @@ DRIVER_GROUP = "actors.drivers"
 """The entry-point group that names installed drivers."""
 
 
-class DriverNotFound(LookupError):  # noqa: N818  (reads as the condition it is)
+class DriverNotFound(LookupError):
     """A driver spec that could not be loaded; the message names what was tried."""
 
 

@@ -67,7 +67,7 @@ _SPEC_ATTR = "_actors_periodic_task"
 F = TypeVar("F", bound="Callable[..., Any]")
 
 
-class InvalidPeriodicTaskArg(ValueError):  # noqa: N818  (oslo's name)
+class InvalidPeriodicTaskArg(ValueError):
     """A `periodic_task` argument that is not supported."""
 
 

@@ -1,0 +1,272 @@
+"""Discovery: find managers on any host through the services table.
+
+Every service's row records its bridge endpoint and RPC version, and its
+heartbeat says whether it is up. A `Directory` turns that into proxies:
+
+* ``directory.proxy("volume", host="node-2")``: that host's volume manager;
+* ``directory.proxy("volume")``: round robin over the volume services that are up;
+* ``directory.fanout_cast("scheduler", "update_service_capabilities", ...)``:
+  one cast to every up service of a topic.
+
+A node that died stops being chosen once its heartbeat is older than
+``service_down_time``; until then a call to it ends in ``MessagingTimeout``.
+
+Version pins, for rolling upgrades: the version a client may send to a topic
+is capped at the lowest ``rpc_version`` among that topic's up services. The pin
+is cached; asking for a newer version raises `RPCVersionCapError`
+(`can_send_version` is the boolean form). `reset` (SIGHUP) drops the pins, so
+once every node runs the new version the cap rises without a restart.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import threading
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+
+import transport
+from actors._clock import DEFAULT_CLOCK, Clock
+from actors._service import bridge_name
+from actors.db import ServiceRecord, service_is_up
+
+if TYPE_CHECKING:
+    from actors._capabilities import CapabilityReport
+    from actors.db import Database
+
+__all__ = [
+    "Directory",
+    "RPCVersionCapError",
+    "RemotePublisher",
+    "ServiceUnavailable",
+    "parse_version",
+    "version_is_compatible",
+]
+
+logger = logging.getLogger(__name__)
+
+
+class ServiceUnavailable(transport.MessagingError):
+    """No service of that topic (on that host) is up."""
+
+
+class RPCVersionCapError(transport.MessagingError):
+    """The requested RPC version is above the topic's version pin."""
+
+    def __init__(self, topic: str, version: str, cap: str) -> None:
+        super().__init__(
+            f"requested version {version} of topic {topic!r} is higher than the "
+            f"version cap {cap} (the oldest up service)"
+        )
+        self.topic = topic
+        self.version = version
+        self.cap = cap
+
+
+def parse_version(version: str) -> tuple[int, int]:
+    """``"1.2"`` → ``(1, 2)``; a bare major means minor 0."""
+    major, _, minor = version.partition(".")
+    return int(major), int(minor or 0)
+
+
+def version_is_compatible(implemented: str, requested: str) -> bool:
+    """Oslo's rule: the same major, and a minor no higher than the implemented one."""
+    imp, req = parse_version(implemented), parse_version(requested)
+    return imp[0] == req[0] and req[1] <= imp[1]
+
+
+class Directory:
+    """Proxies to services by topic and host, from the services table.
+
+    Thread-safe. Connections are opened lazily, one per endpoint, and shared.
+
+    Args:
+        db: the database holding the services table.
+        service_down_time: a service whose heartbeat is older is down.
+        clock: where "now" comes from.
+        timeout: the default deadline of calls, in seconds.
+        connect_kwargs: more arguments for `transport.connect` (CURVE keys, ...).
+    """
+
+    def __init__(
+        self,
+        db: Database,
+        *,
+        service_down_time: float = 60.0,
+        clock: Clock | None = None,
+        timeout: float = 60.0,
+        **connect_kwargs: Any,
+    ) -> None:
+        self.db = db
+        self.service_down_time = service_down_time
+        self.clock = clock or DEFAULT_CLOCK
+        self.timeout = timeout
+        self._connect_kwargs = connect_kwargs
+        self._lock = threading.Lock()
+        self._connections: dict[str, transport.Connection] = {}
+        self._pins: dict[str, str | None] = {}
+        self._round_robin: dict[str, itertools.count[int]] = {}
+
+    # -- the services table ------------------------------------------------------
+
+    def services(self, topic: str | None = None, *, up_only: bool = False) -> list[ServiceRecord]:
+        """The rows of `topic` (all topics by default), optionally only enabled and up ones."""
+        query = select(ServiceRecord).order_by(ServiceRecord.topic, ServiceRecord.host)
+        if topic is not None:
+            query = query.where(ServiceRecord.topic == topic)
+        with self.db.session() as session:
+            rows = list(session.scalars(query))
+        if up_only:
+            now = self.clock.utcnow()
+            rows = [
+                row
+                for row in rows
+                if not row.disabled and service_is_up(row, self.service_down_time, now)
+            ]
+        return rows
+
+    def is_up(self, row: ServiceRecord) -> bool:
+        """Whether `row`'s service heartbeat within ``service_down_time``."""
+        return service_is_up(row, self.service_down_time, self.clock.utcnow())
+
+    # -- version pins ---------------------------------------------------------------
+
+    def version_cap(self, topic: str) -> str | None:
+        """The lowest RPC version among `topic`'s up services (cached until `reset`)."""
+        with self._lock:
+            if topic in self._pins:
+                return self._pins[topic]
+        versions = [row.rpc_version for row in self.services(topic, up_only=True)]
+        known = [v for v in versions if v]
+        cap = min(known, key=parse_version) if known else None
+        with self._lock:
+            if cap is not None:
+                self._pins[topic] = cap
+                logger.info("RPC version cap for %s: %s", topic, cap)
+            return cap
+
+    def can_send_version(self, topic: str, version: str) -> bool:
+        """Whether a message of `version` may be sent to `topic` under its pin."""
+        cap = self.version_cap(topic)
+        return cap is None or version_is_compatible(cap, version)
+
+    def _check_version(self, topic: str, version: str | None) -> str | None:
+        cap = self.version_cap(topic)
+        if version is None:
+            return cap
+        if cap is not None and not version_is_compatible(cap, version):
+            raise RPCVersionCapError(topic, version, cap)
+        return version
+
+    # -- proxies -------------------------------------------------------------------------
+
+    def proxy(
+        self,
+        topic: str,
+        host: str | None = None,
+        *,
+        version: str | None = None,
+        timeout: float | None = None,
+    ) -> transport.RemoteProxy:
+        """A proxy to `topic`'s manager on `host`, or to the next up one (round robin).
+
+        Args:
+            topic: the service topic ("volume").
+            host: the host (or cluster) to address; ``None`` picks round robin.
+            version: the RPC version the calls need; default: the topic's pin.
+            timeout: the calls' deadline; default: the directory's.
+
+        Raises:
+            ServiceUnavailable: no such service is up.
+            RPCVersionCapError: `version` is above the topic's pin.
+        """
+        rows = self.services(topic, up_only=True)
+        if host is not None:
+            rows = [row for row in rows if host in (row.host, row.cluster)]
+            if not rows:
+                msg = f"no {topic!r} service is up on {host!r}"
+                raise ServiceUnavailable(msg)
+            row = rows[0]
+            name = bridge_name(topic, host)
+        else:
+            if not rows:
+                msg = f"no {topic!r} service is up"
+                raise ServiceUnavailable(msg)
+            with self._lock:
+                counter = self._round_robin.setdefault(topic, itertools.count())
+                row = rows[next(counter) % len(rows)]
+            name = bridge_name(topic, row.host)
+        sent_version = self._check_version(topic, version)
+        return self._proxy_for(row, name, sent_version, timeout)
+
+    def fanout(
+        self, topic: str, *, version: str | None = None, timeout: float | None = None
+    ) -> list[transport.RemoteProxy]:
+        """One proxy per up service of `topic`."""
+        sent_version = self._check_version(topic, version)
+        return [
+            self._proxy_for(row, bridge_name(topic, row.host), sent_version, timeout)
+            for row in self.services(topic, up_only=True)
+        ]
+
+    def fanout_cast(self, topic: str, method: str, /, *args: Any, **kwargs: Any) -> int:
+        """Cast ``method(*args, **kwargs)`` to every up service of `topic`; return how many.
+
+        A topic with no service up is silently skipped, as oslo.messaging does.
+        """
+        sent = 0
+        for proxy in self.fanout(topic):
+            try:
+                getattr(proxy, method).defer(*args, **kwargs)
+                sent += 1
+            except transport.MessagingError:
+                logger.warning("fan-out cast %s to %s failed", method, proxy, exc_info=True)
+        return sent
+
+    def _proxy_for(
+        self, row: ServiceRecord, name: str, version: str | None, timeout: float | None
+    ) -> transport.RemoteProxy:
+        if not row.endpoint:
+            msg = f"service {row.topic!r} on {row.host!r} has no endpoint"
+            raise ServiceUnavailable(msg)
+        return self._connection(row.endpoint).proxy(name, version, timeout=timeout)
+
+    def _connection(self, endpoint: str) -> transport.Connection:
+        with self._lock:
+            conn = self._connections.get(endpoint)
+            if conn is None:
+                conn = transport.connect(endpoint, timeout=self.timeout, **self._connect_kwargs)
+                self._connections[endpoint] = conn
+            return conn
+
+    # -- lifecycle --------------------------------------------------------------------
+
+    def reset(self) -> None:
+        """Drop the version pins (SIGHUP); connections stay, calls in flight are not hurt."""
+        with self._lock:
+            self._pins.clear()
+        logger.info("Resetting cached RPC version pins.")
+
+    def close(self) -> None:
+        """Close every connection."""
+        with self._lock:
+            connections, self._connections = list(self._connections.values()), {}
+        for conn in connections:
+            conn.close()
+
+
+class RemotePublisher:
+    """Publishes capability reports to every up scheduler through the bridge (fan-out cast)."""
+
+    def __init__(self, directory: Directory, topic: str = "scheduler") -> None:
+        self.directory = directory
+        self.topic = topic
+
+    def publish(self, report: CapabilityReport) -> None:
+        """Fan-out cast ``update_service_capabilities`` to the schedulers."""
+        self.directory.fanout_cast(self.topic, "update_service_capabilities", **report.as_kwargs())
+
+    def reset(self) -> None:
+        """Version pins and connections belong to the directory, which the node resets."""

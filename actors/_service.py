@@ -1,0 +1,336 @@
+"""Service: one manager's life on a node, in Cinder's start order.
+
+construct the manager → register or refresh its row in the services table →
+``init_host(service_id, added_to_cluster)`` → expose it on the node's bridge →
+``init_host_with_rpc()`` → heartbeats and periodic ticks from the timer actor.
+No remote message reaches the manager before its ``init_host`` returns, because
+the bridge does not know it before then.
+
+The heartbeat is a periodic task the service adds to its manager, so it runs
+inside the manager's mailbox like everything else: when ``is_working()`` is
+true, ``report_count`` grows by one and ``updated_at`` becomes now; when false,
+nothing is written and the service reads as down after ``service_down_time``.
+A failing write is logged and flagged (``model_disconnected``) and recovered
+from on the next beat; a deleted row is re-created.
+
+If the manager dies (a ``BaseException``, a failing ``on_start``), the service
+logs it and starts a fresh manager with exponential back-off; meanwhile remote
+callers get `transport.UnknownActor` at once, never a hang.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+
+from actors._clock import DEFAULT_CLOCK, Clock
+from actors._periodic import periodic_task
+from actors.db import ServiceRecord
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    import pykka
+
+    from actors._manager import Manager
+    from actors._timer import TimerActor
+    from actors.db import Database
+    from transport import Bridge
+
+__all__ = ["Service", "ServiceStartError", "bridge_name"]
+
+logger = logging.getLogger(__name__)
+
+HEARTBEAT_TASK = "report_state"
+"""The name of the heartbeat's periodic task on the manager."""
+
+
+class ServiceStartError(RuntimeError):
+    """A service's manager failed during its start sequence."""
+
+
+def bridge_name(topic: str, host: str) -> str:
+    """The name a service's manager is exposed under on its node's bridge."""
+    return f"{topic}.{host}"
+
+
+class Service:
+    """Runs one manager: registration, start order, heartbeats, supervision.
+
+    Args:
+        manager_class: the `Manager` subclass to run.
+        host: the host it serves (may carry a backend: ``node-1@sparse``).
+        db: where the services table is.
+        timer: the node's timer actor (ref).
+        bridge: the node's bridge, or ``None`` for a service nobody calls remotely.
+        topic: default: the manager class's ``TOPIC``.
+        binary: the services-table binary (default ``actors-<topic>``).
+        cluster: the cluster the service belongs to, if any.
+        report_interval: seconds between heartbeats (``None``: no heartbeats).
+        service_down_time: after this many seconds without a heartbeat a service
+            is down; raised to ``int(2.5 * report_interval)`` when not above it.
+        periodic_fuzzy_delay: the first tick comes after a random delay up to this
+            (capped at `report_interval`, so the first heartbeat is never late).
+        clock: where time comes from (the manager gets the same clock).
+        manager_kwargs: more keyword arguments for the manager's constructor.
+        restart_backoff: (first, longest) seconds between restarts of a dead manager.
+        call_timeout: seconds to wait for each start hook.
+    """
+
+    def __init__(
+        self,
+        manager_class: type[Manager],
+        *,
+        host: str,
+        db: Database,
+        timer: pykka.ActorRef[TimerActor],
+        bridge: Bridge | None = None,
+        topic: str | None = None,
+        binary: str | None = None,
+        cluster: str | None = None,
+        report_interval: float | None = 10.0,
+        service_down_time: float = 60.0,
+        periodic_fuzzy_delay: float = 60.0,
+        clock: Clock | None = None,
+        manager_kwargs: Mapping[str, Any] | None = None,
+        restart_backoff: tuple[float, float] = (1.0, 60.0),
+        call_timeout: float = 60.0,
+    ) -> None:
+        topic = topic or manager_class.TOPIC
+        if not topic:
+            msg = f"{manager_class.__name__} has no TOPIC: give the service a topic"
+            raise ValueError(msg)
+        self.manager_class = manager_class
+        self.host = host
+        self.topic = topic
+        self.binary = binary or f"actors-{topic}"
+        self.cluster = cluster
+        self.db = db
+        self.timer = timer
+        self.bridge = bridge
+        self.clock = clock or DEFAULT_CLOCK
+        self.report_interval = report_interval
+        self.service_down_time = service_down_time
+        if report_interval and service_down_time <= report_interval:
+            corrected = int(report_interval * 2.5)
+            logger.warning(
+                "Report interval must be less than service down time. Current config "
+                "service_down_time: %s, report_interval for this service is: %s. Setting "
+                "global service_down_time to: %s",
+                service_down_time,
+                report_interval,
+                corrected,
+            )
+            self.service_down_time = corrected
+        self.periodic_fuzzy_delay = periodic_fuzzy_delay
+        self.manager_kwargs = dict(manager_kwargs or {})
+        self.restart_backoff = restart_backoff
+        self.call_timeout = call_timeout
+        self.service_id: int | None = None
+        self.added_to_cluster: bool | None = None
+        self.model_disconnected = False
+        self.restarts = 0
+        self.manager_ref: pykka.ActorRef[Manager] | None = None
+        self._stopping = threading.Event()
+        self._starting = False
+        self._restarted = threading.Condition()
+        self._rng = random.Random()
+
+    def __repr__(self) -> str:
+        return f"<Service {self.topic} on {self.host}>"
+
+    # -- names and access ------------------------------------------------------
+
+    @property
+    def names(self) -> list[str]:
+        """The names the manager is exposed under: topic.host, plus topic.cluster."""
+        names = [bridge_name(self.topic, self.host)]
+        if self.cluster:
+            names.append(bridge_name(self.topic, self.cluster))
+        return names
+
+    @property
+    def proxy(self) -> Any:
+        """A local proxy to the running manager."""
+        if self.manager_ref is None:
+            msg = f"{self!r} is not running"
+            raise RuntimeError(msg)
+        return self.manager_ref.proxy()
+
+    def __getattr__(self, name: str) -> Any:
+        """Forward unknown attributes to the manager's proxy (the service's own win)."""
+        if name.startswith("_") or name in {"manager_ref"}:
+            raise AttributeError(name)
+        return getattr(self.proxy, name)
+
+    # -- lifecycle -----------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the manager and bring it into service, in Cinder's order."""
+        self._stopping.clear()
+        self._start_manager()
+
+    def stop(self, *, timeout: float = 30.0) -> None:
+        """Stop taking messages, drain what the mailbox holds, then stop the timers."""
+        self._stopping.set()
+        with self._restarted:
+            self._restarted.notify_all()
+        if self.bridge is not None:
+            for name in self.names:
+                self.bridge.unexpose(name)
+        ref = self.manager_ref
+        if ref is None:
+            return
+        if ref.is_alive():
+            # The stop message queues behind everything already in the mailbox.
+            ref.stop(block=True, timeout=timeout)
+        if self.timer.is_alive():
+            self.timer.proxy().unregister(ref).get(timeout=timeout)
+
+    def reset(self) -> None:
+        """SIGHUP: the manager drops its version pins and rebuilds its clients."""
+        self.proxy.reset().get(timeout=self.call_timeout)
+
+    def wait_for_restart(self, count: int, *, timeout: float) -> bool:
+        """Wait until the manager was restarted `count` times in all; for tests and tools."""
+        with self._restarted:
+            return self._restarted.wait_for(lambda: self.restarts >= count, timeout)
+
+    # -- the start sequence ------------------------------------------------------------
+
+    def _start_manager(self) -> None:
+        ref = self.manager_class.start(
+            host=self.host,
+            cluster=self.cluster,
+            db=self.db,
+            clock=self.clock,
+            supervisor=self._manager_died,
+            **self.manager_kwargs,
+        )
+        self.manager_ref = ref
+        self._starting = True
+        try:
+            proxy = ref.proxy()
+            self.service_id, self.added_to_cluster = self._register()
+            proxy.init_host(
+                service_id=self.service_id, added_to_cluster=self.added_to_cluster
+            ).get(timeout=self.call_timeout)
+            if self.bridge is not None:
+                for name in self.names:
+                    self.bridge.expose(name, ref)
+            proxy.init_host_with_rpc().get(timeout=self.call_timeout)
+            if self.report_interval:
+                proxy.add_periodic_task(self._heartbeat_task()).get(timeout=self.call_timeout)
+            first_tick = self._rng.uniform(0, self.periodic_fuzzy_delay)
+            if self.report_interval:
+                first_tick = min(first_tick, self.report_interval)
+            self.timer.proxy().register(ref, initial_delay=first_tick).get(
+                timeout=self.call_timeout
+            )
+        except BaseException as exc:
+            if ref.is_alive():
+                ref.stop(block=False)
+            msg = f"{self}: the manager failed to start: {exc!r}"
+            raise ServiceStartError(msg) from exc
+        finally:
+            self._starting = False
+        logger.info("%s started (service id %s)", self, self.service_id)
+
+    def _register(self) -> tuple[int, bool]:
+        """Create or refresh this service's row; return its id and ``added_to_cluster``."""
+        endpoint = self.bridge.endpoint if self.bridge is not None else None
+        with self.db.begin() as session:
+            row = session.scalars(
+                select(ServiceRecord).where(
+                    ServiceRecord.host == self.host, ServiceRecord.binary == self.binary
+                )
+            ).one_or_none()
+            if row is None:
+                row = ServiceRecord(host=self.host, binary=self.binary, report_count=0)
+                session.add(row)
+                added = bool(self.cluster)
+            else:
+                added = not row.cluster and bool(self.cluster)
+            row.topic = self.topic
+            row.cluster = self.cluster
+            row.endpoint = endpoint
+            row.rpc_version = self.manager_class.RPC_API_VERSION
+            session.flush()
+            return row.id, added
+
+    def _heartbeat_task(self) -> Any:
+        service = self
+
+        @periodic_task(spacing=self.report_interval or 0, name=HEARTBEAT_TASK)
+        def report_state(manager: Manager, context: Any) -> None:
+            service.report_state(manager)
+
+        return report_state
+
+    def report_state(self, manager: Manager) -> None:
+        """One heartbeat; runs in the manager's thread (the task the service adds)."""
+        if not manager.is_working():
+            logger.error(
+                "Manager for service %s %s is reporting problems, not sending heartbeat. "
+                "Service will appear \"down\".",
+                self.binary,
+                self.host,
+            )
+            return
+        try:
+            with self.db.begin() as session:
+                row = session.get(ServiceRecord, self.service_id) if self.service_id else None
+                if row is None:
+                    logger.warning("%s: service row is gone; re-creating it", self)
+                    row = ServiceRecord(
+                        host=self.host,
+                        binary=self.binary,
+                        topic=self.topic,
+                        cluster=self.cluster,
+                        endpoint=self.bridge.endpoint if self.bridge is not None else None,
+                        rpc_version=self.manager_class.RPC_API_VERSION,
+                        report_count=0,
+                    )
+                    session.add(row)
+                row.report_count += 1
+                row.updated_at = self.clock.utcnow()
+                session.flush()
+                self.service_id = row.id
+        except Exception:
+            if not self.model_disconnected:
+                self.model_disconnected = True
+                logger.exception("%s: model server went away", self)
+            return
+        if self.model_disconnected:
+            self.model_disconnected = False
+            logger.error("Recovered model server connection!")
+
+    # -- supervision ------------------------------------------------------------------
+
+    def _manager_died(self, ref: pykka.ActorRef[Any], failure: BaseException | None) -> None:
+        if self._stopping.is_set() or self._starting or ref is not self.manager_ref:
+            return  # a stop, a start that reports its own failure, or an old manager
+        logger.error("%s: manager died (%r); restarting it", self, failure)
+        threading.Thread(
+            target=self._restart, name=f"restart-{self.topic}.{self.host}", daemon=True
+        ).start()
+
+    def _restart(self) -> None:
+        delay, longest = self.restart_backoff
+        while not self._stopping.is_set():
+            if self._stopping.wait(delay):
+                return
+            try:
+                self._start_manager()
+            except Exception:
+                logger.exception("%s: restart failed; next try in %ss", self, delay)
+                delay = min(max(delay * 2, 0.1), longest)
+                continue
+            with self._restarted:
+                self.restarts += 1
+                self._restarted.notify_all()
+            return
