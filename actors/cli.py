@@ -1,19 +1,24 @@
-"""The ``actors`` command: the entry point that the node, services and demo extend.
+"""The ``actors`` command: run a node, look at the cluster, call a manager, make keys.
 
 Run ``actors --help`` for the commands; ``python -m actors`` is the same.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from importlib.metadata import entry_points, version
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+import transport
+from actors._discovery import Directory
 from actors._drivers import DRIVER_GROUP
-from actors.db import default_url
+from actors.db import Database, default_url
 
 app = typer.Typer(
     name="actors",
@@ -21,6 +26,15 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
+
+DatabaseOpt = Annotated[
+    str | None,
+    typer.Option("--database", "-d", help="Database URL (default: $ACTORS_DATABASE_URL)."),
+]
+DownTimeOpt = Annotated[
+    float, typer.Option(help="Seconds without a heartbeat before a service is down.")
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 
 def _version(value: bool) -> None:
@@ -39,7 +53,7 @@ def _main(
 
 
 @app.command()
-def info(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+def info(as_json: JsonOpt = False) -> None:
     """Show the version, the default database and the installed drivers."""
     drivers = {ep.name: ep.value for ep in entry_points(group=DRIVER_GROUP)}
     release, database = version("actors"), default_url()
@@ -54,6 +68,126 @@ def info(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> N
     Console().print(table)
 
 
+@app.command()
+def node(
+    config: Annotated[
+        Path,
+        typer.Option("--config", "-c", exists=True, dir_okay=False, help="The node's TOML config."),
+    ],
+) -> None:
+    """Run a node: its services, until SIGTERM (SIGHUP resets every manager)."""
+    from actors._node import ConfigError, Node, NodeConfig, configure_logging  # noqa: PLC0415
+
+    try:
+        cfg = NodeConfig.load(config)
+    except ConfigError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    configure_logging(cfg.log_level, cfg.host)
+
+    def ready(endpoint: str) -> None:
+        print(f"ready {cfg.host} {endpoint}", flush=True)
+
+    raise typer.Exit(Node(cfg).serve(ready=ready))
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, dt.datetime):
+        return value.isoformat()
+    return str(value)
+
+
+@app.command()
+def services(
+    database: DatabaseOpt = None, down_time: DownTimeOpt = 60.0, as_json: JsonOpt = False
+) -> None:
+    """List the services table: host, topic, endpoint, version, up/down, last heartbeat."""
+    directory = Directory(Database(database), service_down_time=down_time)
+    rows = [
+        {
+            "host": row.host,
+            "topic": row.topic,
+            "endpoint": row.endpoint,
+            "version": row.rpc_version,
+            "up": directory.is_up(row) and not row.disabled,
+            "disabled": row.disabled,
+            "report_count": row.report_count,
+            "last_heartbeat": row.updated_at,
+        }
+        for row in directory.services()
+    ]
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2, default=_json_default))
+        return
+    table = Table(title="services")
+    for column in ("host", "topic", "endpoint", "version", "state", "last heartbeat"):
+        table.add_column(column)
+    for r in rows:
+        state = "[green]up[/]" if r["up"] else "[red]down[/]"
+        if r["disabled"]:
+            state += " (disabled)"
+        beat = r["last_heartbeat"]
+        when = beat.isoformat(timespec="seconds") if isinstance(beat, dt.datetime) else "never"
+        table.add_row(
+            str(r["host"]), str(r["topic"]), str(r["endpoint"] or "-"), str(r["version"] or "-"),
+            state, when,
+        )
+    Console().print(table)
+
+
+@app.command()
+def call(  # noqa: PLR0917  (typer maps parameters to arguments and options)
+    target: Annotated[str, typer.Argument(help="TOPIC or TOPIC@HOST, e.g. volume@node-2.")],
+    method: Annotated[str, typer.Argument(help="The manager's method.")],
+    args: Annotated[
+        str, typer.Argument(help="JSON: a list (positional) or an object (keywords).")
+    ] = "[]",
+    database: DatabaseOpt = None,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for the reply.")] = 30.0,
+    rpc_version: Annotated[
+        str | None, typer.Option("--version", help="The RPC version to ask for.")
+    ] = None,
+    down_time: DownTimeOpt = 60.0,
+) -> None:
+    """Call a manager's method on whichever node serves it; print the result or the remote error."""
+    topic, _, host = target.partition("@")
+    try:
+        parsed = json.loads(args)
+    except json.JSONDecodeError as exc:
+        typer.echo(f"error: ARGS is not JSON: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    positional, keywords = (
+        ([], parsed) if isinstance(parsed, dict) else (parsed, {}) if isinstance(parsed, list)
+        else ([parsed], {})
+    )
+    directory = Directory(Database(database), service_down_time=down_time, timeout=timeout)
+    try:
+        proxy = directory.proxy(topic, host or None, version=rpc_version)
+        result = getattr(proxy, method)(*positional, **keywords).get(timeout=timeout)
+    except (transport.MessagingError, Exception) as exc:
+        typer.echo(f"error: {type(exc).__name__}: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    finally:
+        directory.close()
+    typer.echo(json.dumps(result, indent=2, default=_json_default))
+
+
+@app.command()
+def keys(
+    name: Annotated[str, typer.Argument(help="The key pair's name (e.g. the host).")],
+    directory: Annotated[Path, typer.Option("--dir", help="Where to write the files.")] = Path(
+        "keys"
+    ),
+) -> None:
+    """Generate a CURVE key pair: NAME.key (public) and NAME.key_secret (keep private)."""
+    public, secret = transport.write_keypair(directory, name)
+    typer.echo(f"public: {public}\nsecret: {secret}")
+
+
 def main() -> None:
     """Run the ``actors`` command."""
     app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

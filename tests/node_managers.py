@@ -1,0 +1,50 @@
+"""Managers that the node-process tests run inside real node processes."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from actors import Manager
+
+logger = logging.getLogger(__name__)
+
+
+class Recorder(Manager):
+    """Appends every processed message to a file, so the test can read it after exit."""
+
+    TOPIC = "recorder"
+    RPC_API_VERSION = "1.2"
+
+    def __init__(self, *, journal: str = "", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.journal = Path(journal)
+        self.resets = 0
+
+    def _write(self, line: str) -> None:
+        with self.journal.open("a") as out:
+            out.write(line + "\n")
+
+    def work(self, item: int, seconds: float = 0.02) -> None:
+        time.sleep(seconds)  # simulated work inside the manager, not a test wait
+        self._write(f"work {item}")
+
+    def say(self, text: str) -> None:
+        logger.info("saying %s", text)
+
+    def ping(self) -> str:
+        return f"pong from {self.host}"
+
+    def reset(self) -> None:
+        super().reset()
+        self.resets += 1
+        self._write("reset")
+
+    def reset_count(self) -> int:
+        return self.resets
+
+
+class Other(Recorder):
+    TOPIC = "other"

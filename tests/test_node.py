@@ -1,0 +1,199 @@
+"""The node as a real process: config, discovery from another process, SIGTERM, SIGHUP."""
+
+from __future__ import annotations
+
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+import transport
+from actors import Directory
+from actors._node import ConfigError, NodeConfig
+from actors.cli import app
+from actors.db import Database
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class NodeProcess:
+    """A node started with ``python -m actors node``; its stderr is collected line by line."""
+
+    def __init__(self, config: Path) -> None:
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "actors", "node", "--config", str(config)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, env=env,
+        )
+        self.lines: queue.SimpleQueue[str] = queue.SimpleQueue()
+        self.stderr: list[str] = []
+        self._reader = threading.Thread(target=self._read_stderr, daemon=True)
+        self._reader.start()
+        self.endpoint = self._wait_ready()
+
+    def _read_stderr(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self.stderr.append(line)
+            self.lines.put(line)
+
+    def _wait_ready(self) -> str:
+        assert self.proc.stdout is not None
+        found: queue.SimpleQueue[str] = queue.SimpleQueue()
+        threading.Thread(target=lambda: found.put(self.proc.stdout.readline()),  # type: ignore[union-attr]
+                         daemon=True).start()
+        try:
+            line = found.get(timeout=30)
+        except queue.Empty:
+            self.kill()
+            pytest.fail("the node did not get ready:\n" + "".join(self.stderr))
+        assert line.startswith("ready "), line + "".join(self.stderr)
+        return line.split()[2]
+
+    def wait_for_log(self, text: str, timeout: float = 15) -> str:
+        for line in self.stderr:
+            if text in line:
+                return line
+        while True:
+            try:
+                line = self.lines.get(timeout=timeout)
+            except queue.Empty:
+                pytest.fail(f"no log line with {text!r}:\n" + "".join(self.stderr))
+            if text in line:
+                return line
+
+    def kill(self) -> None:
+        """Stop the process by PID (if it still runs) and close its pipes."""
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(timeout=10)
+        self._reader.join(timeout=10)
+        for pipe in (self.proc.stdout, self.proc.stderr):
+            if pipe is not None:
+                pipe.close()
+
+
+def write_config(tmp_path: Path, host: str, db_url: str, **extra: Any) -> Path:
+    journal = tmp_path / f"{host}.journal"
+    text = f"""
+host = "{host}"
+database_url = "{db_url}"
+bind = "tcp://127.0.0.1:*"
+report_interval = 1
+service_down_time = 5
+periodic_fuzzy_delay = 0
+stop_timeout = 20
+
+[[services]]
+manager = "tests.node_managers:Recorder"
+options = {{ journal = "{journal}" }}
+
+[[services]]
+manager = "tests.node_managers:Other"
+options = {{ journal = "{journal}.other" }}
+"""
+    config = tmp_path / f"{host}.toml"
+    config.write_text(text)
+    return config
+
+
+@pytest.fixture
+def node(tmp_path: Path) -> Iterator[tuple[NodeProcess, str, Path]]:
+    db_url = f"sqlite:///{tmp_path / 'cluster.sqlite3'}"
+    process = NodeProcess(write_config(tmp_path, "node-a", db_url))
+    yield process, db_url, tmp_path / "node-a.journal"
+    process.kill()
+
+
+def test_node_serves_and_is_found_through_the_services_table(
+    node: tuple[NodeProcess, str, Path],
+) -> None:
+    process, db_url, _ = node
+    directory = Directory(Database(db_url), service_down_time=5, timeout=10)
+    rows = directory.services()
+    assert {(r.topic, r.host, r.endpoint, r.rpc_version) for r in rows} == {
+        ("recorder", "node-a", process.endpoint, "1.2"),
+        ("other", "node-a", process.endpoint, "1.2"),
+    }
+    # the first heartbeat comes after report_interval (1 s): wait for the row to turn up
+    assert wait_until(lambda: len(directory.services("recorder", up_only=True)) == 1)
+    assert directory.proxy("recorder", host="node-a").ping().get(timeout=10) == "pong from node-a"
+    directory.close()
+
+
+def wait_until(predicate: Any, timeout: float = 15) -> bool:
+    """Poll a condition about another process's writes, with a bound (no fixed sleeps)."""
+    done = threading.Event()
+    deadline = threading.Timer(timeout, done.set)
+    deadline.start()
+    try:
+        while not done.is_set():
+            if predicate():
+                return True
+            done.wait(0.05)
+        return bool(predicate())
+    finally:
+        deadline.cancel()
+
+
+def test_sigterm_drains_the_mailbox(node: tuple[NodeProcess, str, Path]) -> None:
+    process, _, journal = node
+    conn = transport.connect(process.endpoint, timeout=10)
+    for i in range(15):
+        conn.proxy("recorder.node-a").work.defer(i, 0.02)
+    # Same connection, another actor: when this returns, the bridge has put every cast
+    # above into the recorder's mailbox (it dispatches one connection's frames in order).
+    assert conn.proxy("other.node-a").ping().get(timeout=10) == "pong from node-a"
+    os.kill(process.proc.pid, signal.SIGTERM)
+    assert process.proc.wait(timeout=30) == 0
+    assert journal.read_text().splitlines() == [f"work {i}" for i in range(15)]
+    assert any("stopping gracefully" in line for line in process.stderr)
+    conn.close()
+
+
+def test_sighup_resets_every_manager_without_restart(node: tuple[NodeProcess, str, Path]) -> None:
+    process, _, journal = node
+    conn = transport.connect(process.endpoint, timeout=10)
+    os.kill(process.proc.pid, signal.SIGHUP)
+    process.wait_for_log("SIGHUP: resetting 2 service(s)")
+    process.wait_for_log("SIGHUP: reset done")
+    assert conn.proxy("recorder.node-a").reset_count().get(timeout=10) == 1
+    assert conn.proxy("other.node-a").reset_count().get(timeout=10) == 1
+    assert journal.read_text().splitlines() == ["reset"]
+    assert process.proc.poll() is None  # the same process: nothing was restarted
+    conn.close()
+
+
+def test_logs_carry_the_request_id(node: tuple[NodeProcess, str, Path]) -> None:
+    process, _, _ = node
+    conn = transport.connect(process.endpoint, timeout=10)
+    with transport.use_context(transport.RequestContext(request_id="req-from-the-test")):
+        conn.proxy("recorder.node-a").say("hello").get(timeout=10)
+    line = process.wait_for_log("saying hello")
+    assert "[req-from-the-test]" in line  # the caller's request id, logged on the server
+    os.kill(process.proc.pid, signal.SIGHUP)
+    line = process.wait_for_log("SIGHUP: reset done")
+    assert "[-]" in line  # a signal belongs to no request
+    conn.close()
+
+
+def test_config_errors_are_clear(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text('host = "x"\nbogus = 1\n[[services]]\nmanager = "a:B"\n')
+    with pytest.raises(ConfigError, match="unknown node config key"):
+        NodeConfig.load(bad)
+    empty = tmp_path / "empty.toml"
+    empty.write_text('host = "x"\n')
+    with pytest.raises(ConfigError, match="no \\[\\[services\\]\\]"):
+        NodeConfig.load(empty)
+    result = CliRunner().invoke(app, ["node", "--config", str(bad)])
+    assert result.exit_code == 2
+    assert "unknown node config key" in result.output
