@@ -209,6 +209,7 @@ class CapabilityStore:
         """
         now = now or self.clock.utcnow()
         active: dict[str, BackendState] = {}
+        self.no_capabilities = set()  # recomputed on every pass, as Cinder does
         for service in services:
             backend = service.cluster or service.host
             if backend in active or service.disabled:
@@ -229,7 +230,7 @@ class CapabilityStore:
         return list(active.values())
 
     def has_all_capabilities(self) -> bool:
-        """Return whether every up backend seen so far has reported."""
+        """Return whether every up backend of the last `backends` pass has reported."""
         return not self.no_capabilities
 
     def consume(self, backend_id: str, size_gb: float) -> BackendState:

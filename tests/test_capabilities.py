@@ -175,10 +175,12 @@ def test_only_up_enabled_services_count() -> None:
     assert [b.backend_id for b in store.backends(services, down_time=60, now=now)] == ["up"]
     assert store.no_capabilities == {"silent"}
     assert not store.has_all_capabilities()
-    # a backend that goes down is removed from the map on the next pass
+    # a backend that goes down is removed from the map on the next pass, and one that
+    # never reported stops counting as missing once it is down
     later = now + dt.timedelta(seconds=1)
     assert store.backends(services, down_time=60, now=later) == []
     assert store.backend_states == {}
+    assert store.has_all_capabilities()
 
 
 def test_local_reservation_newer_than_a_report_wins() -> None:
