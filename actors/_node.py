@@ -9,6 +9,7 @@ directory (discovery), and runs the services its TOML config lists::
     report_interval = 10
     service_down_time = 60
     periodic_fuzzy_delay = 60
+    allowed_exception_modules = ["actors.demo.errors"]  # re-raised as their own class
 
     [[services]]
     manager = "actors.demo:VolumeManager"
@@ -94,6 +95,7 @@ class NodeConfig:
     rpc_timeout: float = 60.0
     stop_timeout: float = 30.0
     log_level: str = "INFO"
+    allowed_exception_modules: tuple[str, ...] = ()
     services: tuple[ServiceSpec, ...] = ()
     curve: CurveSpec | None = None
 
@@ -140,7 +142,13 @@ class NodeConfig:
             except TypeError as exc:
                 msg = f"[curve]: {exc}"
                 raise ConfigError(msg) from exc
-        return cls(**data, services=tuple(specs), curve=curve_spec)
+        allowed = data.pop("allowed_exception_modules", ())
+        return cls(
+            **data,
+            allowed_exception_modules=tuple(allowed),
+            services=tuple(specs),
+            curve=curve_spec,
+        )
 
 
 class _RequestIdFilter(logging.Filter):
@@ -210,6 +218,7 @@ class Node:
             service_down_time=self.service_down_time,
             clock=self.clock,
             timeout=cfg.rpc_timeout,
+            allowed_exception_modules=cfg.allowed_exception_modules,
             **client_keys,
         )
         publisher = RemotePublisher(self.directory)
@@ -218,7 +227,12 @@ class Node:
             if not (isinstance(manager_class, type) and issubclass(manager_class, Manager)):
                 msg = f"{spec.manager!r} is not a Manager subclass"
                 raise ConfigError(msg)
-            offered = {"publisher": publisher, "directory": self.directory}
+            offered = {
+                "publisher": publisher,
+                "directory": self.directory,
+                "service_down_time": self.service_down_time,
+                "rpc_timeout": cfg.rpc_timeout,
+            }
             kwargs = {**_accepted(manager_class, offered), **spec.options}
             service = Service(
                 manager_class,

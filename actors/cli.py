@@ -184,6 +184,22 @@ def keys(
     typer.echo(f"public: {public}\nsecret: {secret}")
 
 
+@app.command()
+def demo(
+    volumes: Annotated[int, typer.Option(help="Volumes to create before a node stops.")] = 12,
+    more: Annotated[int, typer.Option(help="Volumes to create after it stopped.")] = 6,
+    workdir: Annotated[
+        Path | None, typer.Option(help="Keep the cluster's files here (default: a temp dir).")
+    ] = None,
+) -> None:
+    """Start a scheduler and three volume nodes on loopback, place volumes, stop a node."""
+    from actors.demo.cluster import DemoSettings, run_demo  # noqa: PLC0415
+
+    result = run_demo(DemoSettings(volumes=volumes, more_volumes=more, workdir=workdir))
+    if any(p["host"] == result["stopped"] for p in result["after_stop"]):
+        raise typer.Exit(1)
+
+
 def main() -> None:
     """Run the ``actors`` command."""
     app()
