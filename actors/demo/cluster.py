@@ -53,6 +53,7 @@ class DemoSettings:
     size_gb: int = 20
     timeout: float = 30.0
     workdir: Path | None = None
+    database_url: str | None = None  # default: a SQLite file in the work directory
     console: Console = field(default_factory=Console)
 
 
@@ -155,7 +156,7 @@ def _cluster(settings: DemoSettings) -> Iterator[tuple[Path, list[_Node], str]]:
         else:
             workdir = settings.workdir
             workdir.mkdir(parents=True, exist_ok=True)
-        db_url = f"sqlite:///{workdir / 'cluster.sqlite3'}"
+        db_url = settings.database_url or f"sqlite:///{workdir / 'cluster.sqlite3'}"
         Database(db_url).dispose()  # create the tables once, before the nodes race to
         nodes: list[_Node] = []
         try:
