@@ -437,7 +437,7 @@ class Bridge:
 
         cls = BRIDGE_ERRORS[kind]
         body = encode_error(
-            self._codec, msg_id, error_kind=kind, exc_module=cls.__module__,
+            self._codec, msg_id, error_kind=kind, exc_module="transport",
             exc_name=cls.__qualname__, message=message, exc_args=[message], traceback="",
         )  # fmt: skip
         self._send([*routing, body])

@@ -16,6 +16,10 @@ What travels (and how it comes back):
 - subclasses of `str`, `int`, `float`, `bytes`, `list` and `dict` (enums,
   `OrderedDict`, ...) travel as their base type.
 
+Tuples (and exceptions) may nest inside one another at most `MAX_EXT_DEPTH`
+(32) deep; deeper values are refused on both sides (the decoder would otherwise
+recurse through the C unpacker without bound).
+
 Anything else (sets, dates without time, objects, ...) is refused at the sender
 with a `TypeError` naming the offending type and its path, e.g.
 ``args[1]['x'][0]: cannot encode <class 'set'>``.
@@ -25,6 +29,7 @@ from __future__ import annotations
 
 import datetime as dt
 import struct
+import threading
 import traceback as tb_module
 from decimal import Decimal
 from typing import Any
@@ -41,6 +46,7 @@ __all__ = [
     "EXT_EXCEPTION",
     "EXT_TUPLE",
     "EXT_UUID",
+    "MAX_EXT_DEPTH",
     "Codec",
     "default_codec",
     "describe_exception",
@@ -58,11 +64,24 @@ _EPOCH = dt.datetime(1970, 1, 1)  # naive on purpose: wall-time arithmetic
 _DAY = 86400
 _INT_MIN = -(2**63)
 _INT_MAX = 2**64 - 1
+MAX_EXT_DEPTH = 32
+_nesting = threading.local()
 
 
 def _pack(obj: Any) -> bytes:
     data: bytes = msgpack.packb(obj, default=_default, strict_types=True, use_bin_type=True)
     return data
+
+
+def _pack_nested(obj: Any) -> bytes:
+    depth: int = getattr(_nesting, "depth", 0)
+    if depth >= MAX_EXT_DEPTH:
+        raise TypeError(f"cannot encode: extension values nested deeper than {MAX_EXT_DEPTH}")
+    _nesting.depth = depth + 1
+    try:
+        return _pack(obj)
+    finally:
+        _nesting.depth = depth
 
 
 def describe_exception(exc: BaseException) -> tuple[str, str, str, list[Any] | None]:
@@ -102,7 +121,7 @@ def _encode_datetime(obj: dt.datetime) -> msgpack.ExtType:
 
 def _default(obj: Any) -> Any:
     if isinstance(obj, tuple):
-        return msgpack.ExtType(EXT_TUPLE, _pack(list(obj)))
+        return msgpack.ExtType(EXT_TUPLE, _pack_nested(list(obj)))
     if isinstance(obj, dt.datetime):
         return _encode_datetime(obj)
     if isinstance(obj, UUID):
@@ -129,7 +148,7 @@ def _default(obj: Any) -> Any:
         return list(obj)
     if isinstance(obj, Exception):
         module, qualname, message, args = describe_exception(obj)
-        return msgpack.ExtType(EXT_EXCEPTION, _pack([module, qualname, message, args]))
+        return msgpack.ExtType(EXT_EXCEPTION, _pack_nested([module, qualname, message, args]))
     msg = f"cannot encode {type(obj)!r}"
     raise TypeError(msg)
 
@@ -137,21 +156,27 @@ def _default(obj: Any) -> Any:
 _NATIVE = (type(None), bool, int, float, str, bytes, bytearray, memoryview)
 
 
-def _find_unencodable(obj: Any, path: str, depth: int = 0) -> tuple[str, str] | None:
+def _find_unencodable(
+    obj: Any, path: str, depth: int = 0, ext_depth: int = 0
+) -> tuple[str, str] | None:
     """Find the first value the codec refuses: `(path, reason)`, or None."""
     if depth > 500:
         return path, "nested too deeply"
+    if isinstance(obj, tuple):
+        if ext_depth >= MAX_EXT_DEPTH:
+            return path, f"cannot encode: extension values nested deeper than {MAX_EXT_DEPTH}"
+        ext_depth += 1
     if isinstance(obj, dict):
         for key, value in obj.items():
-            found = _find_unencodable(key, f"{path} key {key!r}", depth + 1) or (
-                _find_unencodable(value, f"{path}[{key!r}]", depth + 1)
+            found = _find_unencodable(key, f"{path} key {key!r}", depth + 1, ext_depth) or (
+                _find_unencodable(value, f"{path}[{key!r}]", depth + 1, ext_depth)
             )
             if found:
                 return found
         return None
     if isinstance(obj, list | tuple):
         for index, value in enumerate(obj):
-            found = _find_unencodable(value, f"{path}[{index}]", depth + 1)
+            found = _find_unencodable(value, f"{path}[{index}]", depth + 1, ext_depth)
             if found:
                 return found
         return None
@@ -175,7 +200,8 @@ class Codec:
 
     def __init__(self, allowed_exception_modules: frozenset[str] = frozenset()) -> None:
         self.allowed_exception_modules = frozenset({"builtins", *allowed_exception_modules})
-        self._ext_hook = self._make_ext_hook()
+        # One hook per nesting depth of extension values: the bound on recursion.
+        self._ext_hooks = [self._make_ext_hook(depth) for depth in range(MAX_EXT_DEPTH + 1)]
 
     def encode(self, obj: Any, *, roots: tuple[str, ...] = ()) -> bytes:
         """Encode `obj`.
@@ -195,7 +221,7 @@ class Codec:
         """
         try:
             return _pack(obj)
-        except (TypeError, ValueError, OverflowError) as exc:
+        except (TypeError, ValueError, OverflowError, RecursionError) as exc:
             found: tuple[str, str] | None = None
             if roots and isinstance(obj, list):
                 for name, part in zip(roots, obj, strict=False):
@@ -218,16 +244,22 @@ class Codec:
         Returns:
             the decoded value.
         """
+        return self._decode(data, 0)
+
+    def _decode(self, data: bytes, depth: int) -> Any:
+        if depth > MAX_EXT_DEPTH:
+            raise ValueError(f"extension values nested deeper than {MAX_EXT_DEPTH}")
         return msgpack.unpackb(
-            data, raw=False, ext_hook=self._ext_hook, strict_map_key=False, use_list=True
+            data, raw=False, ext_hook=self._ext_hooks[depth], strict_map_key=False, use_list=True
         )
 
-    def _make_ext_hook(self) -> Any:
+    def _make_ext_hook(self, depth: int) -> Any:
         allowed = self.allowed_exception_modules
+        inner = depth + 1
 
         def ext_hook(code: int, data: bytes) -> Any:
             if code == EXT_TUPLE:
-                items = self.decode(data)
+                items = self._decode(data, inner)
                 if not isinstance(items, list):
                     raise ValueError("tuple extension must hold an array")
                 return tuple(items)
@@ -245,7 +277,7 @@ class Codec:
             if code == EXT_BIGINT:
                 return int.from_bytes(data, "big", signed=True)
             if code == EXT_EXCEPTION:
-                module, qualname, message, args = self.decode(data)
+                module, qualname, message, args = self._decode(data, inner)
                 return rebuild_exception(
                     module=str(module),
                     qualname=str(qualname),

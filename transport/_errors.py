@@ -1,7 +1,5 @@
 """The transport's error classes and the rebuilding of remote exceptions."""
 
-# The names mirror oslo.messaging (MessagingTimeout, NoSuchMethod, ...), not N818.
-# ruff: noqa: N818
 
 from __future__ import annotations
 

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 import transport
 from tests.transport._actors import CustomError
-from transport._codec import EXT_TUPLE, Codec, default_codec
+from transport._codec import EXT_TUPLE, MAX_EXT_DEPTH, Codec, default_codec
 
 
 def same(a: Any, b: Any) -> bool:
@@ -161,3 +161,17 @@ def test_uuid_and_decimal_are_exact() -> None:
     value = [uuid.UUID(int=7), decimal.Decimal("-0.00E+3"), decimal.Decimal("NaN")]
     back = default_codec.decode(default_codec.encode(value))
     assert [str(v) for v in back] == [str(v) for v in value]
+
+
+def test_extension_nesting_is_bounded_on_both_sides() -> None:
+    value: Any = ()
+    for _ in range(MAX_EXT_DEPTH - 1):
+        value = (value,)
+    assert default_codec.decode(default_codec.encode(value)) == value  # 32 levels: fine
+    with pytest.raises(TypeError, match=r"^args\[0\]\[0\].*nested deeper than 32"):
+        default_codec.encode([[(value,)], {}], roots=("args", "kwargs"))
+    inner = msgpack.packb([])
+    for _ in range(3000):  # would overflow the C stack if the decoder recursed unbounded
+        inner = msgpack.packb(msgpack.ExtType(EXT_TUPLE, inner))
+    with pytest.raises(ValueError, match="nested deeper"):
+        default_codec.decode(inner)
