@@ -37,7 +37,8 @@ def test_nodes_share_one_postgres(postgres: PostgresServer, tmp_path: Path) -> N
         assert all(r.report_count > 0 for r in rows)
         assert len({r.endpoint for r in rows}) == 4  # four processes, four bridges
         # each volume manager wrote its own volumes into the shared database
-        per_host = dict(session.execute(select(Volume.host, func.count()).group_by(Volume.host)).all())
+        counts = select(Volume.host, func.count()).group_by(Volume.host)
+        per_host = dict(session.execute(counts).tuples().all())
     db.dispose()
 
     placed = Counter(p["host"] for p in result["placements"] + result["after_stop"])
