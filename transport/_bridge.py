@@ -47,12 +47,16 @@ _EVENTS = int(zmq.EVENTS)
 _POLLIN = int(zmq.POLLIN)
 _NOBLOCK = int(zmq.NOBLOCK)
 # Attributes of every pykka actor: never callable from another host.
-_PYKKA_NAMES = frozenset(dir(pykka.ThreadingActor)) | frozenset(dir(pykka.Actor)) | {
-    "actor_urn",
-    "actor_inbox",
-    "actor_stopped",
-    "actor_ref",
-}
+_PYKKA_NAMES = (
+    frozenset(dir(pykka.ThreadingActor))
+    | frozenset(dir(pykka.Actor))
+    | {
+        "actor_urn",
+        "actor_inbox",
+        "actor_stopped",
+        "actor_ref",
+    }
+)
 
 
 class ContextProxyCall(ProxyCall):

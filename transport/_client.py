@@ -168,9 +168,7 @@ class RemoteProxy:
 
     def __repr__(self) -> str:
         version = f" version {self._transport_version}" if self._transport_version else ""
-        return (
-            f"<RemoteProxy {self._transport_name!r}{version} at {self._transport_conn.endpoint}>"
-        )
+        return f"<RemoteProxy {self._transport_name!r}{version} at {self._transport_conn.endpoint}>"
 
 
 class Connection:
@@ -488,9 +486,7 @@ class Connection:
         self._next_sweep = now + _SWEEP_INTERVAL
         with self._cond:
             expired = [
-                msg_id
-                for msg_id, future in list(self._pending.items())
-                if now >= future._deadline
+                msg_id for msg_id, future in list(self._pending.items()) if now >= future._deadline
             ]
             for msg_id in expired:
                 future = self._pending.pop(msg_id)

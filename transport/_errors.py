@@ -1,6 +1,5 @@
 """The transport's error classes and the rebuilding of remote exceptions."""
 
-
 from __future__ import annotations
 
 import importlib

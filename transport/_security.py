@@ -29,7 +29,6 @@ __all__ = [
 logger = logging.getLogger("transport")
 
 
-
 @dataclass(frozen=True, slots=True)
 class KeyPair:
     """A CURVE key pair, both keys Z85-encoded (40 bytes each).
