@@ -37,6 +37,7 @@ from sqlalchemy import (
     create_engine,
     event,
     select,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
@@ -54,6 +55,8 @@ __all__ = [
     "select",
     "service_is_up",
 ]
+
+_DDL_LOCK_KEY = 0x6163746F7273  # "actors": one advisory lock for schema changes
 
 ENV_URL = "ACTORS_DATABASE_URL"
 """The environment variable that overrides the default database URL."""
@@ -191,9 +194,17 @@ class Database:
             return db
 
     def create_all(self, *metadatas: MetaData) -> None:
-        """Create the missing tables of `Base` and of any further `metadatas`."""
-        for metadata in (Base.metadata, *metadatas):
-            metadata.create_all(self.engine)
+        """Create the missing tables of `Base` and of any further `metadatas`.
+
+        Safe when several hosts do it at once: on PostgreSQL the creation runs
+        under an advisory transaction lock, so the second host waits and then
+        finds the tables there.
+        """
+        with self.engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _DDL_LOCK_KEY})
+            for metadata in (Base.metadata, *metadatas):
+                metadata.create_all(conn)
 
     def session(self) -> Session:
         """Open a session (use it as a context manager; it does not commit)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import threading
 from typing import Any
 
 import pytest
@@ -74,3 +75,36 @@ def test_manager_table_on_postgres(pg_db: Database) -> None:
         assert session.scalars(select(Item.name).order_by(Item.id)).all() == [
             f"item-{i}" for i in range(10)
         ]
+
+
+def test_concurrent_table_creation_from_many_hosts(postgres: PostgresServer) -> None:
+    url = postgres.create_database(f"actors_race_{next(_names)}")
+
+    class RaceBase(DeclarativeBase):
+        pass
+
+    class Raced(RaceBase):
+        __tablename__ = "raced"
+        id: Mapped[int] = mapped_column(primary_key=True)
+
+    databases = [Database(url, create=False) for _ in range(6)]
+    barrier = threading.Barrier(len(databases))
+    errors: list[BaseException] = []
+
+    def create(db: Database) -> None:
+        barrier.wait(timeout=10)
+        try:
+            db.create_all(RaceBase.metadata)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=create, args=(db,)) for db in databases]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert errors == []
+    with databases[0].session() as session:
+        assert session.scalars(select(Raced)).all() == []
+    for db in databases:
+        db.dispose()

@@ -38,7 +38,9 @@ def test_nodes_share_one_postgres(postgres: PostgresServer, tmp_path: Path) -> N
         assert len({r.endpoint for r in rows}) == 4  # four processes, four bridges
         # each volume manager wrote its own volumes into the shared database
         counts = select(Volume.host, func.count()).group_by(Volume.host)
-        per_host = dict(session.execute(counts).tuples().all())
+        per_host: dict[str, int] = {}
+        for host, count in session.execute(counts).all():
+            per_host[host] = count
     db.dispose()
 
     placed = Counter(p["host"] for p in result["placements"] + result["after_stop"])
