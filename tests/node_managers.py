@@ -18,10 +18,11 @@ class Recorder(Manager):
     TOPIC = "recorder"
     RPC_API_VERSION = "1.2"
 
-    def __init__(self, *, journal: str = "", **kwargs: Any) -> None:
+    def __init__(self, *, journal: str = "", directory: Any = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.journal = Path(journal)
         self.resets = 0
+        self.directory = directory
 
     def _write(self, line: str) -> None:
         with self.journal.open("a") as out:
@@ -41,6 +42,10 @@ class Recorder(Manager):
         super().reset()
         self.resets += 1
         self._write("reset")
+
+    def can_send(self, topic: str, version: str) -> bool:
+        """Ask this node's discovery whether `version` may be sent to `topic`."""
+        return bool(self.directory.can_send_version(topic, version))
 
     def reset_count(self) -> int:
         return self.resets

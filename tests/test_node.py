@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import queue
 import signal
@@ -13,13 +14,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import update
 from typer.testing import CliRunner
 
 import transport
 from actors import Directory
 from actors._node import ConfigError, NodeConfig
 from actors.cli import app
-from actors.db import Database
+from actors.db import Database, ServiceRecord
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -81,7 +83,7 @@ class NodeProcess:
                 pipe.close()
 
 
-def write_config(tmp_path: Path, host: str, db_url: str, **extra: Any) -> Path:
+def write_config(tmp_path: Path, host: str, db_url: str, extra: str = "") -> Path:
     journal = tmp_path / f"{host}.journal"
     text = f"""
 host = "{host}"
@@ -99,6 +101,7 @@ options = {{ journal = "{journal}" }}
 [[services]]
 manager = "tests.node_managers:Other"
 options = {{ journal = "{journal}.other" }}
+{extra}
 """
     config = tmp_path / f"{host}.toml"
     config.write_text(text)
@@ -197,3 +200,63 @@ def test_config_errors_are_clear(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["node", "--config", str(bad)])
     assert result.exit_code == 2
     assert "unknown node config key" in result.output
+
+
+def test_sighup_raises_the_version_cap(node: tuple[NodeProcess, str, Path]) -> None:
+    process, db_url, _ = node
+    db = Database(db_url)
+    now = dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)  # up for the whole test
+    with db.begin() as session:
+        for host, version in (("old-1", "2.1"), ("new-1", "2.3")):
+            session.add(ServiceRecord(host=host, binary="actors-billing", topic="billing",
+                                      endpoint="tcp://127.0.0.1:9", rpc_version=version,
+                                      updated_at=now))
+    conn = transport.connect(process.endpoint, timeout=10)
+    recorder = conn.proxy("recorder.node-a")
+    assert recorder.can_send("billing", "2.1").get(timeout=10) is True
+    assert recorder.can_send("billing", "2.3").get(timeout=10) is False  # pinned at 2.1
+    with db.begin() as session:  # the last old node is upgraded
+        session.execute(update(ServiceRecord).where(ServiceRecord.host == "old-1")
+                        .values(rpc_version="2.3"))
+    assert recorder.can_send("billing", "2.3").get(timeout=10) is False  # the pin is cached
+    os.kill(process.proc.pid, signal.SIGHUP)
+    process.wait_for_log("SIGHUP: reset done")
+    assert recorder.can_send("billing", "2.3").get(timeout=10) is True  # no restart needed
+    assert process.proc.poll() is None
+    conn.close()
+    db.dispose()
+
+
+def test_curve_keys_in_the_node_config(tmp_path: Path) -> None:
+    keys = tmp_path / "keys"
+    transport.write_keypair(keys, "cluster")
+    transport.write_keypair(keys / "clients", "node-b")
+    transport.write_keypair(keys, "stranger")
+    extra = """
+[curve]
+server_keys = "keys/cluster.key_secret"
+client_keys = "keys/clients/node-b.key_secret"
+allowed_clients = "keys/clients"
+"""
+    db_url = f"sqlite:///{tmp_path / 'cluster.sqlite3'}"
+    process = NodeProcess(write_config(tmp_path, "node-b", db_url, extra))
+    try:
+        server = transport.load_keypair(keys / "cluster.key_secret")
+        allowed = transport.connect(
+            process.endpoint, timeout=10, server_key=server.public,
+            keypair=transport.load_keypair(keys / "clients" / "node-b.key_secret"),
+        )
+        assert allowed.proxy("recorder.node-b").ping().get(timeout=10) == "pong from node-b"
+        stranger = transport.connect(
+            process.endpoint, timeout=1, server_key=server.public,
+            keypair=transport.load_keypair(keys / "stranger.key_secret"),
+        )
+        with pytest.raises(transport.MessagingTimeout):
+            stranger.proxy("recorder.node-b").ping().get(timeout=5)
+        plain = transport.connect(process.endpoint, timeout=1)
+        with pytest.raises(transport.MessagingTimeout):
+            plain.proxy("recorder.node-b").ping().get(timeout=5)
+        for conn in (allowed, stranger, plain):
+            conn.close()
+    finally:
+        process.kill()
