@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import pykka
 
 from actors import CapabilityStore, Manager
-from actors.db import ServiceRecord, select, service_is_up
+from actors.db import ServiceRecord, select
 from actors.demo.drivers import check_request
 from actors.demo.errors import BackendTimeout, NoValidBackend
 from actors.demo.volume import VolumeManager, local_volume_rpc
@@ -214,16 +214,5 @@ class SchedulerManager(Manager):
         )
         with self.db.session() as session:
             services = list(session.scalars(query))
-        now = self.clock.utcnow()
-        states = self.store.backends(services, self.service_down_time, now)
-        # Recomputed per pass, as Cinder does: the store's own set only ever shrinks
-        # through reports, so a silent backend that went down would stay in it.
-        reported = {s.backend_id for s in states}
-        silent = {
-            svc.cluster or svc.host
-            for svc in services
-            if not svc.disabled
-            and (svc.cluster or svc.host) not in reported
-            and service_is_up(svc, self.service_down_time, now)
-        }
-        return states, silent
+        states = self.store.backends(services, self.service_down_time, self.clock.utcnow())
+        return states, set(self.store.no_capabilities)
