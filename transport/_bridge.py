@@ -345,9 +345,10 @@ class Bridge:
     def _loop(self, sock: zmq.Socket[bytes]) -> None:
         assert self._waker is not None
         waker = self._waker
+        waker_fd = waker.fileno()
         poller = select.poll()
         poller.register(cast("int", sock.getsockopt(zmq.FD)), select.POLLIN)
-        poller.register(waker.fileno(), select.POLLIN)
+        poller.register(waker_fd, select.POLLIN)
         lock = self._lock
         while not self._stopping:
             batch: list[list[bytes]] = []
@@ -356,21 +357,37 @@ class Bridge:
                 while len(batch) < _BATCH and cast("int", sock.getsockopt(_EVENTS)) & _POLLIN:
                     batch.append(sock.recv_multipart(_NOBLOCK))
                 if not batch:
+                    # Set under the lock that saw no input: an actor thread sending
+                    # from now on sees the flag and wakes us if input is pending.
                     self._polling = True
+            deliveries: list[tuple[Any, Envelope[Any]]] = []
+            for frames in batch:
+                try:
+                    delivery = self._handle(frames)
+                except Exception:
+                    logger.exception("failed to handle a message; dropped")
+                    continue
+                if delivery is not None:
+                    deliveries.append(delivery)
+            idle = True
             if batch:
-                for frames in batch:
-                    try:
-                        self._handle(frames)
-                    except Exception:
-                        logger.exception("failed to handle a message; dropped")
-                continue
-            poller.poll()
-            waker.clear()
+                with lock:
+                    idle = not cast("int", sock.getsockopt(_EVENTS)) & _POLLIN
+                    self._polling = idle
+            # The hand-off comes last, just before this thread blocks in poll()
+            # (releasing the GIL), so the woken actor thread finds the GIL free.
+            for inbox, envelope in deliveries:
+                inbox.put(envelope)
+            if idle:
+                for fd, _ in poller.poll():
+                    if fd == waker_fd:
+                        waker.clear()
 
-    def _handle(self, frames: list[bytes]) -> None:
+    def _handle(self, frames: list[bytes]) -> tuple[Any, Envelope[Any]] | None:
+        """Check one request; refuse it, or return what to put into which inbox."""
         if not 2 <= len(frames) <= MAX_ROUTING_FRAMES + 1:
             logger.warning("dropping a message of %d frames", len(frames))
-            return
+            return None
         routing, body = frames[:-1], frames[-1]
         try:
             req = decode_request(self._codec, body)
@@ -378,14 +395,14 @@ class Bridge:
             logger.warning("dropping a malformed message: %s", exc)
             if exc.msg_id is not None:
                 self._send_refusal(routing, exc.msg_id, "invalid_request", str(exc))
-            return
+            return None
         is_call = req.kind == Kind.CALL
         rc = RequestContext.from_dict(req.context)
         ref = self._actors.get(req.actor)
         if ref is None or not ref.is_alive():
             self._refuse(routing, req.msg_id, is_call=is_call, kind="unknown_actor",
                          message=f"no actor {req.actor!r}", rc=rc)  # fmt: skip
-            return
+            return None
         cls = ref.actor_class
         if req.version is not None and not self._version_ok(cls, req.version):
             implemented = getattr(cls, "RPC_API_VERSION", "1.0")
@@ -395,7 +412,7 @@ class Bridge:
                 f"cannot serve {req.version}",
                 rc=rc,
             )  # fmt: skip
-            return
+            return None
         key = (cls, req.method)
         ok = self._callable_cache.get(key)
         if ok is None:
@@ -403,14 +420,14 @@ class Bridge:
         if not ok:
             self._refuse(routing, req.msg_id, is_call=is_call, kind="no_such_method",
                          message=f"{req.actor} has no method {req.method!r}", rc=rc)  # fmt: skip
-            return
+            return None
         message = ContextProxyCall((req.method,), req.args, req.kwargs, run_context(rc))
         future: pykka.Future[Any] = (
             _ReplyFuture(self, routing, req.msg_id)
             if is_call
             else _CastFuture(req.actor, req.method, rc.request_id)
         )
-        ref.actor_inbox.put(Envelope(message, reply_to=future))
+        return ref.actor_inbox, Envelope(message, reply_to=future)
 
     def _version_ok(self, cls: type, version: str) -> bool:
         key = (cls, version)

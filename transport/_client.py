@@ -302,20 +302,33 @@ class Connection:
             )
         return body
 
-    def _send(self, body: bytes) -> None:
-        with self._lock:
-            if self._closed:
-                raise ConnectionClosed(f"connection to {self.endpoint} closed")
-            sock = self._sock
-            try:
-                sock.send(body, _NOBLOCK)
-            except zmq.Again:
+    def _send(self, body: bytes, deadline: float) -> None:
+        """Queue `body`; when ZeroMQ's send queue is full, wait for room until `deadline`."""
+        sock = self._sock
+        while True:
+            with self._lock:
+                if self._closed:
+                    raise ConnectionClosed(f"connection to {self.endpoint} closed")
+                try:
+                    sock.send(body, _NOBLOCK)
+                    sent = True
+                except zmq.Again:
+                    sent = False
+                # The FD is edge-triggered and this send may have consumed the edge.
+                if self._polling and cast("int", sock.getsockopt(_EVENTS)) & _POLLIN:
+                    self._waker.wake()
+            if sent:
+                return
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
                 raise MessagingTimeout(
                     f"cannot queue a message to {self.endpoint}: send queue full"
-                ) from None
-            # The FD is edge-triggered and this send may have consumed the edge.
-            if self._polling and cast("int", sock.getsockopt(_EVENTS)) & _POLLIN:
-                self._waker.wake()
+                )
+            # Back-pressure (slow path): wait a little for room, then try again.
+            # Short waits, since the edge-triggered FD may be consumed by others.
+            waiter = select.poll()
+            waiter.register(cast("int", sock.getsockopt(zmq.FD)), select.POLLIN)
+            waiter.poll(max(1, min(10, int(remaining * 1000))))
 
     def _call(  # noqa: PLR0917 - private, hot path
         self,
@@ -336,7 +349,7 @@ class Connection:
         future._deadline = now + (self.timeout if timeout is None else timeout)
         self._pending[msg_id] = future
         try:
-            self._send(body)
+            self._send(body, future._deadline)
         except MessagingTimeout as exc:
             with self._cond:
                 self._pending.pop(msg_id, None)
@@ -356,7 +369,8 @@ class Connection:
         kwargs: dict[str, Any],
         version: str | None,
     ) -> None:
-        self._send(self._encode(Kind.CAST, 0, actor, method, args, kwargs, version))
+        body = self._encode(Kind.CAST, 0, actor, method, args, kwargs, version)
+        self._send(body, time.monotonic() + self.timeout)
 
     # -- receiving: leader/follower ------------------------------------------------------
 
@@ -567,7 +581,7 @@ def fanout_cast(
                     f"{name}.{method}: message of {len(body)} bytes exceeds the limit of "
                     f"{conn.max_message_size}"
                 )
-            conn._send(body)
+            conn._send(body, time.monotonic() + conn.timeout)
         except (MessagingTimeout, ConnectionClosed) as exc:
             logger.warning(
                 "fan-out cast %s.%s to %s not sent: %s", name, method, conn.endpoint, exc

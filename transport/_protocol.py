@@ -45,6 +45,8 @@ MAX_NAME_LENGTH = 255
 MAX_MSG_ID = 2**64 - 1
 _REQUEST_FIELDS = 9
 _RESPONSE_FIELDS = {3: 4, 4: 9}
+_CALL = 1
+_CAST = 2
 _REQUEST_ROOTS = ("protocol", "kind", "msg_id", "actor", "method", "args", "kwargs", "rpc_version",
                   "context")  # fmt: skip
 
@@ -207,27 +209,31 @@ def decode_request(codec: Codec, body: bytes) -> Request:
     version, kind, msg_id, actor, method, args, kwargs, rpc_version, context = msg[:_REQUEST_FIELDS]
     if version != PROTOCOL_VERSION or type(version) is not int:
         raise ProtocolError(f"unsupported protocol version {version!r}")
-    if kind not in (Kind.CALL, Kind.CAST) or type(kind) is not int:
+    if kind == _CALL and type(kind) is int:
+        if type(msg_id) is not int or not 0 <= msg_id <= MAX_MSG_ID:
+            raise ProtocolError(f"bad msg_id {msg_id!r}")
+        reply_id: int | None = msg_id
+    elif kind == _CAST and type(kind) is int:
+        reply_id = msg_id = None
+    else:
         raise ProtocolError(f"kind {kind!r} is not a request")
-    if kind == Kind.CALL and not _is_msg_id(msg_id):
-        raise ProtocolError(f"bad msg_id {msg_id!r}")
-    reply_id = msg_id if kind == Kind.CALL else None
-    for field, value in (("actor", actor), ("method", method)):
-        if not isinstance(value, str) or not 0 < len(value) <= MAX_NAME_LENGTH:
-            raise ProtocolError(f"{field} must be a non-empty string", reply_id)
-    if not isinstance(args, list):
+    if type(actor) is not str or not 0 < len(actor) <= MAX_NAME_LENGTH:
+        raise ProtocolError("actor must be a non-empty string", reply_id)
+    if type(method) is not str or not 0 < len(method) <= MAX_NAME_LENGTH:
+        raise ProtocolError("method must be a non-empty string", reply_id)
+    if type(args) is not list:
         raise ProtocolError("args must be an array", reply_id)
-    if not isinstance(kwargs, dict) or not all(isinstance(k, str) for k in kwargs):
+    if type(kwargs) is not dict or (kwargs and not _str_keys(kwargs)):
         raise ProtocolError("kwargs must be a map with string keys", reply_id)
-    if rpc_version is not None and not isinstance(rpc_version, str):
+    if rpc_version is not None and type(rpc_version) is not str:
         raise ProtocolError("rpc_version must be a string or nil", reply_id)
     if context is None:
         context = {}
-    elif not isinstance(context, dict) or not all(isinstance(k, str) for k in context):
+    elif type(context) is not dict or not _str_keys(context):
         raise ProtocolError("context must be a map with string keys or nil", reply_id)
     return Request(
-        Kind(kind),
-        msg_id if reply_id is not None else 0,
+        Kind.CALL if reply_id is not None else Kind.CAST,
+        msg_id or 0,
         actor,
         method,
         tuple(args),
@@ -235,6 +241,10 @@ def decode_request(codec: Codec, body: bytes) -> Request:
         rpc_version,
         context,
     )
+
+
+def _str_keys(mapping: dict[Any, Any]) -> bool:
+    return all(type(key) is str for key in mapping)
 
 
 def decode_response(codec: Codec, body: bytes) -> Response:
