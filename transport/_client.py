@@ -130,7 +130,12 @@ class _RemoteMethod:
         )
 
     def defer(self, *args: Any, **kwargs: Any) -> None:
-        """Cast: send the call and return at once; the result is dropped (at-most-once)."""
+        """Cast: queue the call and return; the result is dropped (at-most-once).
+
+        Returns once ZeroMQ has queued the message. When its send queue is full
+        (1000 messages: the peer is slow or unreachable) it waits for room, up to
+        the connection's timeout, then raises `MessagingTimeout`.
+        """
         self._conn._cast(self._actor, self._method, args, kwargs, self._version)
 
     def __repr__(self) -> str:

@@ -221,3 +221,12 @@ def test_proxy_keeps_dunders_local(conn: transport.Connection) -> None:
     assert not hasattr(proxy, "__wrapped__")
     assert "echo" in repr(proxy)
     assert "1.2" in repr(proxy)
+
+
+def test_casts_beyond_the_send_queue_wait_for_room(conn: transport.Connection) -> None:
+    # ZeroMQ queues 1000 messages per peer; more casts wait for room instead of failing.
+    rec = conn.proxy("rec2")
+    sender = f"burst-{uuid.uuid4()}"
+    for i in range(5000):
+        rec.record.defer(sender, i)
+    assert rec.entries(sender).get(timeout=TIMEOUT) == list(range(5000))
