@@ -276,7 +276,9 @@ TARGETS = {
 def report(results: dict[str, dict[str, float]]) -> bool:
     table = Table(title="transport bridge vs raw pyzmq (tcp loopback, medians)")
     for col in ("measure", "bridge", "raw floor", "floor", "ratio", "target", "ok"):
-        table.add_column(col, justify="left" if col in ("measure", "floor") else "right")
+        table.add_column(
+            col, justify="left" if col in ("measure", "floor") else "right", no_wrap=True
+        )
     all_ok = True
     for key, (op, bound, floor) in TARGETS.items():
         r = results[key]
@@ -294,7 +296,7 @@ def report(results: dict[str, dict[str, float]]) -> bool:
             key, f"{r['bridge']:,.0f}", f"{r['raw']:,.0f}", floor, ratio, target,
             "" if op is None else ("yes" if ok else "NO"),
         )  # fmt: skip
-    Console().print(table)
+    Console(width=max(100, Console().width)).print(table)
     return all_ok
 
 
