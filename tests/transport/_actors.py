@@ -1,17 +1,16 @@
-"""Actors served in the transport tests (one module, so they can later become Managers)."""
+"""Actors served in the transport tests: managers, as the bridge serves them in a node."""
 
 from __future__ import annotations
 
 import builtins
-import queue
 import threading
 from collections import defaultdict
 from typing import Any
 
 import pykka
-from pykka.messages import ProxyCall
 
 import transport
+from actors import Manager
 
 # Released by Gate.release(); Slow.wait_gate() blocks on it (bounded).
 GATE = threading.Event()
@@ -21,30 +20,20 @@ class CustomError(Exception):
     """An exception from a module that is not allow-listed by default."""
 
 
-class ContextActor(pykka.ThreadingActor):
-    """Test-only: run remote calls inside the message's context, as `actors.Manager` does."""
+class ContextActor(Manager):
+    """A served test actor: an `actors.Manager`, which runs remote calls in the caller's context."""
 
-    @staticmethod
-    def _create_actor_inbox() -> Any:
-        return queue.SimpleQueue()
-
-    def _handle_receive(self, message: Any) -> Any:
-        context = getattr(message, "context", None)
-        if isinstance(message, ProxyCall) and context is not None:
-            return context.run(super()._handle_receive, message)
-        return super()._handle_receive(message)
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(host=kwargs.pop("host", "transport-test"), **kwargs)
 
 
 class Echo(ContextActor):
     RPC_API_VERSION = "1.3"
-    RPC_PRIVATE = frozenset({"init_host", "reset"})
+    RPC_PRIVATE = frozenset({"lifecycle_only"})  # added to the Manager's own hidden names
     not_a_method = 42
 
-    def init_host(self) -> str:
-        return "lifecycle"
-
-    def reset(self) -> str:
-        return "lifecycle"
+    def lifecycle_only(self) -> str:
+        return "hidden from remote callers"
 
     def echo(self, value: Any) -> Any:
         return value
@@ -108,8 +97,8 @@ class Gate(ContextActor):
 
 
 class Recorder(ContextActor):
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
         self.log: defaultdict[str, list[int]] = defaultdict(list)
 
     def record(self, sender: str, seq: int) -> None:

@@ -109,6 +109,7 @@ def test_stop_is_idempotent_and_drops_late_replies() -> None:
 
 def test_hidden_names() -> None:
     assert is_remotely_callable(Echo, "add")
-    for name in ("stop", "on_receive", "init_host", "reset", "_x", "not_a_method", "a_property",
+    for name in ("stop", "on_receive", "init_host", "reset", "run_periodic_tasks",
+                 "lifecycle_only", "_x", "not_a_method", "a_property",
                  "actor_ref", "actor_inbox", "missing"):  # fmt: skip
         assert not is_remotely_callable(Echo, name), name

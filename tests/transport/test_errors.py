@@ -34,8 +34,10 @@ def test_unknown_actor(conn: transport.Connection) -> None:
         "on_start",
         "on_failure",
         "start",
-        "init_host",  # the class's RPC_PRIVATE
+        "init_host",  # the Manager's RPC_PRIVATE
         "reset",
+        "run_periodic_tasks",
+        "lifecycle_only",  # the class's own RPC_PRIVATE, added to the Manager's
         "not_a_method",  # not callable
         "a_property",
     ],
