@@ -31,6 +31,7 @@ import transport
 from actors._clock import DEFAULT_CLOCK, Clock
 from actors._service import bridge_name
 from actors.db import ServiceRecord, service_is_up
+from transport import parse_version, version_is_compatible
 
 if TYPE_CHECKING:
     from actors._capabilities import CapabilityReport
@@ -41,8 +42,6 @@ __all__ = [
     "RPCVersionCapError",
     "RemotePublisher",
     "ServiceUnavailable",
-    "parse_version",
-    "version_is_compatible",
 ]
 
 logger = logging.getLogger(__name__)
@@ -63,18 +62,6 @@ class RPCVersionCapError(transport.MessagingError):
         self.topic = topic
         self.version = version
         self.cap = cap
-
-
-def parse_version(version: str) -> tuple[int, int]:
-    """``"1.2"`` → ``(1, 2)``; a bare major means minor 0."""
-    major, _, minor = version.partition(".")
-    return int(major), int(minor or 0)
-
-
-def version_is_compatible(implemented: str, requested: str) -> bool:
-    """Oslo's rule: the same major, and a minor no higher than the implemented one."""
-    imp, req = parse_version(implemented), parse_version(requested)
-    return imp[0] == req[0] and req[1] <= imp[1]
 
 
 class Directory:

@@ -21,8 +21,8 @@ from actors import (
     ServiceUnavailable,
     TimerActor,
 )
-from actors._discovery import parse_version, version_is_compatible
 from actors.db import Database, ServiceRecord
+from transport import parse_version, version_is_compatible
 
 
 class Worker(Manager):

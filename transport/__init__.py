@@ -21,6 +21,7 @@ from transport._errors import (
     UnknownActor,
     UnsupportedVersion,
 )
+from transport._protocol import parse_version, version_is_compatible
 from transport._security import (
     KeyPair,
     generate_keypair,
@@ -51,7 +52,9 @@ __all__ = [
     "generate_keypair",
     "load_keypair",
     "load_public_key",
+    "parse_version",
     "use_context",
+    "version_is_compatible",
     "write_keypair",
 ]
 
