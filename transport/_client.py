@@ -273,7 +273,11 @@ class Connection:
             self._cond.notify_all()
         self._waker.wake()
         with self._cond:
-            self._cond.wait_for(lambda: not self._leader, timeout=5.0)
+            self._waiters += 1
+            try:
+                self._cond.wait_for(lambda: not self._leader, timeout=5.0)
+            finally:
+                self._waiters -= 1
         with self._lock:
             self._sock.close(linger=int(linger * 1000))
         self._waker.close()
@@ -410,7 +414,8 @@ class Connection:
             finally:
                 with cond:
                     self._leader = False
-                    cond.notify_all()
+                    if self._waiters:  # a sequential caller has nobody to hand over to
+                        cond.notify_all()
 
     def _lead(self, future: RemoteFuture, limit: float) -> None:
         """Read replies for everyone until `future` is resolved or `limit` passes."""
