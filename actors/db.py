@@ -196,13 +196,18 @@ class Database:
     def create_all(self, *metadatas: MetaData) -> None:
         """Create the missing tables of `Base` and of any further `metadatas`.
 
-        Safe when several hosts do it at once: on PostgreSQL the creation runs
-        under an advisory transaction lock, so the second host waits and then
-        finds the tables there.
+        Safe when several processes do it at once: the check and the creation
+        run under a lock, so the second one waits and then finds the tables. On
+        PostgreSQL that is an advisory transaction lock; on SQLite, whose Python
+        driver opens no transaction for DDL, an explicit ``BEGIN IMMEDIATE``
+        (the database's write lock).
         """
         with self.engine.begin() as conn:
-            if conn.dialect.name == "postgresql":
+            dialect = conn.dialect.name
+            if dialect == "postgresql":
                 conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _DDL_LOCK_KEY})
+            elif dialect == "sqlite":
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
             for metadata in (Base.metadata, *metadatas):
                 metadata.create_all(conn)
 

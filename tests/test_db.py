@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -145,3 +147,34 @@ def test_manager_writes_its_own_table(tmp_path: Path) -> None:
     with db.session() as session:
         seqs = session.scalars(select(Note.seq).order_by(Note.id)).all()
     assert seqs == list(range(60))
+
+
+def test_concurrent_table_creation_from_many_processes(tmp_path: Path) -> None:
+    """Several nodes creating the same tables at once on one SQLite file."""
+    url = sqlite_url(tmp_path / "race.sqlite3")
+    script = (
+        "import sys\n"
+        "from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column\n"
+        "from actors.db import Database\n"
+        "class B(DeclarativeBase): pass\n"
+        "class T(B):\n"
+        "    __tablename__ = 'raced'\n"
+        "    id: Mapped[int] = mapped_column(primary_key=True)\n"
+        "sys.stdin.readline()\n"  # all start together
+        f"Database({url!r}).create_all(B.metadata)\n"
+    )
+    procs = [
+        subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+        for _ in range(6)
+    ]
+    for proc in procs:
+        assert proc.stdin is not None
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
+    errors = []
+    for proc in procs:
+        _, err = proc.communicate(timeout=60)
+        if proc.returncode != 0:
+            errors.append(err)
+    assert errors == []
