@@ -1,0 +1,252 @@
+"""What every peer shares: the service, the client interface, child processes, the loop."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import selectors
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+ROOT = Path(__file__).resolve().parents[2]
+LARGE = b"\xab" * 65536
+"""The 64 KiB payload of the large rows (a str of the same length where bytes are not allowed)."""
+SMALL_CAST = 1
+"""The small cast's argument."""
+START_TIMEOUT = 60.0
+"""The longest any server may take to say it is ready."""
+COUNT_TIMEOUT = 60.0
+"""The longest a client waits for the counter to confirm its casts."""
+
+MEASURES = (
+    "call p50 small (us)",
+    "call p99 small (us)",
+    "call p50 64KiB (us)",
+    "call p99 64KiB (us)",
+    "pipelined small (calls/s)",
+    "pipelined 64KiB (calls/s)",
+    "casts small (delivered/s)",
+    "casts 64KiB (delivered/s)",
+)
+"""The rows, in order; "(us)" rows are latencies (lower is better), the others rates."""
+
+
+class Unavailable(Exception):
+    """A system that is not installed or cannot start; its message is the row's text."""
+
+
+class Client:
+    """A connected client of the service ``add(a, b)``, ``echo(payload)``, ``tally(payload)``.
+
+    ``tally`` is the counting cast: one-way, it increments the server's counter;
+    ``counted()`` (a call) reads it. Subclasses implement `add`, `echo`, `counted`,
+    `pipelined` and `casts`; `seq` times single calls.
+    """
+
+    large: Any = LARGE
+    """The 64 KiB payload as this system carries it."""
+    notes: dict[str, Any] = {}
+    """How this client was set up, for the report (e.g. its thread count)."""
+
+    def prepare(self) -> None:
+        """Choose settings by trial, before calibration (default: nothing to choose)."""
+
+    def add(self, a: int, b: int) -> Any:
+        raise NotImplementedError
+
+    def echo(self, payload: Any) -> Any:
+        raise NotImplementedError
+
+    def counted(self) -> int:
+        raise NotImplementedError
+
+    def pipelined(self, large: bool, n: int) -> float:
+        """Make n calls with many in flight; return calls per second."""
+        raise NotImplementedError
+
+    def casts(self, large: bool, n: int) -> float:
+        """Send n counting casts; return the rate at which they were delivered."""
+        raise NotImplementedError
+
+    def check(self) -> None:
+        """Fail unless the service answers correctly (run once, before timing)."""
+        assert self.add(1, 2) == 3
+        assert self.echo(self.large) == self.large
+
+    def call(self, large: bool) -> None:
+        if large:
+            self.echo(self.large)
+        else:
+            self.add(1, 2)
+
+    def seq(self, large: bool, n: int) -> list[float]:
+        """Time n sequential calls (``add(1, 2)`` or ``echo(64 KiB)``); seconds each."""
+        call = self.echo if large else self.add
+        arg: tuple[Any, ...] = (self.large,) if large else (1, 2)
+        lat = []
+        clock = time.perf_counter
+        for _ in range(n):
+            t = clock()
+            call(*arg)
+            lat.append(clock() - t)
+        return lat
+
+    def payload(self, large: bool) -> Any:
+        return self.large if large else SMALL_CAST
+
+    def wait_count(self, target: int) -> None:
+        """Poll `counted` until it reaches target (bounded by `COUNT_TIMEOUT`)."""
+        deadline = time.monotonic() + COUNT_TIMEOUT
+        pause = 0.0002
+        while (count := self.counted()) < target:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"only {count} of {target} casts counted")
+            time.sleep(pause)
+            pause = min(pause * 2, 0.01)
+
+
+def timed_casts(client: Client, send: Callable[[], None], n: int) -> float:
+    """Run `send` (which casts n times), wait until the counter shows them all; rate."""
+    base = client.counted()
+    t = time.perf_counter()
+    send()
+    client.wait_count(base + n)
+    return n / (time.perf_counter() - t)
+
+
+# -- the measuring loop ----------------------------------------------------------
+
+
+def pct(values: Sequence[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(p * len(ordered)))]
+
+
+def _clamp(value: float, low: int, high: int) -> int:
+    return max(low, min(high, int(value)))
+
+
+def measure(client: Client, reps: int, budget: float) -> dict[str, list[float]]:
+    """Every measure `reps` times; each run sized to take about `budget` seconds.
+
+    Sizes come from a short calibration run of each measure, so a system that
+    is 20 times slower gets 20 times fewer messages, not 20 times the wall time.
+    """
+    client.check()
+    client.prepare()
+    seq_n: dict[bool, int] = {}
+    pipe_n: dict[bool, int] = {}
+    cast_n: dict[bool, int] = {}
+    for large in (False, True):
+        client.seq(large, 20)
+        t = time.perf_counter()
+        client.seq(large, 30)
+        seq_n[large] = _clamp(budget / ((time.perf_counter() - t) / 30), 200, 20000)
+        top = 1000 if large else 50000
+        rate = client.pipelined(large, 64)
+        rate = client.pipelined(large, _clamp(rate * budget / 4, 64, top))
+        pipe_n[large] = _clamp(rate * budget, 200, top)
+        rate = client.casts(large, 64)
+        rate = client.casts(large, _clamp(rate * budget / 4, 64, top))
+        cast_n[large] = _clamp(rate * budget, 200, top)
+    samples: dict[str, list[float]] = {m: [] for m in MEASURES}
+    for _ in range(reps):
+        for large, label in ((False, "small"), (True, "64KiB")):
+            lat = client.seq(large, seq_n[large])
+            samples[f"call p50 {label} (us)"].append(pct(lat, 0.5) * 1e6)
+            samples[f"call p99 {label} (us)"].append(pct(lat, 0.99) * 1e6)
+        for large, label in ((False, "small"), (True, "64KiB")):
+            samples[f"pipelined {label} (calls/s)"].append(client.pipelined(large, pipe_n[large]))
+        for large, label in ((False, "small"), (True, "64KiB")):
+            samples[f"casts {label} (delivered/s)"].append(client.casts(large, cast_n[large]))
+    return samples
+
+
+# -- child processes ------------------------------------------------------------------
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def read_line(proc: subprocess.Popen[str], timeout: float) -> str:
+    """The child's next stdout line, or `Unavailable` if none comes within timeout."""
+    assert proc.stdout is not None
+    with selectors.DefaultSelector() as sel:
+        sel.register(proc.stdout, selectors.EVENT_READ)
+        if not sel.select(timeout):
+            raise Unavailable(f"no answer within {timeout:.0f} s")
+    line = proc.stdout.readline().strip()
+    if not line:
+        raise Unavailable(f"exited with status {proc.wait(5)} before it was ready")
+    return line
+
+
+def spawn_server(*args: str, timeout: float = START_TIMEOUT) -> tuple[subprocess.Popen[str], str]:
+    """Start ``python -m bench._peers serve *args``; return it and its first stdout line.
+
+    The child serves until its stdin closes. Its stderr goes to ours.
+    """
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bench._peers", "serve", *args],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    try:
+        return proc, read_line(proc, timeout)
+    except BaseException:
+        stop(proc)
+        raise
+
+
+def stop(proc: subprocess.Popen[Any], grace: float = 10.0) -> None:
+    """Stop a child by its PID: close its stdin, then SIGTERM, then SIGKILL; always bounded."""
+    if proc.stdin is not None and not proc.stdin.closed:
+        with contextlib.suppress(OSError):
+            proc.stdin.close()
+    for sig in (None, signal.SIGTERM, signal.SIGKILL):
+        if sig is not None and proc.poll() is None:
+            proc.send_signal(sig)
+        try:
+            proc.wait(grace)
+            break
+        except subprocess.TimeoutExpired:
+            continue
+    if proc.stdout is not None:
+        proc.stdout.close()
+
+
+def until_stdin_closes(shutdown: Callable[[], None] | None = None) -> None:
+    """In a server: block until the parent closes our stdin, then run `shutdown`.
+
+    Without `shutdown`, watch from a daemon thread and leave the process at
+    once (for servers whose own loop owns the main thread, e.g. gevent's hub).
+    """
+    if shutdown is None:
+
+        def watch() -> None:
+            sys.stdin.read()
+            os._exit(0)
+
+        threading.Thread(target=watch, daemon=True).start()
+        return
+    try:
+        sys.stdin.read()
+    finally:
+        shutdown()

@@ -1,0 +1,94 @@
+"""Ray: a local Ray instance (``ray.init``) and one actor, in Ray's own worker process.
+
+The client is the driver. Calls: ``ray.get(actor.add.remote(1, 2))``.
+Pipelined: N ``actor.add.remote(...)`` object refs, then one ``ray.get`` of
+them all. Casts: N ``actor.tally.remote(payload)`` whose refs are dropped
+(Ray's fire-and-forget), then ``counted()``; a synchronous actor runs one
+caller's tasks in order, so the first read already sees them all.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+import ray  # type: ignore[import-not-found,unused-ignore]
+
+from bench._peers.common import Client, timed_casts
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+
+class Service:
+    """The service, as a Ray actor class."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def add(self, a: int, b: int) -> int:
+        return a + b
+
+    def echo(self, payload: Any) -> Any:
+        return payload
+
+    def tally(self, payload: Any) -> None:
+        self.count += 1
+
+    def counted(self) -> int:
+        return self.count
+
+
+class RayClient(Client):
+    """The driver's handle to the actor."""
+
+    def __init__(self) -> None:
+        self.actor: Any = ray.remote(Service).remote()
+
+    def add(self, a: int, b: int) -> Any:
+        return ray.get(self.actor.add.remote(a, b))
+
+    def echo(self, payload: Any) -> Any:
+        return ray.get(self.actor.echo.remote(payload))
+
+    def counted(self) -> int:
+        count: int = ray.get(self.actor.counted.remote())
+        return count
+
+    def pipelined(self, large: bool, n: int) -> float:
+        t = time.perf_counter()
+        if large:
+            refs = [self.actor.echo.remote(self.large) for _ in range(n)]
+        else:
+            refs = [self.actor.add.remote(1, 2) for _ in range(n)]
+        ray.get(refs)
+        return n / (time.perf_counter() - t)
+
+    def casts(self, large: bool, n: int) -> float:
+        payload = self.payload(large)
+        tally = self.actor.tally.remote
+
+        def send() -> None:
+            for _ in range(n):
+                tally(payload)
+
+        return timed_casts(self, send, n)
+
+
+@contextlib.contextmanager
+def open_client(kind: str, options: dict[str, Any]) -> Iterator[Client]:
+    """Start a private local Ray instance (127.0.0.1, no dashboard) and the actor."""
+    ray.init(
+        address="local",
+        _node_ip_address="127.0.0.1",
+        num_cpus=2,
+        include_dashboard=False,
+        log_to_driver=False,
+        logging_level=logging.WARNING,
+    )
+    try:
+        yield RayClient()
+    finally:
+        ray.shutdown()
