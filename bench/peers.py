@@ -19,7 +19,8 @@ Rows (columns in the table, one row per system):
 - call p50/p99 small, 64KiB (us): sequential calls, one at a time;
   small is ``add(1, 2)``, 64KiB is ``echo`` of 64 KiB (bytes; oslo: ASCII str).
 - pipelined small, 64KiB (calls/s): the same calls with many in flight, by
-  each system's idiomatic way (ours: issue N calls, then get them all).
+  each system's idiomatic way (ours: issue N = 500 calls, then get them
+  all, round after round).
 - casts small, 64KiB (delivered/s): N counting casts (argument ``1`` or the
   64 KiB payload), timed until the server's counter shows all N.
 
@@ -242,7 +243,7 @@ def report(results: dict[str, Any]) -> bool:
         "ok/NO: its target",
         show_lines=True,
     )
-    table.add_column("system", no_wrap=True)
+    table.add_column("system", max_width=26, overflow="fold")
     for m in MEASURES:
         table.add_column(SHORT[m], justify="right", no_wrap=True)
     for entry in results["systems"].values():
@@ -252,7 +253,7 @@ def report(results: dict[str, Any]) -> bool:
         if entry.get("notes", {}).get("pipelined threads"):
             name += f"\npipelined: {entry['notes']['pipelined threads']} threads"
         if "error" in entry:
-            table.add_row(name, entry["error"], *[""] * (len(MEASURES) - 1))
+            table.add_row(f"{name}\n{entry['error']}", *["-"] * len(MEASURES))
         else:
             table.add_row(name, *(cell(m, entry) for m in MEASURES))
     console = Console(width=max(130, Console().width))
@@ -264,7 +265,8 @@ def report(results: dict[str, Any]) -> bool:
             continue
         words = TARGETS[kind][1]
         if "targets" not in entry:
-            console.print(f"{entry['label']}: {words}: not measured ({entry.get('error', '')})")
+            why = entry.get("error") or "ours was not measured"
+            console.print(f"{entry['label']}: {words}: not measured ({why})")
             continue
         missed = [
             f"{m} {entry['advantage'][m]:.2f}x < {t['least']:.2f}x"
