@@ -319,6 +319,9 @@ class Bridge:
         try:
             sock.setsockopt(zmq.LINGER, 0)
             sock.setsockopt(zmq.MAXMSGSIZE, self._max_message_size)
+            # A ROUTER silently drops what exceeds its send limit toward a peer. Replies
+            # are bounded by the calls a client has in flight, so never drop them.
+            sock.setsockopt(zmq.SNDHWM, 0)
             if self._keypair is not None:
                 sock.setsockopt(zmq.CURVE_SERVER, 1)
                 sock.setsockopt(zmq.CURVE_SECRETKEY, self._keypair.secret)
