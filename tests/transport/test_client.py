@@ -248,8 +248,7 @@ def test_no_reply_is_dropped_for_a_slow_reader(local_bridge: transport.Bridge) -
 
     calls = 4000
     payload = "x" * 65_536  # 256 MB of replies: far more than the TCP buffers hold
-    context = zmq.Context.instance()
-    client = context.socket(zmq.DEALER)
+    client: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.DEALER)
     client.setsockopt(zmq.RCVHWM, 10)
     client.setsockopt(zmq.LINGER, 0)
     client.connect(local_bridge.endpoint)
