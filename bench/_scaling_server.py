@@ -27,6 +27,7 @@ import pykka  # noqa: E402
 
 import transport  # noqa: E402
 from actors import Manager, ManualClock, TimerActor  # noqa: E402
+from bench._stats import freeze_startup  # noqa: E402
 from bench.core import Idle  # noqa: E402
 
 IDLE_STEP = 2.0**-6  # exact in binary, so the clock returns to whole seconds
@@ -66,6 +67,7 @@ def serve_managers(count: int) -> None:
             refs.append(ref)
             bridge.expose(f"m{i}", ref)
         bridge.start()
+        freeze_startup()
         print(bridge.endpoint, flush=True)
         sys.stdin.read()
     finally:

@@ -33,6 +33,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import transport  # noqa: E402
+from bench._stats import freeze_startup  # noqa: E402
 
 SMALL: Any = [1, "x"]
 LARGE = b"\xab" * 65536
@@ -69,6 +70,7 @@ def serve_bridge() -> None:
     bridge = transport.Bridge("tcp://127.0.0.1:*")
     bridge.expose("sink", ref)
     bridge.start()
+    freeze_startup()
     print(bridge.endpoint, flush=True)
     try:
         sys.stdin.read()

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import transport
 from actors import Manager
 from bench._peers.common import Client, spawn_server, stop, timed_casts, until_stdin_closes
+from bench._stats import freeze_startup
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
@@ -54,6 +55,7 @@ def serve(argv: Sequence[str]) -> None:
     bridge = transport.Bridge("tcp://127.0.0.1:*")
     bridge.expose("service", ref)
     bridge.start()
+    freeze_startup()
     print(bridge.endpoint, flush=True)
 
     def shutdown() -> None:
