@@ -569,7 +569,9 @@ def fanout_cast(
     """Cast `name.method(*args, **kwargs)` to every target: one message each.
 
     Endpoint strings get a temporary plain connection, closed with a one-second
-    linger so the cast still goes out; pass connections for CURVE. A target
+    linger so the cast still goes out; each is a new sender, so two fan-outs to
+    the same endpoint string are not ordered. Pass connections to keep order
+    (and for CURVE). A target
     that cannot take the message is logged and skipped (a fan-out is
     at-most-once, like a cast).
 

@@ -165,13 +165,14 @@ def test_cast_errors_are_logged_on_the_server_and_the_actor_survives(
     assert isinstance(records[0].exc_info[1], RuntimeError)
 
 
-def wait_for_entries(connection: transport.Connection, expected: list[int]) -> list[int]:
+def wait_for_entries(connection: transport.Connection, count: int) -> list[int]:
+    """Poll (bounded) until `count` entries arrived; return them as they are."""
     deadline = time.monotonic() + TIMEOUT
     pause = threading.Event()
     entries: list[int] = []
     while time.monotonic() < deadline:
         entries = connection.proxy("scheduler").entries("fan").get()
-        if entries == expected:
+        if len(entries) >= count:
             break
         pause.wait(0.01)
     return entries
@@ -199,11 +200,11 @@ def test_fanout_cast_reaches_every_endpoint(tmp_path: Path) -> None:
             transport.fanout_cast(targets, "scheduler", "record", "fan", 8)
             # Same connection, same order: already applied.
             assert connection.proxy("scheduler").entries("fan").get() == [7, 8]
-            # Temporary connections are other senders: no order relative to the
-            # checking connection, so wait (bounded) until they are applied.
+            # An endpoint string gets a temporary connection per fan-out: two fan-outs
+            # are two senders there, so both arrive but in no guaranteed order.
             for bridge in bridges[1:]:
                 with transport.connect(bridge.endpoint, timeout=TIMEOUT) as check:
-                    assert wait_for_entries(check, [7, 8]) == [7, 8]
+                    assert sorted(wait_for_entries(check, 2)) == [7, 8]
         finally:
             connection.close()
     finally:
