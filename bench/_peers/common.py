@@ -114,13 +114,38 @@ class Client:
             pause = min(pause * 2, 0.01)
 
 
-def timed_casts(client: Client, send: Callable[[], None], n: int) -> float:
-    """Run `send` (which casts n times), wait until the counter shows them all; rate."""
+def timed_casts(client: Client, cast: Callable[[Any], object], large: bool, n: int) -> float:
+    """Cast ``cast(payload)`` n times, wait until the counter shows them all; the rate."""
+    payload = client.payload(large)
     base = client.counted()
     t = time.perf_counter()
-    send()
+    for _ in range(n):
+        cast(payload)
     client.wait_count(base + n)
     return n / (time.perf_counter() - t)
+
+
+class Service:
+    """The benchmark's service: ``add``, ``echo`` and the counting cast ``tally``.
+
+    Cooperative, so a peer can mix it into its own base class (ours: a Manager).
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.count = 0
+
+    def add(self, a: int, b: int) -> int:
+        return a + b
+
+    def echo(self, payload: Any) -> Any:
+        return payload
+
+    def tally(self, payload: Any) -> None:
+        self.count += 1
+
+    def counted(self) -> int:
+        return self.count
 
 
 # -- the measuring loop ----------------------------------------------------------

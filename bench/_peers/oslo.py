@@ -124,14 +124,8 @@ class OsloClient(Client):
         return n / (time.perf_counter() - t)
 
     def casts(self, large: bool, n: int) -> float:
-        payload = self.payload(large)
         cast = self.client.cast
-
-        def send() -> None:
-            for _ in range(n):
-                cast(CTXT, "tally", payload=payload)
-
-        return timed_casts(self, send, n)
+        return timed_casts(self, lambda payload: cast(CTXT, "tally", payload=payload), large, n)
 
     def close(self) -> None:
         self.pool.shutdown()

@@ -14,7 +14,14 @@ from typing import TYPE_CHECKING, Any
 
 import transport
 from actors import Manager
-from bench._peers.common import Client, spawn_server, stop, timed_casts, until_stdin_closes
+from bench._peers.common import (
+    Client,
+    Service,
+    spawn_server,
+    stop,
+    timed_casts,
+    until_stdin_closes,
+)
 from bench._stats import freeze_startup
 
 if TYPE_CHECKING:
@@ -32,24 +39,8 @@ when the client reads late, and those calls time out (seen at 1000 here).
 def serve(argv: Sequence[str]) -> None:
     """Serve the manager on a random loopback port; print the endpoint."""
 
-    class BenchManager(Manager):
+    class BenchManager(Service, Manager):
         """The benchmark's service as a manager."""
-
-        def __init__(self, **kwargs: Any) -> None:
-            super().__init__(**kwargs)
-            self.count = 0
-
-        def add(self, a: int, b: int) -> int:
-            return a + b
-
-        def echo(self, payload: Any) -> Any:
-            return payload
-
-        def tally(self, payload: Any) -> None:
-            self.count += 1
-
-        def counted(self) -> int:
-            return self.count
 
     ref = BenchManager.start(host="bench")
     bridge = transport.Bridge("tcp://127.0.0.1:*")
@@ -92,14 +83,7 @@ class BridgeClient(Client):
         return n / (time.perf_counter() - t)
 
     def casts(self, large: bool, n: int) -> float:
-        payload = self.payload(large)
-        defer = self.proxy.tally.defer
-
-        def send() -> None:
-            for _ in range(n):
-                defer(payload)
-
-        return timed_casts(self, send, n)
+        return timed_casts(self, self.proxy.tally.defer, large, n)
 
 
 @contextlib.contextmanager

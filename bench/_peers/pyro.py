@@ -148,14 +148,7 @@ class PyroClient(Client):
         return n / (time.perf_counter() - t)
 
     def casts(self, large: bool, n: int) -> float:
-        payload = self.payload(large)
-        tally = self.proxy.tally
-
-        def send() -> None:
-            for _ in range(n):
-                tally(payload)
-
-        return timed_casts(self, send, n)
+        return timed_casts(self, self.proxy.tally, large, n)
 
     def close(self) -> None:
         self.pool.shutdown()

@@ -16,29 +16,10 @@ from typing import TYPE_CHECKING, Any
 
 import ray  # type: ignore[import-not-found,unused-ignore]
 
-from bench._peers.common import Client, timed_casts
+from bench._peers.common import Client, Service, timed_casts
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
-
-
-class Service:
-    """The service, as a Ray actor class."""
-
-    def __init__(self) -> None:
-        self.count = 0
-
-    def add(self, a: int, b: int) -> int:
-        return a + b
-
-    def echo(self, payload: Any) -> Any:
-        return payload
-
-    def tally(self, payload: Any) -> None:
-        self.count += 1
-
-    def counted(self) -> int:
-        return self.count
 
 
 class RayClient(Client):
@@ -67,14 +48,7 @@ class RayClient(Client):
         return n / (time.perf_counter() - t)
 
     def casts(self, large: bool, n: int) -> float:
-        payload = self.payload(large)
-        tally = self.actor.tally.remote
-
-        def send() -> None:
-            for _ in range(n):
-                tally(payload)
-
-        return timed_casts(self, send, n)
+        return timed_casts(self, self.actor.tally.remote, large, n)
 
 
 @contextlib.contextmanager

@@ -17,6 +17,7 @@ import zerorpc  # type: ignore[import-untyped]
 
 from bench._peers.common import (
     Client,
+    Service,
     free_port,
     spawn_server,
     stop,
@@ -29,25 +30,6 @@ if TYPE_CHECKING:
 
 ASYNC = {"async": True}
 """zerorpc 0.6's keyword for a non-blocking call (a reserved word, hence the dict)."""
-
-
-class Service:
-    """The service; gevent runs one greenlet at a time, so no lock."""
-
-    def __init__(self) -> None:
-        self.count = 0
-
-    def add(self, a: int, b: int) -> int:
-        return a + b
-
-    def echo(self, payload: Any) -> Any:
-        return payload
-
-    def tally(self, payload: Any) -> None:
-        self.count += 1
-
-    def counted(self) -> int:
-        return self.count
 
 
 def serve(argv: Sequence[str]) -> None:
@@ -93,14 +75,7 @@ class ZerorpcClient(Client):
         return n / (time.perf_counter() - t)
 
     def casts(self, large: bool, n: int) -> float:
-        payload = self.payload(large)
-        tally = self.pusher.tally
-
-        def send() -> None:
-            for _ in range(n):
-                tally(payload)
-
-        return timed_casts(self, send, n)
+        return timed_casts(self, self.pusher.tally, large, n)
 
     def close(self) -> None:
         self.client.close()
