@@ -242,7 +242,6 @@ class Service:
 
     def _register(self) -> tuple[int, bool]:
         """Create or refresh this service's row; return its id and ``added_to_cluster``."""
-        endpoint = self.bridge.endpoint if self.bridge is not None else None
         with self.db.begin() as session:
             row = session.scalars(
                 select(ServiceRecord).where(
@@ -250,17 +249,33 @@ class Service:
                 )
             ).one_or_none()
             if row is None:
-                row = ServiceRecord(host=self.host, binary=self.binary, report_count=0)
+                row = self._new_row()
                 session.add(row)
                 added = bool(self.cluster)
             else:
                 added = not row.cluster and bool(self.cluster)
-            row.topic = self.topic
-            row.cluster = self.cluster
-            row.endpoint = endpoint
-            row.rpc_version = self.manager_class.RPC_API_VERSION
+                row.topic = self.topic
+                row.cluster = self.cluster
+                row.endpoint = self._endpoint
+                row.rpc_version = self.manager_class.RPC_API_VERSION
             session.flush()
             return row.id, added
+
+    @property
+    def _endpoint(self) -> str | None:
+        return self.bridge.endpoint if self.bridge is not None else None
+
+    def _new_row(self) -> ServiceRecord:
+        """The row of this service as first written (no heartbeat yet)."""
+        return ServiceRecord(
+            host=self.host,
+            binary=self.binary,
+            topic=self.topic,
+            cluster=self.cluster,
+            endpoint=self._endpoint,
+            rpc_version=self.manager_class.RPC_API_VERSION,
+            report_count=0,
+        )
 
     def _heartbeat_task(self) -> Any:
         service = self
@@ -286,15 +301,7 @@ class Service:
                 row = session.get(ServiceRecord, self.service_id) if self.service_id else None
                 if row is None:
                     logger.warning("%s: service row is gone; re-creating it", self)
-                    row = ServiceRecord(
-                        host=self.host,
-                        binary=self.binary,
-                        topic=self.topic,
-                        cluster=self.cluster,
-                        endpoint=self.bridge.endpoint if self.bridge is not None else None,
-                        rpc_version=self.manager_class.RPC_API_VERSION,
-                        report_count=0,
-                    )
+                    row = self._new_row()
                     session.add(row)
                 row.report_count += 1
                 row.updated_at = self.clock.utcnow()
