@@ -73,6 +73,22 @@ def _pack(obj: Any) -> bytes:
     return data
 
 
+_packers = threading.local()
+_PACKER_KEEP_LIMIT = 1 << 20
+
+
+def _thread_packer() -> Any:
+    """Return the calling thread's top-level packer (a `msgpack.Packer` is not thread-safe).
+
+    Only `Codec.encode` uses it; extension values nested inside a message are
+    packed by `_pack`, so the packer is never re-entered. `msgpack.packb` would
+    build a packer, with its buffer, for every message.
+    """
+    packer = msgpack.Packer(default=_default, strict_types=True, use_bin_type=True)
+    _packers.pack = packer.pack
+    return packer.pack
+
+
 def _pack_nested(obj: Any) -> bytes:
     depth: int = getattr(_nesting, "depth", 0)
     if depth >= MAX_EXT_DEPTH:
@@ -220,7 +236,11 @@ class Codec:
             the msgpack bytes.
         """
         try:
-            return _pack(obj)
+            try:
+                pack = _packers.pack
+            except AttributeError:
+                pack = _thread_packer()
+            data: bytes = pack(obj)
         except (TypeError, ValueError, OverflowError, RecursionError) as exc:
             found: tuple[str, str] | None = None
             if roots and isinstance(obj, list):
@@ -234,8 +254,11 @@ class Codec:
                 raise TypeError(f"cannot encode: {exc}") from exc
             path, reason = found
             raise TypeError(f"{path}: {reason}") from None
+        if len(data) > _PACKER_KEEP_LIMIT:  # the packer's buffer grew to this size: drop it
+            del _packers.pack
+        return data
 
-    def decode(self, data: bytes) -> Any:
+    def decode(self, data: bytes | memoryview) -> Any:
         """Decode one message body.
 
         Raises:
@@ -246,7 +269,7 @@ class Codec:
         """
         return self._decode(data, 0)
 
-    def _decode(self, data: bytes, depth: int) -> Any:
+    def _decode(self, data: bytes | memoryview, depth: int) -> Any:
         if depth > MAX_EXT_DEPTH:
             raise ValueError(f"extension values nested deeper than {MAX_EXT_DEPTH}")
         return msgpack.unpackb(

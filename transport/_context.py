@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import itertools
+import os
 from random import getrandbits
 from typing import TYPE_CHECKING, Any
 
@@ -13,19 +15,38 @@ if TYPE_CHECKING:
 __all__ = ["RequestContext", "current_context", "use_context"]
 
 
-def _new_request_id() -> str:
-    """Return `req-<uuid4>`: a version 4 UUID from the `random` module.
-
-    A request id must be unique, not secret; `random.getrandbits` needs no
-    system call, unlike `uuid.uuid4()` (os.urandom): 0.8 µs instead of 1.7 µs.
-    """
+def _id_prefix() -> str:
     n = (getrandbits(128) & _UUID4_CLEAR) | _UUID4_SET
     h = f"{n:032x}"
-    return f"req-{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    return f"req-{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-"
+
+
+def _reseed() -> None:
+    """Start a new random prefix and counter (at import, and in a forked child)."""
+    global _prefix, _counter
+    _prefix = _id_prefix()
+    _counter = itertools.count(getrandbits(48))
+
+
+def _new_request_id() -> str:
+    """Return a fresh `req-<uuid4>`.
+
+    A request id must be unique, not secret: the first 20 hex digits are
+    random per process (74 random bits, drawn again in a forked child), the
+    last 12 a counter that starts at a random value. That is a formatted
+    counter per message, with no system call: ~0.2 µs, against 1.7 µs for
+    `uuid.uuid4()`.
+    """
+    return f"{_prefix}{next(_counter) & _COUNTER_MASK:012x}"
 
 
 _UUID4_CLEAR = ~((0xF << 76) | (0x3 << 62)) & ((1 << 128) - 1)
 _UUID4_SET = (0x4 << 76) | (0x2 << 62)
+_COUNTER_MASK = (1 << 48) - 1
+_prefix = ""
+_counter = itertools.count()
+_reseed()
+os.register_at_fork(after_in_child=_reseed)
 
 
 class RequestContext:
@@ -74,6 +95,15 @@ class RequestContext:
         request_id = fields.pop("request_id", None)
         return cls(request_id if isinstance(request_id, str) else None, **fields)
 
+    @classmethod
+    def from_wire(cls, data: dict[str, Any]) -> RequestContext:
+        """Build a context from a decoded wire form, taking ownership of `data`."""
+        ctx = cls.__new__(cls)
+        request_id = data.pop("request_id", None)
+        ctx.request_id = request_id if type(request_id) is str and request_id else _new_request_id()
+        ctx.fields = data
+        return ctx
+
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, RequestContext):
             return NotImplemented
@@ -118,6 +148,14 @@ def use_context(context: RequestContext | None = None, **fields: Any) -> Iterato
         yield ctx
     finally:
         _current.reset(token)
+
+
+def wire_context() -> dict[str, Any]:
+    """Return the wire form of the context to send with a message (current or fresh)."""
+    ctx = _current.get()
+    if ctx is None:
+        return {"request_id": _new_request_id()}
+    return ctx.to_dict()
 
 
 def context_for_message() -> RequestContext:

@@ -31,6 +31,7 @@ __all__ = [
     "Response",
     "decode_request",
     "decode_response",
+    "decode_response_fields",
     "encode_error",
     "encode_reply",
     "encode_request",
@@ -47,6 +48,7 @@ _REQUEST_FIELDS = 9
 _RESPONSE_FIELDS = {3: 4, 4: 9}
 _CALL = 1
 _CAST = 2
+_REPLY = 3
 _REQUEST_ROOTS = ("protocol", "kind", "msg_id", "actor", "method", "args", "kwargs", "rpc_version",
                   "context")  # fmt: skip
 
@@ -189,7 +191,7 @@ def _is_msg_id(value: Any) -> bool:
     return type(value) is int and 0 <= value <= MAX_MSG_ID
 
 
-def decode_request(codec: Codec, body: bytes) -> Request:
+def decode_request(codec: Codec, body: bytes | memoryview) -> Request:
     """Decode and validate a call or cast body.
 
     Raises:
@@ -244,7 +246,34 @@ def decode_request(codec: Codec, body: bytes) -> Request:
 
 
 def _str_keys(mapping: dict[Any, Any]) -> bool:
-    return all(type(key) is str for key in mapping)
+    for key in mapping:  # noqa: SIM110 - a loop, not a generator: hot path
+        if type(key) is not str:
+            return False
+    return True
+
+
+def decode_response_fields(codec: Codec, body: bytes) -> tuple[int, bool, list[Any]]:
+    """Decode a reply or error body into `(msg_id, is_reply, fields)` (the client's hot path).
+
+    `fields` holds the elements after `msg_id`: `[result]` for a reply, the six
+    error fields for an error.
+
+    Raises:
+        ProtocolError: the body is not a valid response.
+    """
+    try:
+        msg = codec.decode(body)
+    except Exception as exc:  # noqa: BLE001
+        raise ProtocolError(f"undecodable body: {exc!r}") from None
+    if type(msg) is not list or len(msg) < 4 or msg[0] != PROTOCOL_VERSION:
+        raise ProtocolError("body is not a protocol 1 response")
+    kind, msg_id = msg[1], msg[2]
+    size = _RESPONSE_FIELDS.get(kind) if type(kind) is int else None
+    if size is None or type(msg_id) is not int or not 0 <= msg_id <= MAX_MSG_ID:
+        raise ProtocolError(f"bad response kind or id: {kind!r}, {msg_id!r}")
+    if len(msg) < size:
+        raise ProtocolError("response too short")
+    return msg_id, kind == _REPLY, msg[3:size]
 
 
 def decode_response(codec: Codec, body: bytes) -> Response:
@@ -256,18 +285,8 @@ def decode_response(codec: Codec, body: bytes) -> Response:
     Returns:
         the response.
     """
-    try:
-        msg = codec.decode(body)
-    except Exception as exc:  # noqa: BLE001
-        raise ProtocolError(f"undecodable body: {exc!r}") from None
-    if not isinstance(msg, list) or len(msg) < 4 or msg[0] != PROTOCOL_VERSION:
-        raise ProtocolError("body is not a protocol 1 response")
-    kind, msg_id = msg[1], msg[2]
-    if type(kind) is not int or kind not in _RESPONSE_FIELDS or not _is_msg_id(msg_id):
-        raise ProtocolError(f"bad response kind or id: {kind!r}, {msg_id!r}")
-    if len(msg) < _RESPONSE_FIELDS[kind]:
-        raise ProtocolError("response too short")
-    return Response(Kind(kind), msg_id, msg[3 : _RESPONSE_FIELDS[kind]])
+    msg_id, is_reply, fields = decode_response_fields(codec, body)
+    return Response(Kind.REPLY if is_reply else Kind.ERROR, msg_id, fields)
 
 
 def parse_version(version: str) -> tuple[int, int]:
