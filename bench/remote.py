@@ -3,7 +3,8 @@
     python bench/remote.py [--quick] [--json]
 
 Every figure is the median over repetitions; raw and bridge runs alternate
-within each repetition, so both see the same machine noise. Floors (all with
+within each repetition (sequential calls in blocks of 250), so both see the
+same machine noise. Floors (all with
 msgpack on both ends): REQ/REP round trip, DEALER/ROUTER pipelined echo,
 PUSH/PULL one-way.
 """
@@ -39,6 +40,10 @@ from bench._stats import freeze_startup  # noqa: E402
 SMALL: Any = [1, "x"]
 LARGE = b"\xab" * 65536
 WINDOW = 64
+SEQ_BLOCK = 250
+SEQ_WARM = 10
+"""Sequential calls are timed in alternating blocks of `SEQ_BLOCK` (raw, then ours),
+each after `SEQ_WARM` untimed calls that bring its server back into the caches."""
 
 
 # -- servers (run in a child process) ---------------------------------------------
@@ -229,8 +234,11 @@ def run(quick: bool) -> dict[str, dict[str, float]]:
         bridge_seq(proxy, SMALL, 200)
         for _ in range(reps):
             for label, payload, n in (("small", SMALL, n_seq), ("64KiB", LARGE, n_large)):
-                raw = raw_reqrep(req, payload, n)
-                ours = bridge_seq(proxy, payload, n)
+                # Interleaved in short blocks, so that both see the same machine noise.
+                raw, ours = [], []
+                for _ in range(max(1, n // SEQ_BLOCK)):
+                    raw += raw_reqrep(req, payload, SEQ_BLOCK + SEQ_WARM)[SEQ_WARM:]
+                    ours += bridge_seq(proxy, payload, SEQ_BLOCK + SEQ_WARM)[SEQ_WARM:]
                 samples[f"call p50 {label} (us)"].append(
                     (pct(ours, 0.5) * 1e6, pct(raw, 0.5) * 1e6)
                 )
