@@ -18,11 +18,11 @@ from transport._context import RequestContext, run_context
 from transport._protocol import (
     DEFAULT_MAX_MESSAGE_SIZE,
     MAX_ROUTING_FRAMES,
+    PROTOCOL_VERSION,
     Kind,
     ProtocolError,
     decode_request,
     encode_error,
-    encode_reply,
     version_is_compatible,
 )
 from transport._security import is_loopback, start_authenticator
@@ -47,6 +47,8 @@ _EVENTS = int(zmq.EVENTS)
 _POLLIN = int(zmq.POLLIN)
 _NOBLOCK = int(zmq.NOBLOCK)
 _SNDMORE_NOBLOCK = int(zmq.SNDMORE | zmq.NOBLOCK)
+_REPLY = int(Kind.REPLY)
+_REPLY_ROOTS = ("version", "kind", "msg_id", "result")  # names for encoding errors
 # Attributes of every pykka actor: never callable from another host.
 _PYKKA_NAMES = (
     frozenset(dir(pykka.ThreadingActor))
@@ -78,7 +80,8 @@ class ContextProxyCall(ProxyCall):
         kwargs: dict[str, Any],
         context: contextvars.Context,
     ) -> ContextProxyCall:
-        self = super().__new__(cls, attr_path, args, kwargs)
+        # tuple.__new__ directly: the named tuple's generated __new__ is one more frame.
+        self = tuple.__new__(cls, (attr_path, args, kwargs))
         self.context = context
         return self
 
@@ -504,7 +507,7 @@ class Bridge:
 
     def _send_reply(self, routing: list[bytes], msg_id: int, value: Any) -> None:
         try:
-            body = encode_reply(self._codec, msg_id, value)
+            body = self._codec.encode([PROTOCOL_VERSION, _REPLY, msg_id, value], roots=_REPLY_ROOTS)
         except TypeError as exc:
             self._send_exception(routing, msg_id, exc)
             return
