@@ -424,10 +424,11 @@ class Connection:
     def _lead(self, future: RemoteFuture, limit: float) -> None:
         """Read replies for everyone until `future` is resolved or `limit` passes.
 
-        The hot path of every call: one ZMQ_EVENTS check before sleeping (the FD
-        is edge-triggered, so the check is what makes sleeping safe), and after
-        waking one check and one receive. More is read in the same turn only
-        while other calls are pending.
+        The hot path of every call. Before sleeping, one ZMQ_EVENTS check (the
+        FD is edge-triggered: the check is what makes sleeping safe). After a
+        wake-up a reply is most likely there, so it is received straight away;
+        ``Again`` (rare) also leaves the socket safe to sleep on. More is read
+        in the same turn only while other calls are pending.
         """
         sock = self._sock
         events: Callable[[int], int] = sock.getsockopt  # type: ignore[assignment]
@@ -436,20 +437,27 @@ class Connection:
         pending = self._pending
         waker = self._waker
         waker_fd = waker.fileno()
+        woken = False
         try:
             while True:
                 with lock:
                     if self._closed:
                         return
                     self._polling = False
-                    if events(_EVENTS) & _POLLIN:
+                    bodies: list[bytes] | None = None
+                    if woken:
+                        try:  # noqa: SIM105 - contextlib.suppress costs a frame per call
+                            bodies = [recv(_NOBLOCK)]
+                        except zmq.Again:
+                            pass
+                    elif events(_EVENTS) & _POLLIN:
                         bodies = [recv(_NOBLOCK)]
-                        if len(pending) > 1:  # others wait too: take what else came in
-                            while len(bodies) < _BATCH and events(_EVENTS) & _POLLIN:
-                                bodies.append(recv(_NOBLOCK))
-                    else:
-                        bodies = None
+                    if bodies is None:
                         self._polling = True
+                    elif len(pending) > 1:  # others wait too: take what else came in
+                        while len(bodies) < _BATCH and events(_EVENTS) & _POLLIN:
+                            bodies.append(recv(_NOBLOCK))
+                woken = False
                 if bodies is not None:
                     self._dispatch(bodies)
                     if future._done:
@@ -461,6 +469,7 @@ class Connection:
                 if remaining <= 0:
                     return
                 for fd, _ in self._poller.poll(int(remaining * 1000) + 1):
+                    woken = True
                     if fd == waker_fd:
                         waker.clear()
         finally:

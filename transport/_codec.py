@@ -267,7 +267,9 @@ class Codec:
         Returns:
             the decoded value.
         """
-        return self._decode(data, 0)
+        return msgpack.unpackb(  # depth 0 inline: this is every message's path
+            data, raw=False, ext_hook=self._ext_hooks[0], strict_map_key=False, use_list=True
+        )
 
     def _decode(self, data: bytes | memoryview, depth: int) -> Any:
         if depth > MAX_EXT_DEPTH:
