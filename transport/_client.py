@@ -67,8 +67,10 @@ class RemoteFuture(pykka.Future[Any]):
     good with `MessagingTimeout`, whether or not anybody was waiting.
     """
 
+    _get_hook = None  # pykka's get() machinery is prepared only for hooked futures
+
     def __init__(self) -> None:
-        super().__init__()
+        # No pykka.Future.__init__ here (one per call): see set_get_hook().
         self._conn: Connection | None = None
         self._deadline = 0.0
         self._done = False
@@ -101,6 +103,11 @@ class RemoteFuture(pykka.Future[Any]):
         if self._exc is not None:
             raise self._exc.with_traceback(None)
         return self._value
+
+    def set_get_hook(self, func: Any) -> None:
+        """Set pykka's get hook (as `map()`, `join()` and friends do)."""
+        pykka.Future.__init__(self)
+        super().set_get_hook(func)
 
     def set(self, value: Any | None = None) -> None:
         """Not supported: a remote call's result comes from the remote actor."""
