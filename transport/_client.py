@@ -42,6 +42,7 @@ from transport._waker import Waker
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
 
+    from pykka._future import GetHookFunc
     from pykka._types import OptExcInfo
 
     from transport._security import KeyPair
@@ -67,7 +68,7 @@ class RemoteFuture(pykka.Future[Any]):
     good with `MessagingTimeout`, whether or not anybody was waiting.
     """
 
-    _get_hook = None  # pykka's get() machinery is prepared only for hooked futures
+    _get_hook: GetHookFunc[Any] | None = None  # see set_get_hook()
 
     def __init__(self) -> None:
         # No pykka.Future.__init__ here (one per call): see set_get_hook().
@@ -104,7 +105,7 @@ class RemoteFuture(pykka.Future[Any]):
             raise self._exc.with_traceback(None)
         return self._value
 
-    def set_get_hook(self, func: Any) -> None:
+    def set_get_hook(self, func: GetHookFunc[Any]) -> None:
         """Set pykka's get hook (as `map()`, `join()` and friends do)."""
         pykka.Future.__init__(self)
         super().set_get_hook(func)
