@@ -427,16 +427,17 @@ class Bridge:
         if not 2 <= len(frames) <= MAX_ROUTING_FRAMES + 1:
             logger.warning("dropping a message of %d frames", len(frames))
             return None
-        routing = [frame.bytes for frame in frames[:-1]]
-        body = frames[-1].buffer
         try:
-            req = decode_request(self._codec, body)
+            req = decode_request(self._codec, frames[-1].buffer)
         except ProtocolError as exc:
             logger.warning("dropping a malformed message: %s", exc)
             if exc.msg_id is not None:
+                routing = [frame.bytes for frame in frames[:-1]]
                 self._send_refusal(routing, exc.msg_id, "invalid_request", str(exc))
             return None
         is_call = req.kind is Kind.CALL
+        # The routing frames address the reply: a cast has none.
+        routing = [frame.bytes for frame in frames[:-1]] if is_call else []
         rc = RequestContext.from_wire(req.context)
         ref = self._actors.get(req.actor)
         if ref is None or ref.actor_stopped.is_set():
