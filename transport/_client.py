@@ -504,10 +504,8 @@ class Connection:
                     logger.debug("dropping a reply to unknown or expired call %d", msg_id)
                 elif now >= future._deadline:
                     self._expire_locked(future)
-                elif not future._done:
-                    future._value = value
-                    future._exc = exc
-                    future._done = True
+                else:
+                    self._resolve_locked(future, value, exc)
             if self._waiters:
                 self._cond.notify_all()
         if now >= self._next_sweep:

@@ -158,12 +158,6 @@ def wire_context() -> dict[str, Any]:
     return ctx.to_dict()
 
 
-def context_for_message() -> RequestContext:
-    """Return the context to send with a message: the current one or a fresh one."""
-    ctx = _current.get()
-    return ctx if ctx is not None else RequestContext()
-
-
 def run_context(ctx: RequestContext) -> contextvars.Context:
     """Return a copy of the current `contextvars.Context` with `ctx` current in it."""
     copied = contextvars.copy_context()

@@ -28,9 +28,7 @@ __all__ = [
     "PROTOCOL_VERSION",
     "Kind",
     "Request",
-    "Response",
     "decode_request",
-    "decode_response",
     "decode_response_fields",
     "encode_error",
     "encode_reply",
@@ -74,15 +72,6 @@ class Request:
     kwargs: dict[str, Any]
     version: str | None
     context: dict[str, Any]
-
-
-@dataclass(slots=True)
-class Response:
-    """A decoded reply or error. `fields` holds the elements after `msg_id`."""
-
-    kind: Kind
-    msg_id: int
-    fields: list[Any]
 
 
 class ProtocolError(ValueError):
@@ -274,19 +263,6 @@ def decode_response_fields(codec: Codec, body: bytes) -> tuple[int, bool, list[A
     if len(msg) < size:
         raise ProtocolError("response too short")
     return msg_id, kind == _REPLY, msg[3:size]
-
-
-def decode_response(codec: Codec, body: bytes) -> Response:
-    """Decode a reply or error body.
-
-    Raises:
-        ProtocolError: the body is not a valid response.
-
-    Returns:
-        the response.
-    """
-    msg_id, is_reply, fields = decode_response_fields(codec, body)
-    return Response(Kind.REPLY if is_reply else Kind.ERROR, msg_id, fields)
 
 
 def parse_version(version: str) -> tuple[int, int]:
