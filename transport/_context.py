@@ -91,16 +91,16 @@ class RequestContext:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> RequestContext:
         """Build a context from its wire form."""
-        fields = dict(data)
-        request_id = fields.pop("request_id", None)
-        return cls(request_id if isinstance(request_id, str) else None, **fields)
+        return cls.from_wire(dict(data))
 
     @classmethod
     def from_wire(cls, data: dict[str, Any]) -> RequestContext:
         """Build a context from a decoded wire form, taking ownership of `data`."""
         ctx = cls.__new__(cls)
         request_id = data.pop("request_id", None)
-        ctx.request_id = request_id if type(request_id) is str and request_id else _new_request_id()
+        ctx.request_id = (
+            request_id if isinstance(request_id, str) and request_id else _new_request_id()
+        )
         ctx.fields = data
         return ctx
 
