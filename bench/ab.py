@@ -18,7 +18,6 @@ trust only a change that holds across two runs of ``--rounds 4`` or more.
 from __future__ import annotations
 
 import argparse
-import gc
 import statistics
 import subprocess
 import sys
@@ -31,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench._stats import print_table  # noqa: E402
+from bench._stats import freeze_startup, print_table  # noqa: E402
 
 MEASURES = (
     "casts small /s",
@@ -65,8 +64,7 @@ def serve(tree: str) -> None:
     bridge = transport.Bridge("tcp://127.0.0.1:*")
     bridge.expose("sink", ref)
     bridge.start()
-    gc.collect()  # as `actors node` does once started
-    gc.freeze()
+    freeze_startup()
     print(bridge.endpoint, flush=True)
     try:
         sys.stdin.read()
