@@ -15,6 +15,7 @@ __all__ = [
     "MessagingError",
     "MessagingTimeout",
     "NoSuchMethod",
+    "Overloaded",
     "RemoteError",
     "UnknownActor",
     "UnsupportedVersion",
@@ -56,6 +57,15 @@ class UnsupportedVersion(MessagingError):
 
 class MessageTooLarge(MessagingError):
     """A message exceeds the configured size limit; it was not sent."""
+
+
+class Overloaded(MessagingError):
+    """Refused at once because a bound was reached; back off and retry later.
+
+    Raised by the client when a connection has too many calls outstanding, and
+    by the bridge when the target manager's mailbox is full. The request was
+    not run.
+    """
 
 
 class InvalidRequest(MessagingError):
