@@ -87,6 +87,7 @@ class Manager(PeriodicTasks, ResilientActor):
             "periodic_context",
             "periodic_spacing",
             "periodic_last_run",
+            "mailbox_probe",
         }
     )
     """Public names that remote callers may not call (lifecycle and bookkeeping)."""

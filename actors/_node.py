@@ -15,6 +15,9 @@ directory (discovery), and runs the services its TOML config lists::
     manager = "actors.demo:VolumeManager"
     options = { driver = "sparse", driver_options = { directory = "/srv/vols" } }
 
+    [metrics]                                 # optional: Prometheus metrics over HTTP
+    bind = "127.0.0.1:9464"                   # at http://127.0.0.1:9464/metrics
+
     [curve]                                   # optional: encrypt and authenticate
     server_keys = "keys/cluster.key_secret"   # the bridges' key pair (shared)
     client_keys = "keys/node-1.key_secret"    # this node's key pair as a client
@@ -22,7 +25,10 @@ directory (discovery), and runs the services its TOML config lists::
 
 Signals: SIGTERM (and SIGINT) stop the node gracefully within ``stop_timeout``;
 SIGHUP calls ``reset()`` on every manager and drops the discovery pins, without
-restarting anything. Logs go to stderr and carry the request id.
+restarting anything. Logs go to stderr and carry the request id; with
+``log_format = "json"`` they are JSON lines with the request, trace and span ids.
+With OpenTelemetry installed and a tracer provider configured (the ``otel``
+extra), calls between nodes make client and server spans of one trace.
 """
 
 from __future__ import annotations
@@ -44,9 +50,12 @@ import transport
 from actors._clock import DEFAULT_CLOCK, Clock
 from actors._discovery import Directory, RemotePublisher
 from actors._drivers import load_driver
+from actors._logjson import JsonFormatter
 from actors._manager import Manager, default_host
+from actors._metrics import ManagerProbe, MetricsServer, NodeCollector, parse_bind
 from actors._service import Service
 from actors._timer import TimerActor
+from actors._tracing import Tracing, configured_tracing
 from actors.db import Database
 
 if TYPE_CHECKING:
@@ -54,7 +63,15 @@ if TYPE_CHECKING:
 
     import pykka
 
-__all__ = ["ConfigError", "CurveSpec", "Node", "NodeConfig", "ServiceSpec", "configure_logging"]
+__all__ = [
+    "ConfigError",
+    "CurveSpec",
+    "MetricsSpec",
+    "Node",
+    "NodeConfig",
+    "ServiceSpec",
+    "configure_logging",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -84,6 +101,13 @@ class CurveSpec:
 
 
 @dataclass(frozen=True)
+class MetricsSpec:
+    """The ``[metrics]`` table: where to serve Prometheus metrics (``HOST:PORT``)."""
+
+    bind: str
+
+
+@dataclass(frozen=True)
 class NodeConfig:
     """A node's configuration (see the module docstring for the TOML form)."""
 
@@ -96,9 +120,11 @@ class NodeConfig:
     rpc_timeout: float = 60.0
     stop_timeout: float = 30.0
     log_level: str = "INFO"
+    log_format: str = "text"
     allowed_exception_modules: tuple[str, ...] = ()
     services: tuple[ServiceSpec, ...] = ()
     curve: CurveSpec | None = None
+    metrics: MetricsSpec | None = None
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> NodeConfig:
@@ -121,7 +147,11 @@ class NodeConfig:
         data = dict(data)
         services = data.pop("services", [])
         curve = data.pop("curve", None)
-        known = {f for f in cls.__dataclass_fields__ if f not in ("services", "curve")}
+        metrics = _metrics_spec(data.pop("metrics", None))
+        if data.get("log_format", "text") not in ("text", "json"):
+            msg = f"log_format: expected \"text\" or \"json\", got {data['log_format']!r}"
+            raise ConfigError(msg)
+        known = {f for f in cls.__dataclass_fields__ if f not in ("services", "curve", "metrics")}
         unknown = set(data) - known
         if unknown:
             msg = f"unknown node config key(s): {', '.join(sorted(unknown))}"
@@ -149,7 +179,22 @@ class NodeConfig:
             allowed_exception_modules=tuple(allowed),
             services=tuple(specs),
             curve=curve_spec,
+            metrics=metrics,
         )
+
+
+def _metrics_spec(table: Any) -> MetricsSpec | None:
+    if table is None:
+        return None
+    if not isinstance(table, dict) or set(table) != {"bind"}:
+        msg = f'[metrics]: expected a table with one key, bind = "HOST:PORT", got {table!r}'
+        raise ConfigError(msg)
+    try:
+        parse_bind(str(table["bind"]))
+    except ValueError as exc:
+        msg = f"[metrics] bind: {exc}"
+        raise ConfigError(msg) from exc
+    return MetricsSpec(bind=str(table["bind"]))
 
 
 class _RequestIdFilter(logging.Filter):
@@ -159,12 +204,14 @@ class _RequestIdFilter(logging.Filter):
         return True
 
 
-def configure_logging(level: str = "INFO", host: str = "-") -> None:
-    """Log to stderr with time, host, request id, logger and message."""
+def configure_logging(level: str = "INFO", host: str = "-", log_format: str = "text") -> None:
+    """Log to stderr with time, host, request id, logger and message (or JSON lines)."""
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(_RequestIdFilter())
     handler.setFormatter(
-        logging.Formatter(
+        JsonFormatter(host)
+        if log_format == "json"
+        else logging.Formatter(
             f"%(asctime)s {host} %(levelname)s [%(request_id)s] %(name)s: %(message)s"
         )
     )
@@ -189,6 +236,8 @@ class Node:
         self.bridge: transport.Bridge | None = None
         self.timer: pykka.ActorRef[TimerActor] | None = None
         self.directory: Directory | None = None
+        self.metrics: MetricsServer | None = None
+        self.tracing: Tracing | None = None
 
     @property
     def service_down_time(self) -> float:
@@ -223,6 +272,13 @@ class Node:
             **client_keys,
         )
         publisher = RemotePublisher(self.directory)
+        self.tracing = configured_tracing()
+        if self.tracing is not None:
+            self.tracing.install()
+        if cfg.metrics is not None:
+            collector = NodeCollector(lambda: list(self.services), lambda: self.bridge)
+            self.metrics = MetricsServer(cfg.metrics.bind, [collector])
+            self.metrics.start()
         for spec in cfg.services:
             manager_class = load_driver(spec.manager)
             if not (isinstance(manager_class, type) and issubclass(manager_class, Manager)):
@@ -250,6 +306,8 @@ class Node:
                 manager_kwargs=kwargs,
                 call_timeout=cfg.rpc_timeout,
             )
+            if self.metrics is not None or self.tracing is not None:
+                service.mailbox_probe = ManagerProbe(tracing=self.tracing, label=service.topic)
             service.start()
             self.services.append(service)
         logger.info("node %s serving %s", cfg.host, self.bridge.endpoint)
@@ -282,6 +340,10 @@ class Node:
             self.directory.close()
         if self.db is not None:
             self.db.dispose()
+        if self.metrics is not None:
+            self.metrics.stop()
+        if self.tracing is not None:
+            self.tracing.uninstall()
         logger.info("node %s stopped", self.config.host)
 
     def serve(self, *, ready: Any = None) -> int:

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 
     import pykka
 
+    from actors._mailbox import MailboxProbe
     from actors._manager import Manager
     from actors._timer import TimerActor
     from actors.db import Database
@@ -135,6 +136,10 @@ class Service:
         self.model_disconnected = False
         self.restarts = 0
         self.manager_ref: pykka.ActorRef[Manager] | None = None
+        self.mailbox_probe: MailboxProbe | None = None
+        """Given to each manager this service starts (the node's metrics and traces)."""
+        self.last_heartbeat: float | None = None
+        """The clock's monotonic reading at the last heartbeat written."""
         self._stopping = threading.Event()
         self._starting = False
         self._restarted = threading.Condition()
@@ -215,6 +220,8 @@ class Service:
         self._starting = True
         try:
             proxy = ref.proxy()
+            if self.mailbox_probe is not None:
+                proxy.mailbox_probe = self.mailbox_probe
             self.service_id, self.added_to_cluster = self._register()
             proxy.init_host(
                 service_id=self.service_id, added_to_cluster=self.added_to_cluster
@@ -307,6 +314,7 @@ class Service:
                 row.updated_at = self.clock.utcnow()
                 session.flush()
                 self.service_id = row.id
+            self.last_heartbeat = self.clock.monotonic()
         except Exception:
             if not self.model_disconnected:
                 self.model_disconnected = True

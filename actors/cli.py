@@ -83,7 +83,7 @@ def node(
     except ConfigError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
-    configure_logging(cfg.log_level, cfg.host)
+    configure_logging(cfg.log_level, cfg.host, cfg.log_format)
 
     def ready(endpoint: str) -> None:
         print(f"ready {cfg.host} {endpoint}", flush=True)

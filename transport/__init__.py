@@ -30,9 +30,11 @@ from transport._security import (
     load_public_key,
     write_keypair,
 )
+from transport._stats import BridgeStats
 
 __all__ = [
     "Bridge",
+    "BridgeStats",
     "Connection",
     "ConnectionClosed",
     "InvalidRequest",

@@ -6,6 +6,7 @@ import logging
 import select
 import sys
 import threading
+from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
 import pykka
@@ -26,6 +27,7 @@ from transport._protocol import (
     version_is_compatible,
 )
 from transport._security import is_loopback, start_authenticator
+from transport._stats import BridgeStats
 from transport._waker import Waker
 
 if TYPE_CHECKING:
@@ -125,6 +127,7 @@ class _ReplyFuture(pykka.Future[Any]):
         self._bridge = bridge
         self._routing = routing
         self._msg_id = msg_id
+        self.queued_at = perf_counter()  # when the request reached its mailbox (metrics)
 
     def set(self, value: Any | None = None) -> None:
         self._bridge._send_reply(self._routing, self._msg_id, value)
@@ -143,10 +146,12 @@ class _CastFuture(pykka.Future[Any]):
     """
 
     _get_hook = None
+    message_kind = "cast"  # what a mailbox probe counts it as
 
     def __init__(self, actor: str, method: str, request_id: str) -> None:
         self._label = (actor, method)  # formatted only if it is logged
         self._request_id = request_id
+        self.queued_at = perf_counter()
 
     def set(self, value: Any | None = None) -> None:
         pass
@@ -242,6 +247,8 @@ class Bridge:
         self._stopping = False
         self._start_error: BaseException | None = None
         self._bound: str | None = None
+        self.stats = BridgeStats()
+        """What this bridge received, sent and refused (read by metrics exporters)."""
 
     @property
     def endpoint(self) -> str:
@@ -424,13 +431,18 @@ class Bridge:
 
     def _handle(self, frames: list[zmq.Frame]) -> tuple[Any, Envelope[Any]] | None:
         """Check one request; refuse it, or return what to put into which inbox."""
+        stats = self.stats
+        stats.messages_in += 1
+        stats.bytes_in += len(frames[-1])
         if not 2 <= len(frames) <= MAX_ROUTING_FRAMES + 1:
             logger.warning("dropping a message of %d frames", len(frames))
+            stats.refuse("malformed")
             return None
         try:
             req = decode_request(self._codec, frames[-1].buffer)
         except ProtocolError as exc:
             logger.warning("dropping a malformed message: %s", exc)
+            stats.refuse("malformed" if exc.msg_id is None else "invalid_request")
             if exc.msg_id is not None:
                 routing = [frame.bytes for frame in frames[:-1]]
                 self._send_refusal(routing, exc.msg_id, "invalid_request", str(exc))
@@ -488,6 +500,7 @@ class Bridge:
         message: str,
         rc: RequestContext,
     ) -> None:
+        self.stats.refuse(kind)
         if is_call:
             logger.info("refused a call [%s]: %s", rc.request_id, message)
             self._send_refusal(routing, msg_id, kind, message)
@@ -513,6 +526,7 @@ class Bridge:
             self._send_exception(routing, msg_id, exc)
             return
         if len(body) > self._max_message_size:
+            self.stats.refuse("reply_too_large")
             self._send_refusal(
                 routing, msg_id, "message_too_large",
                 f"reply of {len(body)} bytes exceeds the limit of {self._max_message_size}",
@@ -544,6 +558,8 @@ class Bridge:
                 for frame in routing:
                     sock.send(frame, _SNDMORE_NOBLOCK)
                 sock.send(body, _NOBLOCK)
+                self.stats.messages_out += 1
+                self.stats.bytes_out += len(body)
             except zmq.ZMQError as exc:
                 logger.debug("reply dropped: %s", exc)
             # The socket's FD is edge-triggered and this send may have consumed

@@ -314,7 +314,7 @@ class Connection:
     ) -> bytes:
         body = encode_request(
             self._codec, kind=kind, msg_id=msg_id, actor=actor, method=method, args=args,
-            kwargs=kwargs, version=version, context=wire_context(),
+            kwargs=kwargs, version=version, context=wire_context(actor, method),
         )  # fmt: skip
         if len(body) > self.max_message_size:
             raise MessageTooLarge(
@@ -613,7 +613,7 @@ def fanout_cast(
         MessageTooLarge: the message exceeds a target's limit (nothing was sent
             to that target).
     """
-    context = wire_context()
+    context = wire_context(name, method)
     body = encode_request(
         default_codec, kind=Kind.CAST, msg_id=0, actor=name, method=method, args=args,
         kwargs=kwargs, version=None, context=context,
