@@ -173,6 +173,28 @@ def call(  # noqa: PLR0917  (typer maps parameters to arguments and options)
 
 
 @app.command()
+def top(
+    url: Annotated[
+        str, typer.Argument(help="The node's metrics URL, e.g. http://127.0.0.1:9464/metrics.")
+    ],
+    interval: Annotated[float, typer.Option(help="Seconds between refreshes.")] = 2.0,
+    once: Annotated[
+        bool, typer.Option("--once", help="Print one table (rates over --interval) and exit.")
+    ] = False,
+) -> None:
+    """Watch a node's managers live: mailbox, calls/s, errors, handler p99, last tick."""
+    from actors._top import run_top  # noqa: PLC0415
+
+    try:
+        run_top(url, Console(), interval=interval, once=once)
+    except (OSError, ValueError) as exc:
+        typer.echo(f"error: cannot read {url}: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    except KeyboardInterrupt:
+        return
+
+
+@app.command()
 def keys(
     name: Annotated[str, typer.Argument(help="The key pair's name (e.g. the host).")],
     directory: Annotated[Path, typer.Option("--dir", help="Where to write the files.")] = Path(
