@@ -36,7 +36,7 @@ def scrape(url: str) -> dict[str, tuple[str, dict[tuple[str, frozenset[Any]], fl
 
 
 def value(families: dict[str, Any], family: str, sample: str, **labels: str) -> float:
-    return families[family][1][(sample, frozenset(labels.items()))]
+    return float(families[family][1][(sample, frozenset(labels.items()))])
 
 
 def manager_value(families: dict[str, Any], family: str, sample: str | None = None) -> float:
@@ -44,7 +44,9 @@ def manager_value(families: dict[str, Any], family: str, sample: str | None = No
 
 
 @pytest.fixture(scope="module")
-def metrics_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[NodeProcess, str, str]]:
+def metrics_node(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[NodeProcess, str, str]]:
     tmp = tmp_path_factory.mktemp("metrics")
     db_url = f"sqlite:///{tmp / 'cluster.sqlite3'}"
     config = tmp / "node-m.toml"
@@ -125,9 +127,11 @@ def test_values_move_with_the_calls_served(
     counter.add(0).get(timeout=10)  # after the casts (per-sender order)
     with pytest.raises(transport.NoSuchMethod):
         counter.no_such_method().get(timeout=10)
-    with transport.connect(metrics_node[0].endpoint, timeout=10) as conn:
-        with pytest.raises(transport.UnknownActor):
-            conn.proxy("nobody").add(1).get(timeout=10)
+    with (
+        transport.connect(metrics_node[0].endpoint, timeout=10) as conn,
+        pytest.raises(transport.UnknownActor),
+    ):
+        conn.proxy("nobody").add(1).get(timeout=10)
     after = scrape(url)
 
     def delta(family: str, sample: str | None = None, **labels: str) -> float:
@@ -185,7 +189,7 @@ def test_periodic_tasks_heartbeats_and_ticks(metrics_node: tuple[NodeProcess, st
         failures = families["actors_periodic_failures"][1]
         failed = ("actors_periodic_failures_total", frozenset({**LABELS, "task": "flaky"}.items()))
         beat = ("actors_periodic_runs_total", frozenset({**LABELS, "task": "report_state"}.items()))
-        if failures.get(failed, 0) >= 1 and beat in runs or time.monotonic() > deadline:
+        if (failures.get(failed, 0) >= 1 and beat in runs) or time.monotonic() > deadline:
             break
     task = {**LABELS}
 
