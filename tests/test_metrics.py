@@ -275,6 +275,8 @@ def test_probe_counts_without_a_node() -> None:
     with pytest.raises(KeyError):
         probe.run(lambda m: {}[m], "x", None, None)
     probe.task_ran("t", failed=True)
+    assert probe.counts["cast"] == 0  # counted in bulk, when folded
+    probe.fold()
     assert probe.counts["cast"] == 2
     assert probe.errors == 1
     assert sum(probe.handler.counts) == 2

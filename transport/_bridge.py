@@ -122,6 +122,7 @@ class _ReplyFuture(pykka.Future[Any]):
     """
 
     _get_hook = None
+    message_kind = "call"  # what a mailbox probe counts it as
 
     def __init__(self, bridge: Bridge, routing: list[bytes], msg_id: int) -> None:
         self._bridge = bridge

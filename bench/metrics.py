@@ -1,0 +1,188 @@
+"""What metrics cost: the remote benchmark against a manager with its probe on and one without.
+
+    python bench/metrics.py [--quick] [--json]
+
+One server process serves two identical managers on one bridge: ``on`` has a
+`ManagerProbe` (what a node with ``[metrics]`` gives each manager), ``off`` has
+none. The client alternates between them in short rounds (200 sequential
+calls, 1,000 pipelined calls, 2,000 casts per mode, ABBA order), so both see
+the same machine noise. Figures are medians over rounds; the overhead is the
+median of each round's paired ratio. The ``off`` column is the floor. The
+bridge's traffic counters are on in both modes (they always are);
+``python -m bench.ab --base <rev>`` measures them against a tree without them.
+``BENCH_METRICS_AA=1`` gives neither manager a probe: the noise floor.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import transport  # noqa: E402
+from actors import Manager  # noqa: E402
+from actors._metrics import ManagerProbe  # noqa: E402
+from bench._stats import freeze_startup  # noqa: E402
+from bench.remote import (  # noqa: E402
+    SEQ_WARM,
+    SMALL,
+    bridge_casts,
+    bridge_pipelined,
+    bridge_seq,
+    pct,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+MODES = ("on", "off")
+
+
+class SinkManager(Manager):
+    """The served manager: echo, count casts."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.count = 0
+
+    def echo(self, value: Any) -> Any:
+        return value
+
+    def sink(self, value: Any, seq: int) -> None:
+        self.count += 1
+
+    def take_count(self) -> int:
+        count, self.count = self.count, 0
+        return count
+
+    def handled(self) -> int:
+        """Messages the probe counted (-1 without a probe): proof that it ran."""
+        probe = self.mailbox_probe
+        return sum(probe.counts.values()) if isinstance(probe, ManagerProbe) else -1
+
+
+def serve() -> None:
+    on, off = SinkManager.start(host="on"), SinkManager.start(host="off")
+    if not os.environ.get("BENCH_METRICS_AA"):  # an A/A run: both without a probe
+        on.proxy().mailbox_probe = ManagerProbe()
+    bridge = transport.Bridge("tcp://127.0.0.1:*")
+    bridge.expose("on", on)
+    bridge.expose("off", off)
+    bridge.start()
+    freeze_startup()
+    print(bridge.endpoint, flush=True)
+    try:
+        sys.stdin.read()
+    finally:
+        bridge.stop()
+        on.stop()
+        off.stop()
+
+
+def run(quick: bool) -> dict[str, dict[str, float]]:
+    rounds = 12 if quick else 40
+    n_seq, n_pipe, n_cast = 200, 1000, 2000
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(
+        [sys.executable, __file__, "--serve"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        text=True, env=env,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    assert proc.stdin is not None
+    endpoint = proc.stdout.readline().strip()
+    if not endpoint:
+        proc.kill()
+        raise RuntimeError("server did not start")
+    conn = transport.connect(endpoint, timeout=60)
+    proxies = {mode: conn.proxy(mode) for mode in MODES}
+    measures: dict[str, Callable[[transport.RemoteProxy], float]] = {
+        "call p50 small (us)": lambda proxy: (
+            pct(bridge_seq(proxy, SMALL, n_seq + SEQ_WARM)[SEQ_WARM:], 0.5) * 1e6
+        ),
+        "pipelined calls small (msg/s)": lambda proxy: bridge_pipelined(proxy, SMALL, n_pipe),
+        "casts small (msg/s)": lambda proxy: bridge_casts(proxy, SMALL, n_cast),
+    }
+    samples: dict[str, dict[str, list[float]]] = {
+        key: {mode: [] for mode in MODES} for key in measures
+    }
+    try:
+        for mode in MODES:
+            bridge_seq(proxies[mode], SMALL, 500)
+        for i in range(rounds):
+            # Short rounds, ABBA order: both modes see the same noise and drift.
+            order = MODES if i % 2 == 0 else MODES[::-1]
+            for key, measure in measures.items():
+                for mode in order:
+                    samples[key][mode].append(measure(proxies[mode]))
+        counted = {mode: proxies[mode].handled().get() for mode in MODES}
+        assert os.environ.get("BENCH_METRICS_AA") or counted["on"] >= n_cast * rounds, counted
+    finally:
+        conn.close(linger=0)
+        proc.stdin.close()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+        proc.stdout.close()
+    results: dict[str, dict[str, float]] = {}
+    for key, by_mode in samples.items():
+        on, off = by_mode["on"], by_mode["off"]
+        # Overhead: extra latency for times, lost throughput for rates; the median of
+        # each round's paired ratio, which cancels the drift between rounds.
+        ratios = [a / b - 1 if "(us)" in key else 1 - a / b for a, b in zip(on, off, strict=True)]
+        results[key] = {
+            "on": statistics.median(on),
+            "off": statistics.median(off),
+            "overhead": statistics.median(ratios),
+            "rounds": len(ratios),
+        }
+    return results
+
+
+def report(results: dict[str, dict[str, float]]) -> bool:
+    from rich.console import Console  # noqa: PLC0415
+    from rich.table import Table  # noqa: PLC0415
+
+    table = Table(title="metrics on vs off: remote benchmark, tcp loopback, medians")
+    for col in ("measure", "metrics on", "off (floor)", "overhead", "target", "ok"):
+        table.add_column(col, justify="left" if col == "measure" else "right", no_wrap=True)
+    all_ok = True
+    for key, r in results.items():
+        ok = r["overhead"] <= 0.03
+        all_ok &= ok
+        table.add_row(
+            key, f"{r['on']:,.0f}", f"{r['off']:,.0f}", f"{r['overhead']:+.1%}", "<= 3 %",
+            "yes" if ok else "NO",
+        )  # fmt: skip
+    Console(width=max(100, Console().width)).print(table)
+    return all_ok
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="fewer messages and repetitions")
+    parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    options = parser.parse_args()
+    if options.serve:
+        serve()
+        return
+    results = run(options.quick)
+    if options.json:
+        print(json.dumps(results, indent=2))
+    else:
+        report(results)
+
+
+if __name__ == "__main__":
+    main()
