@@ -147,13 +147,12 @@ class ManagerProbe:
         context: contextvars.Context | None,
     ) -> Any:
         """Run the handler; count it, and time one message in `SAMPLE`."""
-        by_class = self._by_class
         cls = reply_to.__class__
-        if cls in by_class:
-            by_class[cls] += 1
-        else:
-            by_class[cls] = 1
-        if self._tracing is not None and getattr(cls, "message_kind", "") != "tick":
+        try:
+            self._by_class[cls] += 1
+        except KeyError:
+            self._by_class[cls] = 1
+        if self._tracing is not None and cls is not _TickFuture:
             handle = self._tracing.server_handler(handle, self._label)
         self._countdown -= 1
         if self._countdown and cls is not _TickFuture:
