@@ -25,6 +25,7 @@ import random
 import threading
 from typing import TYPE_CHECKING, Any
 
+from pykka.messages import ProxySetAttr
 from sqlalchemy import select
 
 from actors._clock import DEFAULT_CLOCK, Clock
@@ -219,9 +220,9 @@ class Service:
         self.manager_ref = ref
         self._starting = True
         try:
+            if self.mailbox_probe is not None:  # set in its thread, before init_host (FIFO)
+                ref.tell(ProxySetAttr(attr_path=("mailbox_probe",), value=self.mailbox_probe))
             proxy = ref.proxy()
-            if self.mailbox_probe is not None:
-                proxy.mailbox_probe = self.mailbox_probe
             self.service_id, self.added_to_cluster = self._register()
             proxy.init_host(
                 service_id=self.service_id, added_to_cluster=self.added_to_cluster

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import threading
 import time
 import urllib.request
@@ -11,12 +12,13 @@ from typing import Any
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from rich.console import Console
 from typer.testing import CliRunner
 
 import transport
 from actors import Directory
 from actors._metrics import BUCKETS, SAMPLE, ManagerProbe, NodeCollector, parse_bind
-from actors._top import _quantile
+from actors._top import _quantile, run_top
 from actors.cli import app
 from actors.db import Database
 from tests.test_node import NodeProcess
@@ -245,6 +247,18 @@ def test_top_once_shows_the_managers(
     assert float(cells[5].replace(",", "")) > 0  # calls/s over the window
     assert cells[8].endswith(("µs", "ms"))  # handler p99
     assert cells[10].endswith("ago")  # last tick
+
+
+def test_top_live_refreshes(metrics_node: tuple[NodeProcess, str, str], counter: Any) -> None:
+    counter.add(1).get(timeout=10)
+    out = io.StringIO()
+    run_top(metrics_node[1], Console(file=out, width=160), interval=0.05, count=2)
+    row = next(line for line in out.getvalue().splitlines() if "Counter" in line)
+    cells = [cell.strip() for cell in row.split("│") if cell.strip()]
+    # A file is no terminal: Live prints the last table, whose rates need a refresh.
+    assert cells[:4] == ["Counter", "counter", "node-m", "yes"]
+    assert cells[5] != "-"
+    float(cells[5].replace(",", ""))
 
 
 def test_top_reports_an_unreachable_endpoint() -> None:
