@@ -21,6 +21,7 @@ from actors._metrics import BUCKETS, SAMPLE, ManagerProbe, NodeCollector, parse_
 from actors._top import _quantile, run_top
 from actors.cli import app
 from actors.db import Database
+from tests.observed_managers import Counter
 from tests.test_node import NodeProcess
 
 LABELS = {"manager": "Counter", "topic": "counter", "host": "node-m"}
@@ -300,3 +301,21 @@ def test_probe_counts_without_a_node() -> None:
     assert sum(probe.wait.counts) == 0  # no arrival time on a local message
     assert probe.tasks == {"t": [1, 1]}
     assert list(NodeCollector(list)._manager_metrics())  # families even with no service
+
+
+def test_a_probe_keeps_the_mailbox_semantics(caplog: pytest.LogCaptureFixture) -> None:
+    """With a probe, a failing call still reaches its caller and a failing cast is logged."""
+    ref = Counter.start(host="p")
+    probe = ManagerProbe()
+    proxy = ref.proxy()
+    proxy.mailbox_probe = probe
+    with pytest.raises(ValueError, match="asked to fail"):
+        proxy.fail().get(timeout=5)
+    proxy.fail.defer()
+    assert proxy.add(2).get(timeout=5) == 2  # still serving, after the failing cast
+    assert "fail() failed" in caplog.text
+    counts = probe.counts
+    assert counts["call"] == 2  # fail() and add(); the setattr ran before the probe was set
+    assert counts["cast"] == 1
+    assert probe.errors == 2
+    ref.stop()
