@@ -23,12 +23,16 @@ __all__ = ["JsonFormatter", "trace_ids"]
 _TRACEPARENT_LENGTH = 55  # "00-" + 32 hex + "-" + 16 hex + "-" + 2 hex
 
 
+try:
+    from opentelemetry import trace as _trace
+except ImportError:  # the otel extra is optional
+    _trace = None  # type: ignore[assignment]
+
+
 def _otel_ids() -> tuple[str, str] | None:
-    try:
-        from opentelemetry import trace  # noqa: PLC0415 - an optional dependency
-    except ImportError:
+    if _trace is None:
         return None
-    span_context = trace.get_current_span().get_span_context()
+    span_context = _trace.get_current_span().get_span_context()
     if not span_context.is_valid:
         return None
     return f"{span_context.trace_id:032x}", f"{span_context.span_id:016x}"

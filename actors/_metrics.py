@@ -106,8 +106,9 @@ class ManagerProbe:
     """A manager's `mailbox_probe`: counts every message, times one in `SAMPLE`.
 
     The hot path (`run`, in the manager's thread) counts the message by the
-    class of its reply future (call, cast or tick) and, for one message in
-    `SAMPLE`, notes when its handler started and ended on a deque; `fold` turns
+    class of its reply future (call, cast or tick) and, for every `SAMPLE`-th
+    message of a class and every tick, notes when its handler started and
+    ended on a deque; `fold` turns
     those notes into bucket counts, in whichever thread asks (the scraper, or
     the manager's every 1,024 notes, so memory stays bounded). Counts and
     errors are exact; the two histograms are a systematic sample.
@@ -125,8 +126,7 @@ class ManagerProbe:
         self.last_tick: float | None = None  # perf_counter() when the last tick started
         self._tracing = tracing
         self._label = label
-        self._by_class: dict[type, int] = {}
-        self._countdown = 1  # the first message is timed
+        self._by_class: dict[type, int] = {}  # messages handled, by their reply's class
         self._seen: deque[tuple[float, float, Any]] = deque()
         self._fold_lock = threading.Lock()
 
@@ -148,20 +148,23 @@ class ManagerProbe:
     ) -> Any:
         """Run the handler; count it, and time one message in `SAMPLE`."""
         cls = reply_to.__class__
-        try:
-            self._by_class[cls] += 1
-        except KeyError:
-            self._by_class[cls] = 1
-        if self._tracing is not None and cls is not _TickFuture:
-            handle = self._tracing.server_handler(handle, self._label)
-        self._countdown -= 1
-        if self._countdown and cls is not _TickFuture:
+        by_class = self._by_class
+        n = by_class.get(cls, 0) + 1
+        by_class[cls] = n
+        if n % SAMPLE and cls is not _TickFuture and self._tracing is None:
             try:
                 return handle(message) if context is None else context.run(handle, message)
             except BaseException:
                 self.errors += 1
                 raise
-        self._countdown = SAMPLE
+        if self._tracing is not None and cls is not _TickFuture:
+            handle = self._tracing.server_handler(handle, self._label)
+            if n % SAMPLE:
+                try:
+                    return handle(message) if context is None else context.run(handle, message)
+                except BaseException:
+                    self.errors += 1
+                    raise
         start = perf_counter()
         try:
             return handle(message) if context is None else context.run(handle, message)
