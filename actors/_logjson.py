@@ -23,10 +23,11 @@ __all__ = ["JsonFormatter", "trace_ids"]
 _TRACEPARENT_LENGTH = 55  # "00-" + 32 hex + "-" + 16 hex + "-" + 2 hex
 
 
+_trace: Any
 try:
     from opentelemetry import trace as _trace
 except ImportError:  # the otel extra is optional
-    _trace = None  # type: ignore[assignment]
+    _trace = None
 
 
 def _otel_ids() -> tuple[str, str] | None:
