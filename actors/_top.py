@@ -40,6 +40,8 @@ class Sample:
 
     taken: float
     rows: dict[Key, _Row]
+    bridge: dict[str, float] = field(default_factory=dict)
+    """The bridge's counters: ``in``, ``out`` and ``refused:<reason>``."""
 
 
 def scrape(url: str, *, timeout: float = 5.0) -> Sample:
@@ -55,8 +57,15 @@ def scrape(url: str, *, timeout: float = 5.0) -> Sample:
         text = response.read().decode()
     taken = time.monotonic()
     rows: dict[Key, _Row] = {}
+    bridge: dict[str, float] = {}
     for family in text_string_to_metric_families(text):
-        if not family.name.startswith("actors_") or family.name.startswith("actors_bridge"):
+        if family.name == "actors_bridge_messages":
+            bridge.update({s.labels["direction"]: s.value for s in family.samples})
+            continue
+        if family.name == "actors_bridge_refused":
+            bridge.update({f"refused:{s.labels['reason']}": s.value for s in family.samples})
+            continue
+        if not family.name.startswith("actors_"):
             continue
         for sample in family.samples:
             labels = sample.labels
@@ -68,7 +77,7 @@ def scrape(url: str, *, timeout: float = 5.0) -> Sample:
                 row.buckets.setdefault(family.name, []).append((bound, sample.value))
             else:
                 row.values[sample.name] = sample.value
-    return Sample(taken, rows)
+    return Sample(taken, rows, bridge)
 
 
 def _quantile(q: float, buckets: list[tuple[float, float]]) -> float | None:
@@ -143,7 +152,27 @@ def render(current: Sample, previous: Sample | None = None, *, title: str = "") 
             "-" if tick is None else f"{_seconds(tick)} ago",
             "-" if beat is None else f"{_seconds(beat)} ago",
         )
+    table.caption = _bridge_line(current, previous, elapsed)
     return table
+
+
+def _bridge_line(current: Sample, previous: Sample | None, elapsed: float) -> str:
+    """A caption: the bridge's messages per second and its refusals so far."""
+    if not current.bridge:
+        return ""
+    parts = []
+    for direction in ("in", "out"):
+        if previous is not None and elapsed > 0:
+            change = current.bridge.get(direction, 0.0) - previous.bridge.get(direction, 0.0)
+            parts.append(f"{direction} {change / elapsed:,.1f}/s")
+        else:
+            parts.append(f"{direction} {current.bridge.get(direction, 0.0):,.0f}")
+    refused = ", ".join(
+        f"{key.partition(':')[2]} {count:,.0f}"
+        for key, count in sorted(current.bridge.items())
+        if key.startswith("refused:")
+    )
+    return f"bridge: {', '.join(parts)}; refused: {refused or 'none'}"
 
 
 def run_top(

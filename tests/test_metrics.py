@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import threading
 import time
 import urllib.request
@@ -228,6 +229,8 @@ def test_top_once_shows_the_managers(
                 return
             counter.add(1).get(timeout=10)
 
+    with pytest.raises(transport.NoSuchMethod):
+        counter.nothing_here().get(timeout=10)
     worker = threading.Thread(target=load)
     worker.start()
     try:
@@ -248,6 +251,9 @@ def test_top_once_shows_the_managers(
     assert float(cells[5].replace(",", "")) > 0  # calls/s over the window
     assert cells[8].endswith(("µs", "ms"))  # handler p99
     assert cells[10].endswith("ago")  # last tick
+    caption = next(line for line in lines if "bridge: in " in line)
+    assert "/s, out " in caption
+    assert re.search(r"refused: .*no_such_method \d+", caption)
 
 
 def test_top_live_refreshes(metrics_node: tuple[NodeProcess, str, str], counter: Any) -> None:
