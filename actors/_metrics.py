@@ -1,17 +1,18 @@
 """Prometheus metrics of a node: its managers' mailboxes, handlers, periodic work and bridge.
 
 Nothing here touches prometheus_client on a message's path. Each manager's
-`ManagerProbe` (its `mailbox_probe`, set by its service) notes two clock
-readings per message and counts them in bulk later; the bridge's
-`transport.BridgeStats` bumps plain integers. `NodeCollector` turns both into
-metric families when Prometheus scrapes, and `MetricsServer` serves them over
-HTTP (``[metrics] bind`` in the node's config).
+`ManagerProbe` (its `mailbox_probe`, set by its service) counts every message
+in a plain dict and times one in `SAMPLE` into bucket counts, from the
+manager's own thread, the only writer; the bridge's `transport.BridgeStats`
+bumps plain integers. `NodeCollector` turns both into metric families when
+Prometheus scrapes, and `MetricsServer` serves them over HTTP (``[metrics]
+bind`` in the node's config).
 
 Why sampled: a cast costs about 11 µs of CPU in all (both threads of the
 bridge and the actor), so 3 % is 0.3 µs. Timing every message (two clock
-readings, a note, bucketing it later) measured 0.6-1 µs per message, and
+readings, two histograms) measured 0.6-1 µs per message, and
 prometheus_client's own labelled ``Histogram.observe`` about 1.5 µs (a lock,
-a dict look-up) twice; counting alone costs about 0.15 µs. ``python
+a dict look-up) twice; counting alone costs about 0.15-0.3 µs. ``python
 bench/metrics.py`` measures the whole cost with the remote benchmark.
 
 Metrics, labelled ``manager`` (class), ``topic`` and ``host`` (the service's):
@@ -39,9 +40,7 @@ And for the node's bridge: ``actors_bridge_messages_total`` and
 from __future__ import annotations
 
 import logging
-import threading
 from bisect import bisect_left
-from collections import deque
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
@@ -53,6 +52,7 @@ from actors._timer import _TickFuture
 
 if TYPE_CHECKING:
     import contextvars
+    import threading
     from collections.abc import Callable, Iterable, Iterator, Sequence
     from wsgiref.simple_server import WSGIServer
 
@@ -74,7 +74,6 @@ BUCKETS: tuple[float, ...] = (
 """Upper bounds (seconds) of the histograms' buckets; ``+Inf`` follows."""
 
 _LABELS = ("manager", "topic", "host")
-_FOLD_AT = 1024
 SAMPLE = 8
 """One message in this many is timed (every timer tick is); all are counted."""
 
@@ -105,13 +104,11 @@ class _Histogram:
 class ManagerProbe:
     """A manager's `mailbox_probe`: counts every message, times one in `SAMPLE`.
 
-    The hot path (`run`, in the manager's thread) counts the message by the
-    class of its reply future (call, cast or tick) and, for every `SAMPLE`-th
-    message of a class and every tick, notes when its handler started and
-    ended on a deque; `fold` turns
-    those notes into bucket counts, in whichever thread asks (the scraper, or
-    the manager's every 1,024 notes, so memory stays bounded). Counts and
-    errors are exact; the two histograms are a systematic sample.
+    `run` (in the manager's thread, the only writer) counts the message by the
+    class of its reply future (call, cast or tick) and times every
+    `SAMPLE`-th message of a class and every tick into the two histograms;
+    the scraper reads the numbers. Counts and errors are exact; the
+    histograms are a systematic sample.
 
     Args:
         tracing: when given, every call and cast runs inside a server span.
@@ -127,8 +124,6 @@ class ManagerProbe:
         self._tracing = tracing
         self._label = label
         self._by_class: dict[type, int] = {}  # messages handled, by their reply's class
-        self._seen: deque[tuple[float, float, Any]] = deque()
-        self._fold_lock = threading.Lock()
 
     @property
     def counts(self) -> dict[str, int]:
@@ -172,25 +167,12 @@ class ManagerProbe:
             self.errors += 1
             raise
         finally:
-            seen = self._seen
-            seen.append((start, perf_counter(), reply_to))
-            if len(seen) >= _FOLD_AT:
-                self.fold()
-
-    def fold(self) -> None:
-        """Put the timings `run` noted into the histograms (any thread; one at a time)."""
-        with self._fold_lock:
-            seen, handler, wait = self._seen, self.handler, self.wait
-            for _ in range(len(seen)):  # what is appended meanwhile waits for the next fold
-                start, end, reply_to = seen.popleft()
-                handler.observe(end - start)
-                queued = getattr(reply_to, "queued_at", None)
-                if queued is not None:
-                    wait.observe(start - queued)
-                if reply_to.__class__ is _TickFuture and (
-                    self.last_tick is None or start > self.last_tick
-                ):
-                    self.last_tick = start
+            self.handler.observe(perf_counter() - start)
+            queued = getattr(reply_to, "queued_at", None)
+            if queued is not None:
+                self.wait.observe(start - queued)
+            if cls is _TickFuture:
+                self.last_tick = start
 
     def task_ran(self, name: str, *, failed: bool) -> None:
         """Count one run of periodic task `name`."""
@@ -280,7 +262,6 @@ class NodeCollector(Collector):
             probe = service.mailbox_probe
             if not isinstance(probe, ManagerProbe):
                 continue
-            probe.fold()
             counts = probe.counts
             for kind, family in kinds.items():
                 family.add_metric(labels, float(counts[kind]))
