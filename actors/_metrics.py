@@ -48,8 +48,6 @@ from prometheus_client import CollectorRegistry, ProcessCollector, start_http_se
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
-from actors._timer import _TickFuture
-
 if TYPE_CHECKING:
     import contextvars
     import threading
@@ -104,11 +102,15 @@ class _Histogram:
 class ManagerProbe:
     """A manager's `mailbox_probe`: counts every message, times one in `SAMPLE`.
 
-    `run` (in the manager's thread, the only writer) counts the message by the
-    class of its reply future (call, cast or tick) and times every
-    `SAMPLE`-th message of a class and every tick into the two histograms;
-    the scraper reads the numbers. Counts and errors are exact; the
-    histograms are a systematic sample.
+    `run` (in the manager's thread, the only writer) counts each message by its
+    kind (call, cast or tick, from its reply future's ``message_kind``) and
+    times every `SAMPLE`-th message of a kind, and every tick, into the two
+    histograms; the scraper reads the numbers. Counts and errors are exact;
+    the histograms are a systematic sample.
+
+    The fast path is for the bridge's own reply futures, one class per kind,
+    recognised by identity (two comparisons and an integer); any other
+    message (a local call or cast, a tick) is counted through a dict.
 
     Args:
         tracing: when given, every call and cast runs inside a server span.
@@ -123,16 +125,21 @@ class ManagerProbe:
         self.last_tick: float | None = None  # perf_counter() when the last tick started
         self._tracing = tracing
         self._label = label
-        self._by_class: dict[type, int] = {}  # messages handled, by their reply's class
+        self._call_class: type | None = None  # the bridge's call and cast futures, once seen
+        self._cast_class: type | None = None
+        self._calls = 0
+        self._casts = 0
+        self._other: dict[str, int] = {}  # every other message, by kind
 
     @property
     def counts(self) -> dict[str, int]:
         """Messages handled so far, by kind: ``call``, ``cast`` and ``tick``."""
-        counts = {"call": 0, "cast": 0, "tick": 0}
-        for cls, count in list(self._by_class.items()):
-            kind = "cast" if cls is type(None) else getattr(cls, "message_kind", "call")
-            counts[kind] = counts.get(kind, 0) + count
-        return counts
+        other = dict(self._other)
+        return {
+            "call": self._calls + other.get("call", 0),
+            "cast": self._casts + other.get("cast", 0),
+            "tick": other.get("tick", 0),
+        }
 
     def run(
         self,
@@ -143,23 +150,56 @@ class ManagerProbe:
     ) -> Any:
         """Run the handler; count it, and time one message in `SAMPLE`."""
         cls = reply_to.__class__
-        by_class = self._by_class
-        n = by_class.get(cls, 0) + 1
-        by_class[cls] = n
-        if n % SAMPLE and cls is not _TickFuture and self._tracing is None:
+        if cls is self._call_class:
+            n = self._calls = self._calls + 1
+        elif cls is self._cast_class:
+            n = self._casts = self._casts + 1
+        else:
+            return self._run_other(handle, message, reply_to, context)
+        if n % SAMPLE:
             try:
                 return handle(message) if context is None else context.run(handle, message)
             except BaseException:
                 self.errors += 1
                 raise
-        if self._tracing is not None and cls is not _TickFuture:
+        return self._timed(handle, message, reply_to, context)
+
+    def _run_other(
+        self,
+        handle: Callable[[Any], Any],
+        message: Any,
+        reply_to: pykka.Future[Any] | None,
+        context: contextvars.Context | None,
+    ) -> Any:
+        declared = getattr(reply_to, "message_kind", None)
+        if self._tracing is None and declared in ("call", "cast"):  # a bridge future
+            if declared == "call" and self._call_class is None:
+                self._call_class = reply_to.__class__
+                return self.run(handle, message, reply_to, context)
+            if declared == "cast" and self._cast_class is None:
+                self._cast_class = reply_to.__class__
+                return self.run(handle, message, reply_to, context)
+        kind = declared or ("cast" if reply_to is None else "call")
+        n = self._other[kind] = self._other.get(kind, 0) + 1
+        if self._tracing is not None and kind != "tick":
             handle = self._tracing.server_handler(handle, self._label)
-            if n % SAMPLE:
-                try:
-                    return handle(message) if context is None else context.run(handle, message)
-                except BaseException:
-                    self.errors += 1
-                    raise
+        if n % SAMPLE and kind != "tick":
+            try:
+                return handle(message) if context is None else context.run(handle, message)
+            except BaseException:
+                self.errors += 1
+                raise
+        return self._timed(handle, message, reply_to, context, tick=kind == "tick")
+
+    def _timed(
+        self,
+        handle: Callable[[Any], Any],
+        message: Any,
+        reply_to: pykka.Future[Any] | None,
+        context: contextvars.Context | None,
+        *,
+        tick: bool = False,
+    ) -> Any:
         start = perf_counter()
         try:
             return handle(message) if context is None else context.run(handle, message)
@@ -171,7 +211,7 @@ class ManagerProbe:
             queued = getattr(reply_to, "queued_at", None)
             if queued is not None:
                 self.wait.observe(start - queued)
-            if cls is _TickFuture:
+            if tick:
                 self.last_tick = start
 
     def task_ran(self, name: str, *, failed: bool) -> None:
