@@ -75,6 +75,9 @@ class MailboxProbe(Protocol):
     ) -> Any:
         """Return ``handle(message)`` (inside `context`, if any); raise what it raises."""
 
+    def failed(self) -> None:
+        """Told, in the actor's thread, that the handler `run` just ran raised an `Exception`."""
+
     def task_ran(self, name: str, *, failed: bool) -> None:
         """Told, in the actor's thread, that periodic task `name` ran (and whether it raised)."""
 
@@ -143,13 +146,16 @@ class ResilientActor(pykka.ThreadingActor):
                 envelope = get()
             message = envelope.message
             reply_to = envelope.reply_to
+            probe = self.mailbox_probe
             try:
                 context = getattr(message, "context", None)
-                if (probe := self.mailbox_probe) is not None:
+                if probe is not None:
                     response = probe.run(handle, message, reply_to, context)
                 else:
                     response = handle(message) if context is None else context.run(handle, message)
             except Exception:
+                if probe is not None:
+                    probe.failed()
                 if reply_to is None:
                     logger.exception("%s: cast %s failed", self, describe(message))
                 else:

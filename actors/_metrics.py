@@ -74,6 +74,7 @@ BUCKETS: tuple[float, ...] = (
 _LABELS = ("manager", "topic", "host")
 SAMPLE = 8
 """One message in this many is timed (every timer tick is); all are counted."""
+_SAMPLE_MASK = SAMPLE - 1  # SAMPLE is a power of two: n & mask is n % SAMPLE
 
 
 class _Histogram:
@@ -156,13 +157,13 @@ class ManagerProbe:
             n = self._casts = self._casts + 1
         else:
             return self._run_other(handle, message, reply_to, context)
-        if n % SAMPLE:
-            try:
-                return handle(message) if context is None else context.run(handle, message)
-            except BaseException:
-                self.errors += 1
-                raise
+        if n & _SAMPLE_MASK:
+            return handle(message) if context is None else context.run(handle, message)
         return self._timed(handle, message, reply_to, context)
+
+    def failed(self) -> None:
+        """Count a handler that raised (the mailbox tells)."""
+        self.errors += 1
 
     def _run_other(
         self,
@@ -183,12 +184,8 @@ class ManagerProbe:
         n = self._other[kind] = self._other.get(kind, 0) + 1
         if self._tracing is not None and kind != "tick":
             handle = self._tracing.server_handler(handle, self._label)
-        if n % SAMPLE and kind != "tick":
-            try:
-                return handle(message) if context is None else context.run(handle, message)
-            except BaseException:
-                self.errors += 1
-                raise
+        if n & _SAMPLE_MASK and kind != "tick":
+            return handle(message) if context is None else context.run(handle, message)
         return self._timed(handle, message, reply_to, context, tick=kind == "tick")
 
     def _timed(
@@ -203,9 +200,6 @@ class ManagerProbe:
         start = perf_counter()
         try:
             return handle(message) if context is None else context.run(handle, message)
-        except BaseException:
-            self.errors += 1
-            raise
         finally:
             self.handler.observe(perf_counter() - start)
             queued = getattr(reply_to, "queued_at", None)

@@ -296,6 +296,7 @@ def test_probe_counts_without_a_node() -> None:
     assert probe.run(lambda m: m * 2, 21, None, None) == 42
     with pytest.raises(KeyError):
         probe.run(lambda m: {}[m], "x", None, None)
+    probe.failed()  # the mailbox tells the probe (see test_a_probe_keeps_the_mailbox_semantics)
     for _ in range(SAMPLE):
         probe.run(lambda m: m, 1, None, None)
     probe.task_ran("t", failed=True)
