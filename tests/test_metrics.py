@@ -17,13 +17,14 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 import transport
-from actors import Directory
+from actors import Directory, ManualClock, TimerActor
 from actors._metrics import BUCKETS, SAMPLE, ManagerProbe, NodeCollector, parse_bind
 from actors._top import _quantile, run_top
 from actors.cli import app
 from actors.db import Database
 from tests.observed_managers import Counter
 from tests.test_node import NodeProcess
+from tests.test_service import make_service
 
 LABELS = {"manager": "Counter", "topic": "counter", "host": "node-m"}
 
@@ -324,3 +325,51 @@ def test_a_probe_keeps_the_mailbox_semantics(caplog: pytest.LogCaptureFixture) -
     assert counts["cast"] == 1
     assert probe.errors == 2
     ref.stop()
+
+
+def _samples(collector: NodeCollector) -> dict[tuple[str, frozenset[Any]], float]:
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in collector.collect()
+        for sample in family.samples
+    }
+
+
+def test_a_service_keeps_its_probe_across_restarts_and_reports_heartbeat_age(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'services.sqlite3'}")
+    timer = TimerActor.start(clock=clock)
+    bridge = transport.Bridge("tcp://127.0.0.1:*")
+    bridge.start()
+    conn = transport.connect(bridge.endpoint, timeout=5)
+    try:
+        service = make_service(db, timer, clock, bridge, restart_backoff=(0.01, 0.05))
+        service.mailbox_probe = ManagerProbe()
+        service.start()
+        collector = NodeCollector(lambda: [service], lambda: bridge)
+        labels = frozenset({"manager": "Journal", "topic": "journal", "host": "node-1"}.items())
+        assert ("actors_heartbeat_age_seconds", labels) not in _samples(collector)  # none yet
+        timer.proxy().advance(10).get(timeout=10)  # the first heartbeat, at +10 s
+        timer.proxy().advance(3).get(timeout=10)
+        samples = _samples(collector)
+        assert samples[("actors_heartbeat_age_seconds", labels)] == 3.0  # the manual clock's
+        assert samples[("actors_ticks_total", labels)] >= 1
+        remote = conn.proxy("journal.node-1")
+        remote.note("before").get(timeout=5)
+        with pytest.raises(transport.RemoteError, match="SystemExit"):
+            remote.explode().get(timeout=5)
+        assert service.wait_for_restart(1, timeout=10)
+        remote.note("after").get(timeout=5)
+        samples = _samples(collector)
+        assert samples[("actors_manager_restarts_total", labels)] == 1
+        assert samples[("actors_manager_up", labels)] == 1
+        # note, explode and note again: the fresh manager was given the same probe.
+        assert samples[("actors_calls_total", labels)] >= 3
+        in_total = ("actors_bridge_messages_total", frozenset({"direction": "in"}.items()))
+        assert samples[in_total] == 3
+        service.stop()
+    finally:
+        conn.close()
+        bridge.stop()
+        db.dispose()
