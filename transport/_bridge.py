@@ -362,8 +362,8 @@ class Bridge:
         (calls refused because their peer's replies back up),
         ``slow_reader_dropped`` (calls dropped, the refusals' cap reached),
         ``expired`` (requests not started: their time-to-live had passed).
-        Also ``backlog`` and ``backlog_bytes``: replies held for slow readers
-        now, and
+        Also ``accepted``: requests put into the served actors' mailboxes;
+        ``backlog`` and ``backlog_bytes``: replies held for slow readers now; and
         ``mailbox.<name>``: requests each served name's mailbox holds now.
         """
         counts = dict.fromkeys(
@@ -372,6 +372,8 @@ class Bridge:
         counts.update(self._refusals.totals())
         counts["backlog"] = self._backlog.size
         counts["backlog_bytes"] = self._backlog.nbytes
+        views = {id(view): view for view in list(self._actors.values())}
+        counts["accepted"] = sum(view.accepted for view in views.values())
         for name, view in list(self._actors.items()):
             counts[f"mailbox.{name}"] = view.depth
         return counts
