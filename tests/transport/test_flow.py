@@ -11,12 +11,14 @@ import zmq
 
 import transport
 from actors import Manager
+from actors._node import Node, NodeConfig
 from tests.transport._actors import Echo
 from transport._codec import default_codec
 from transport._protocol import Kind, decode_request, encode_request
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
+    from pathlib import Path
 
 TIMEOUT = 10.0
 
@@ -25,7 +27,8 @@ class Held(Manager):
     """Holds every `hold` until its gate opens; records what ran, in order."""
 
     def __init__(self, gate: threading.Event, **kwargs: Any) -> None:
-        super().__init__(host="flow-test", **kwargs)
+        kwargs.setdefault("host", "flow-test")
+        super().__init__(**kwargs)
         self.gate = gate
         self.ran: list[int] = []
 
@@ -41,6 +44,18 @@ class Held(Manager):
 
 class Small(Held):
     MAILBOX_LIMIT: ClassVar[int | None] = 2
+
+
+NODE_GATE = threading.Event()
+
+
+class NodeHeld(Held):
+    """`Held` as a node runs it: the gate is this module's."""
+
+    TOPIC = "held"
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(gate=NODE_GATE, **kwargs)
 
 
 class Served:
@@ -167,8 +182,7 @@ def test_an_expired_cast_never_runs(served: Served) -> None:
 
 
 def test_the_client_sends_its_remaining_timeout_as_ttl() -> None:
-    ctx = zmq.Context.instance()
-    server: zmq.Socket[bytes] = ctx.socket(zmq.ROUTER)
+    server: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.ROUTER)
     server.setsockopt(zmq.LINGER, 0)
     port = server.bind_to_random_port("tcp://127.0.0.1")
     try:
@@ -176,7 +190,7 @@ def test_the_client_sends_its_remaining_timeout_as_ttl() -> None:
             conn.proxy("x").method(1)
             conn.proxy("x", timeout=0.25).method(2)
             conn.proxy("x").method.defer(3)
-            assert server.poll(TIMEOUT * 1000)
+            assert server.poll(int(TIMEOUT * 1000))
             bodies = [server.recv_multipart()[-1] for _ in range(3)]
         requests = [decode_request(default_codec, body) for body in bodies]
         assert [r.ttl for r in requests] == [7501, 251, None]
@@ -244,3 +258,30 @@ def test_a_slow_reader_gets_every_accepted_reply_and_the_bridge_holds_a_bounded_
     assert all(value == payload for msg_id, value in replies.items() if msg_id <= calls)
     assert len(replies) > 16  # the backlog was used, not only ZeroMQ's queue
     assert stats["backlog"] == 0
+
+
+def test_the_node_config_sets_the_mailbox_bound(tmp_path: Path) -> None:
+    config = NodeConfig.from_dict(
+        {
+            "host": "flow-node",
+            "database_url": f"sqlite:///{tmp_path}/state.sqlite3",
+            "mailbox_limit": 2,
+            "report_interval": 0,
+            "services": [{"manager": f"{__name__}:NodeHeld"}],
+        }
+    )
+    NODE_GATE.clear()
+    node = Node(config)
+    try:
+        node.start()
+        assert node.bridge is not None
+        with transport.connect(node.bridge.endpoint, timeout=TIMEOUT) as conn:
+            held = conn.proxy("held.flow-node")
+            accepted = [held.hold(1), held.hold(2)]
+            with pytest.raises(transport.Overloaded):
+                held.hold(3).get(timeout=TIMEOUT)
+            NODE_GATE.set()
+            assert [f.get(timeout=TIMEOUT) for f in accepted] == [1, 2]
+    finally:
+        NODE_GATE.set()
+        node.stop()
