@@ -173,7 +173,7 @@ class _ReplyFuture(pykka.Future[Any]):
     def expired(self) -> None:
         """The caller's deadline passed before the call started: it never runs, no reply."""
         self._mailbox.finished += 1
-        self._bridge._refusals.note("expired", f"call #{self._msg_id}", level=logging.INFO)
+        self._bridge._refusals.note("expired", "call #%d", self._msg_id, level=logging.INFO)
 
 
 class _CastFuture(pykka.Future[Any]):
@@ -199,7 +199,7 @@ class _CastFuture(pykka.Future[Any]):
         """The cast's time-to-live passed before it started: it never runs."""
         self._mailbox.finished += 1
         self._bridge._refusals.note(
-            "expired", "cast {}.{} [{}]".format(*self._label, self._request_id), level=logging.INFO
+            "expired", "cast %s.%s [%s]", *self._label, self._request_id, level=logging.INFO
         )
 
     def set_exception(self, exc_info: OptExcInfo | None = None) -> None:
@@ -363,8 +363,9 @@ class Bridge:
         ``slow_reader_dropped`` (calls dropped, the refusals' cap reached),
         ``expired`` (requests not started: their time-to-live had passed).
         Also ``accepted``: requests put into the served actors' mailboxes;
-        ``backlog`` and ``backlog_bytes``: replies held for slow readers now; and
-        ``mailbox.<name>``: requests each served name's mailbox holds now.
+        ``backlog`` and ``backlog_bytes``: replies held for slow readers now;
+        ``mailbox.<name>``: requests each served name's mailbox holds now; and
+        ``accepted.<name>``: requests put into it since it was exposed.
         """
         counts = dict.fromkeys(
             ("malformed", "overloaded", "overloaded_cast", "slow_reader", "expired"), 0
@@ -376,6 +377,7 @@ class Bridge:
         counts["accepted"] = sum(view.accepted for view in views.values())
         for name, view in list(self._actors.items()):
             counts[f"mailbox.{name}"] = view.depth
+            counts[f"accepted.{name}"] = view.accepted
         return counts
 
     def start(self, *, timeout: float = 10.0) -> None:
@@ -500,7 +502,7 @@ class Bridge:
                 try:
                     delivery = self._handle(frames)
                 except Exception as exc:  # noqa: BLE001  # pragma: no cover - defensive
-                    self._refusals.note("malformed", f"failed to handle: {brief(exc)}")
+                    self._refusals.note("malformed", "failed to handle: %s", brief(exc))
                     continue
                 if delivery is not None:
                     deliveries.append(delivery)
@@ -559,7 +561,7 @@ class Bridge:
     def _handle(self, frames: list[zmq.Frame]) -> tuple[Any, Envelope[Any]] | None:
         """Check one request; refuse it, or return what to put into which inbox."""
         if not 2 <= len(frames) <= MAX_ROUTING_FRAMES + 1:
-            self._refusals.note("malformed", f"a message of {len(frames)} frames")
+            self._refusals.note("malformed", "a message of %d frames", len(frames))
             return None
         try:
             req = decode_request(self._codec, frames[-1].buffer)
@@ -593,13 +595,19 @@ class Bridge:
                          message=f"{req.actor} has no method {req.method!r}", rc=rc)  # fmt: skip
             return None
         if view.full():
+            if not is_call:  # the flood's path: keep it to a count
+                self._refusals.note(
+                    "overloaded_cast", "dropped a cast [%s] to %s: its mailbox is full (%d)",
+                    rc.request_id, req.actor, view.limit,
+                )  # fmt: skip
+                return None
             self._refuse(routing, req.msg_id, is_call=is_call, kind="overloaded",
                          message=f"{req.actor}'s mailbox is full ({view.limit} requests)",
                          rc=rc)  # fmt: skip
             return None
         if is_call and self._backlog.held(routing[0]) >= self._backlog_bytes:
             if not self._backlog.refusals_room(routing[0]):
-                self._refusals.note("slow_reader_dropped", f"call #{req.msg_id} dropped")
+                self._refusals.note("slow_reader_dropped", "call #%d dropped", req.msg_id)
                 return None
             self._refuse(routing, req.msg_id, is_call=True, kind="overloaded",
                          message="replies to this client back up: it does not read them",
@@ -626,13 +634,12 @@ class Bridge:
         rc: RequestContext,
         reason: str | None = None,
     ) -> None:
-        request_id = brief(rc.request_id)
         reason = reason or kind
         if is_call:
-            self._refusals.note(reason, f"refused a call [{request_id}]: {message}")
+            self._refusals.note(reason, "refused a call [%s]: %s", rc.request_id, message)
             self._send_refusal(routing, msg_id, kind, message)
         else:
-            self._refusals.note(f"{reason}_cast", f"dropped a cast [{request_id}]: {message}")
+            self._refusals.note(f"{reason}_cast", "dropped a cast [%s]: %s", rc.request_id, message)
 
     def _send_refusal(self, routing: list[bytes], msg_id: int, kind: str, message: str) -> None:
         from transport._errors import BRIDGE_ERRORS  # noqa: PLC0415 - cold path

@@ -53,8 +53,13 @@ class RefusalLog:
         self.pending = False
         """Whether a summary is waiting (read without the lock: a hint)."""
 
-    def note(self, reason: str, detail: str, *, level: int = logging.WARNING) -> None:
-        """Count one refusal; log it now if the log was quiet, else later in a summary."""
+    def note(self, reason: str, detail: str, *args: object, level: int = logging.WARNING) -> None:
+        """Count one refusal; log it now if the log was quiet, else later in a summary.
+
+        `detail % args` describes it; it is formatted (and cut to 300 characters)
+        only when it is logged or kept as the interval's example, so a flood of
+        refusals costs a count each.
+        """
         now = self._clock()
         with self._lock:
             self._totals[reason] += 1
@@ -63,11 +68,12 @@ class RefusalLog:
                 log_now = True
             else:
                 self._pending[reason] += 1
-                self._examples.setdefault(reason, detail)
+                if reason not in self._examples:
+                    self._examples[reason] = _format(detail, args)
                 self.pending = True
                 log_now = False
         if log_now:
-            self._logger.log(level, "%s: %s", reason, detail)
+            self._logger.log(level, "%s: %s", reason, _format(detail, args))
 
     def flush(self) -> float | None:
         """Write the summary if its interval has passed.
@@ -95,3 +101,8 @@ class RefusalLog:
         """Every refusal counted since start, by reason."""
         with self._lock:
             return dict(self._totals)
+
+
+def _format(detail: str, args: tuple[object, ...]) -> str:
+    text = detail % args if args else detail
+    return text if len(text) <= 300 else text[:297] + "..."

@@ -65,6 +65,21 @@ class Served:
         self.held = held  # the local proxy: reaches the inbox without the bridge
 
 
+def drained(bridge: transport.Bridge, name: str) -> None:
+    """Wait (bounded) until the bridge's requests to `name` have all been handled.
+
+    A refusal can reach the client before the requests accepted just ahead of it
+    are in the mailbox (the bridge hands a batch over after reading it), so a
+    local message sent on seeing the refusal could overtake them.
+    """
+    waiter = threading.Event()
+    for _ in range(int(TIMEOUT * 100)):
+        if bridge.stats()[f"mailbox.{name}"] == 0:
+            return
+        waiter.wait(0.01)
+    pytest.fail(f"{name}'s mailbox did not drain: {bridge.stats()}")
+
+
 @pytest.fixture
 def served() -> Iterator[Served]:
     gate = threading.Event()
@@ -116,6 +131,7 @@ def test_casts_past_the_bound_are_dropped_and_counted(
         held.hold(99).get(timeout=TIMEOUT)
     assert served.bridge.stats()["overloaded_cast"] == 7
     served.gate.set()
+    drained(served.bridge, "held")
     assert served.held.ran_so_far().get(timeout=TIMEOUT) == [0, 1, 2]  # the accepted ones
 
 
@@ -175,6 +191,7 @@ def test_an_expired_cast_never_runs(served: Served) -> None:
         sock.send(msgpack.packb([1, 2, 0, "held", "hold", [2], {}, None, {}, 0]))
         served.gate.set()
         assert msgpack.unpackb(sock.recv(), raw=False) == [1, 3, 1, 1]
+        drained(served.bridge, "held")
         assert served.held.ran_so_far().get(timeout=TIMEOUT) == [1]
         assert served.bridge.stats()["expired"] == 1
     finally:
