@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextvars
 import threading
+import time
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import msgpack  # type: ignore[import-untyped]
+import pykka
 import pytest
 import zmq
 
@@ -13,6 +16,7 @@ import transport
 from actors import Manager
 from actors._node import Node, NodeConfig
 from tests.transport._actors import Echo
+from transport._bridge import ContextProxyCall
 from transport._codec import default_codec
 from transport._protocol import Kind, decode_request, encode_request
 
@@ -302,3 +306,21 @@ def test_the_node_config_sets_the_mailbox_bound(tmp_path: Path) -> None:
     finally:
         NODE_GATE.set()
         node.stop()
+
+
+def test_a_manager_skips_a_message_whose_deadline_passed() -> None:
+    # The check is the mailbox's (actors.ResilientActor): any message with a
+    # `deadline` attribute; without the bridge's `expired()` hook on the reply
+    # future, the caller's future fails with pykka.Timeout.
+    gate = threading.Event()
+    gate.set()
+    ref = Held.start(gate=gate)
+    now = time.monotonic()
+    late = ContextProxyCall(("hold",), (1,), {}, contextvars.copy_context(), now - 1.0)
+    timely = ContextProxyCall(("hold",), (2,), {}, contextvars.copy_context(), now + 3600)
+    untimed = ContextProxyCall(("hold",), (3,), {}, contextvars.copy_context())
+    with pytest.raises(pykka.Timeout, match="deadline passed before hold"):
+        ref.ask(late, timeout=TIMEOUT)
+    assert ref.ask(timely, timeout=TIMEOUT) == 2
+    assert ref.ask(untimed, timeout=TIMEOUT) == 3
+    assert ref.proxy().ran_so_far().get(timeout=TIMEOUT) == [2, 3]
