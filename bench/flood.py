@@ -180,10 +180,14 @@ def one_run(label: str, tree: str | None, seconds: float, *, unbounded: bool) ->
             timeline = []
             started = time.monotonic()
             assert flooder.stdout is not None
-            line = flooder.stdout.readline()  # printed when the flood's time is up
+            lines: list[str] = []  # "offered", printed when the flood's time is up
+            reader = threading.Thread(target=lambda: lines.append(flooder.stdout.readline()))  # type: ignore[union-attr]
+            reader.start()
             while flooder.poll() is None:  # then it waits until the bridge read every cast
                 timeline.append((time.monotonic() - started, rss_mib(proc.pid)))
                 stop.wait(0.25)
+            reader.join()
+            line = lines[0]
             stop.set()
             worker.join()
             timeline.append((time.monotonic() - started, rss_mib(proc.pid)))
