@@ -574,12 +574,20 @@ class Bridge:
             self._refusals.note("malformed", str(exc))
             if exc.msg_id is not None:
                 routing = [frame.bytes for frame in frames[:-1]]
-                self._send_refusal(routing, exc.msg_id, "invalid_request", str(exc))
+                if self._no_room_for_refusal(routing[0]):
+                    self._refusals.note("slow_reader_dropped", "call #%d dropped", exc.msg_id)
+                else:
+                    self._send_refusal(routing, exc.msg_id, "invalid_request", str(exc))
             return None
         is_call = req.kind is Kind.CALL
         # The routing frames address the reply: a cast has none.
         routing = [frame.bytes for frame in frames[:-1]] if is_call else []
         rc = RequestContext.from_wire(req.context)
+        if is_call and self._backlog.held(routing[0]) >= self._backlog_bytes:
+            self._refuse(routing, req.msg_id, is_call=True, kind="overloaded",
+                         message="replies to this client back up: it does not read them",
+                         rc=rc, reason="slow_reader")  # fmt: skip
+            return None
         view = self._actors.get(req.actor)
         if view is None or view.ref.actor_stopped.is_set():
             self._refuse(routing, req.msg_id, is_call=is_call, kind="unknown_actor",
@@ -610,14 +618,6 @@ class Bridge:
                          message=f"{req.actor}'s mailbox is full ({view.limit} requests)",
                          rc=rc)  # fmt: skip
             return None
-        if is_call and self._backlog.held(routing[0]) >= self._backlog_bytes:
-            if not self._backlog.refusals_room(routing[0]):
-                self._refusals.note("slow_reader_dropped", "call #%d dropped", req.msg_id)
-                return None
-            self._refuse(routing, req.msg_id, is_call=True, kind="overloaded",
-                         message="replies to this client back up: it does not read them",
-                         rc=rc, reason="slow_reader")  # fmt: skip
-            return None
         deadline = None if req.ttl is None else time.monotonic() + req.ttl / 1000
         message = ContextProxyCall((req.method,), req.args, req.kwargs, run_context(rc), deadline)
         future: pykka.Future[Any] = (
@@ -641,10 +641,18 @@ class Bridge:
     ) -> None:
         reason = reason or kind
         if is_call:
+            if self._no_room_for_refusal(routing[0]):  # it could not read the refusal either
+                self._refusals.note("slow_reader_dropped", "call #%d dropped", msg_id)
+                return
             self._refusals.note(reason, "refused a call [%s]: %s", rc.request_id, message)
             self._send_refusal(routing, msg_id, kind, message)
         else:
             self._refusals.note(f"{reason}_cast", "dropped a cast [%s]: %s", rc.request_id, message)
+
+    def _no_room_for_refusal(self, peer: bytes) -> bool:
+        """Whether `peer`'s replies back up past the bound and its refusals are capped too."""
+        backlog = self._backlog
+        return backlog.held(peer) >= self._backlog_bytes and not backlog.refusals_room(peer)
 
     def _send_refusal(self, routing: list[bytes], msg_id: int, kind: str, message: str) -> None:
         from transport._errors import BRIDGE_ERRORS  # noqa: PLC0415 - cold path

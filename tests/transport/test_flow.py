@@ -324,3 +324,38 @@ def test_a_manager_skips_a_message_whose_deadline_passed() -> None:
     assert ref.ask(timely, timeout=TIMEOUT) == 2
     assert ref.ask(untimed, timeout=TIMEOUT) == 3
     assert ref.proxy().ran_so_far().get(timeout=TIMEOUT) == [2, 3]
+
+
+def test_refusals_to_a_client_that_does_not_read_are_bounded(tmp_path: Path) -> None:
+    # Calls at a full mailbox from a client that never reads: the refusals back up
+    # too; past `backlog_bytes` plus 1,000 refusals the bridge drops the calls.
+    gate = threading.Event()
+    ref = Held.start(gate=gate)
+    calls = 30_000
+    client: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.DEALER)
+    client.setsockopt(zmq.RCVHWM, 1)
+    client.setsockopt(zmq.LINGER, 0)
+    endpoint = f"ipc://{tmp_path}/flow.sock"  # small socket buffers: the backlog fills
+    try:
+        with transport.Bridge(endpoint, reply_hwm=4, backlog_bytes=65_536) as bridge:
+            bridge.expose("held", ref, mailbox_limit=1)
+            client.connect(endpoint)
+            for msg_id in range(1, calls + 1):
+                client.send(msgpack.packb([1, 1, msg_id, "held", "hold", [msg_id], {}, None, {}]))
+            waiter = threading.Event()
+            for _ in range(int(TIMEOUT * 20)):
+                stats = bridge.stats()
+                seen = sum(
+                    stats.get(key, 0)
+                    for key in ("accepted", "overloaded", "slow_reader", "slow_reader_dropped")
+                )
+                if seen == calls:
+                    break
+                waiter.wait(0.05)
+            assert seen == calls, stats
+            assert stats["slow_reader_dropped"] > 0
+            assert stats["backlog_bytes"] <= 65_536 + 1000 * 200, stats
+            gate.set()
+    finally:
+        gate.set()
+        client.close(linger=0)
