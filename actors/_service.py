@@ -136,6 +136,8 @@ class Service:
         self.restarts = 0
         self.manager_ref: pykka.ActorRef[Manager] | None = None
         self._stopping = threading.Event()
+        self._lifecycle = threading.Lock()  # orders a restart's start against stop()
+        self._restarter: threading.Thread | None = None
         self._starting = False
         self._restarted = threading.Condition()
         self._rng = random.Random()
@@ -175,10 +177,20 @@ class Service:
         self._start_manager()
 
     def stop(self, *, timeout: float = 30.0) -> None:
-        """Stop taking messages, drain what the mailbox holds, then stop the timers."""
-        self._stopping.set()
+        """Stop taking messages, drain what the mailbox holds, then stop the timers.
+
+        A restart under way is waited for (up to `timeout`): it gives up at its
+        next step, and whichever manager it started is stopped here with the rest.
+        """
+        with self._lifecycle:
+            self._stopping.set()
+            restarter, self._restarter = self._restarter, None
         with self._restarted:
             self._restarted.notify_all()
+        if restarter is not None and restarter is not threading.current_thread():
+            restarter.join(timeout)
+            if restarter.is_alive():
+                logger.warning("%s: its restart did not give up within %ss", self, timeout)
         if self.bridge is not None:
             for name in self.names:
                 self.bridge.unexpose(name)
@@ -219,6 +231,7 @@ class Service:
             proxy.init_host(
                 service_id=self.service_id, added_to_cluster=self.added_to_cluster
             ).get(timeout=self.call_timeout)
+            self._check_not_stopping()
             if self.bridge is not None:
                 for name in self.names:
                     self.bridge.expose(name, ref)
@@ -228,6 +241,7 @@ class Service:
             first_tick = self._rng.uniform(0, self.periodic_fuzzy_delay)
             if self.report_interval:
                 first_tick = min(first_tick, self.report_interval)
+            self._check_not_stopping()
             self.timer.proxy().register(ref, initial_delay=first_tick).get(
                 timeout=self.call_timeout
             )
@@ -239,6 +253,11 @@ class Service:
         finally:
             self._starting = False
         logger.info("%s started (service id %s)", self, self.service_id)
+
+    def _check_not_stopping(self) -> None:
+        if self._stopping.is_set():
+            msg = "the service is stopping"
+            raise ServiceStartError(msg)
 
     def _register(self) -> tuple[int, bool]:
         """Create or refresh this service's row; return its id and ``added_to_cluster``."""
@@ -321,12 +340,19 @@ class Service:
     def _manager_died(self, ref: pykka.ActorRef[Any], failure: BaseException | None) -> None:
         if self._stopping.is_set() or self._starting or ref is not self.manager_ref:
             return  # a stop, a start that reports its own failure, or an old manager
-        logger.error("%s: manager died (%r); restarting it", self, failure)
-        threading.Thread(
-            target=self._restart, name=f"restart-{self.topic}.{self.host}", daemon=True
-        ).start()
+        with self._lifecycle:
+            if self._stopping.is_set():
+                return
+            logger.error("%s: manager died (%r); restarting it", self, failure)
+            self._restarter = threading.Thread(
+                target=self._restart, name=f"restart-{self.topic}.{self.host}", daemon=True
+            )
+            self._restarter.start()
 
     def _restart(self) -> None:
+        dead = self.manager_ref
+        if dead is not None and self.timer.is_alive():
+            self.timer.proxy().unregister.defer(dead)  # the timer would drop it on a tick
         delay, longest = self.restart_backoff
         while not self._stopping.is_set():
             if self._stopping.wait(delay):
@@ -334,6 +360,8 @@ class Service:
             try:
                 self._start_manager()
             except Exception:
+                if self._stopping.is_set():
+                    return  # stop() stops what this start left behind
                 logger.exception("%s: restart failed; next try in %ss", self, delay)
                 delay = min(max(delay * 2, 0.1), longest)
                 continue
