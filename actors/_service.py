@@ -8,10 +8,15 @@ the bridge does not know it before then.
 
 The heartbeat is a periodic task the service adds to its manager, so it runs
 inside the manager's mailbox like everything else: when ``is_working()`` is
-true, ``report_count`` grows by one and ``updated_at`` becomes now; when false,
-nothing is written and the service reads as down after ``service_down_time``.
-A failing write is logged and flagged (``model_disconnected``) and recovered
-from on the next beat; a deleted row is re-created.
+true, ``report_count`` grows by one and ``updated_at`` becomes the beat's time;
+when false, nothing is written and the service reads as down after
+``service_down_time``. The write itself runs on the service's heartbeat thread
+(`HeartbeatWriter`): the mailbox waits for it at most ``heartbeat_wait``
+seconds, so a slow or unreachable database never stalls the manager, and beats
+that come while a write is in flight are skipped. A database outage is logged
+once when it starts ("model server went away", flagged in
+``model_disconnected``) and once when it ends ("Recovered model server
+connection!"), on the first beat that gets through; a deleted row is re-created.
 
 If the manager dies (a ``BaseException``, a failing ``on_start``), the service
 logs it and starts a fresh manager with exponential back-off; meanwhile remote
@@ -28,10 +33,12 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 
 from actors._clock import DEFAULT_CLOCK, Clock
+from actors._heartbeat import HeartbeatWriter
 from actors._periodic import periodic_task
 from actors.db import ServiceRecord
 
 if TYPE_CHECKING:
+    import datetime as dt
     from collections.abc import Mapping
 
     import pykka
@@ -79,6 +86,8 @@ class Service:
         manager_kwargs: more keyword arguments for the manager's constructor.
         restart_backoff: (first, longest) seconds between restarts of a dead manager.
         call_timeout: seconds to wait for each start hook.
+        heartbeat_wait: the longest a heartbeat holds the manager's mailbox
+            waiting for its database write (which goes on in the background).
     """
 
     def __init__(
@@ -99,6 +108,7 @@ class Service:
         manager_kwargs: Mapping[str, Any] | None = None,
         restart_backoff: tuple[float, float] = (1.0, 60.0),
         call_timeout: float = 60.0,
+        heartbeat_wait: float = 1.0,
     ) -> None:
         topic = topic or manager_class.TOPIC
         if not topic:
@@ -130,6 +140,8 @@ class Service:
         self.manager_kwargs = dict(manager_kwargs or {})
         self.restart_backoff = restart_backoff
         self.call_timeout = call_timeout
+        self.heartbeat_wait = heartbeat_wait
+        self._heartbeats = self._heartbeat_writer()
         self.service_id: int | None = None
         self.added_to_cluster: bool | None = None
         self.model_disconnected = False
@@ -174,6 +186,7 @@ class Service:
     def start(self) -> None:
         """Start the manager and bring it into service, in Cinder's order."""
         self._stopping.clear()
+        self._heartbeats = self._heartbeat_writer()
         self._start_manager()
 
     def stop(self, *, timeout: float = 30.0) -> None:
@@ -202,10 +215,15 @@ class Service:
             ref.stop(block=True, timeout=timeout)
         if self.timer.is_alive():
             self.timer.proxy().unregister(ref).get(timeout=timeout)
+        self._heartbeats.stop(timeout=min(timeout, 5.0))
 
     def reset(self) -> None:
         """SIGHUP: the manager drops its version pins and rebuilds its clients."""
         self.proxy.reset().get(timeout=self.call_timeout)
+
+    def wait_for_heartbeat_write(self, *, timeout: float) -> bool:
+        """Wait until no heartbeat write is in flight; for tests and tools."""
+        return self._heartbeats.wait_idle(timeout)
 
     def wait_for_restart(self, count: int, *, timeout: float) -> bool:
         """Wait until the manager was restarted `count` times in all; for tests and tools."""
@@ -296,6 +314,9 @@ class Service:
             report_count=0,
         )
 
+    def _heartbeat_writer(self) -> HeartbeatWriter:
+        return HeartbeatWriter(self._write_heartbeat, name=f"heartbeat-{self.topic}.{self.host}")
+
     def _heartbeat_task(self) -> Any:
         service = self
 
@@ -306,7 +327,11 @@ class Service:
         return report_state
 
     def report_state(self, manager: Manager) -> None:
-        """One heartbeat; runs in the manager's thread (the task the service adds)."""
+        """One heartbeat; runs in the manager's thread (the task the service adds).
+
+        Asks ``is_working()``, then hands the write to the heartbeat thread and
+        waits for it at most ``heartbeat_wait`` seconds.
+        """
         if not manager.is_working():
             logger.error(
                 "Manager for service %s %s is reporting problems, not sending heartbeat. "
@@ -315,6 +340,10 @@ class Service:
                 self.host,
             )
             return
+        self._heartbeats.beat(self.clock.utcnow(), wait=self.heartbeat_wait)
+
+    def _write_heartbeat(self, now: dt.datetime) -> None:
+        """Write one heartbeat stamped `now`; runs on the heartbeat thread."""
         try:
             with self.db.begin() as session:
                 row = session.get(ServiceRecord, self.service_id) if self.service_id else None
@@ -323,7 +352,7 @@ class Service:
                     row = self._new_row()
                     session.add(row)
                 row.report_count += 1
-                row.updated_at = self.clock.utcnow()
+                row.updated_at = now
                 session.flush()
                 self.service_id = row.id
         except Exception:

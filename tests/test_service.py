@@ -85,6 +85,7 @@ def make_service(
 ) -> Service:
     kw.setdefault("report_interval", 10)
     kw.setdefault("periodic_fuzzy_delay", 0)
+    kw.setdefault("heartbeat_wait", 30)  # these tests read the row right after a beat
     host = kw.pop("host", "node-1")
     return Service(Journal, host=host, db=db, timer=timer, bridge=bridge, clock=clock, **kw)
 
