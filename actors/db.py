@@ -170,6 +170,8 @@ def _engine_options(url: str, connect_timeout: float, statement_timeout: float) 
     statement instead of hanging until the kernel gives up; stale pooled
     connections are replaced by the pre-ping. MySQL drivers: connect, read and
     write timeouts. Everywhere: waiting for a pooled connection is bounded too.
+    A driver option given in the URL's query (``?connect_timeout=1``) wins over
+    the one derived here.
     """
     parsed = make_url(url)
     backend, driver = parsed.get_backend_name(), parsed.get_driver_name()
@@ -179,7 +181,7 @@ def _engine_options(url: str, connect_timeout: float, statement_timeout: float) 
     whole = max(1, math.ceil(connect_timeout))
     if backend == "postgresql" and driver in ("psycopg2", "psycopg"):
         statement_ms = max(1, round(statement_timeout * 1000))
-        options["connect_args"] = {
+        connect_args: dict[str, Any] = {
             "connect_timeout": whole,
             "options": f"-c statement_timeout={statement_ms}",
             "keepalives": 1,
@@ -189,11 +191,14 @@ def _engine_options(url: str, connect_timeout: float, statement_timeout: float) 
             "tcp_user_timeout": statement_ms,
         }
     elif backend == "mysql" and driver in ("pymysql", "mysqldb"):
-        options["connect_args"] = {
+        connect_args = {
             "connect_timeout": whole,
             "read_timeout": max(1, math.ceil(statement_timeout)),
             "write_timeout": max(1, math.ceil(statement_timeout)),
         }
+    else:
+        return options
+    options["connect_args"] = {k: v for k, v in connect_args.items() if k not in parsed.query}
     return options
 
 

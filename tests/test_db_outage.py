@@ -22,9 +22,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
 
 from actors import Manager, ManualClock, Service, TimerActor
-from actors.db import Database, ServiceRecord
+from actors.db import Database, ServiceRecord, _engine_options
 from tests._postgres import PostgresServer, start_postgres
 
 WAIT = 0.3  # heartbeat_wait: the longest a beat may hold the mailbox
@@ -237,3 +239,35 @@ def test_sqlite_table_gone_then_back(tmp_path: Path, logs: Any) -> None:
     finally:
         other.close()
         harness.close()
+
+
+def test_statement_timeout_is_enforced_by_postgres(own_postgres: PostgresServer) -> None:
+    db = Database(own_postgres.create_database("slow"), statement_timeout=0.5)
+    try:
+        started = time.monotonic()
+        with pytest.raises(OperationalError, match="statement timeout"), db.session() as s:
+            s.execute(text("SELECT pg_sleep(5)"))
+        assert time.monotonic() - started < 0.5 + SLACK
+    finally:
+        db.dispose()
+
+
+def test_engine_options_bound_every_backend() -> None:
+    pg = _engine_options("postgresql+psycopg2://u@h/db", 2, 7)
+    assert pg["pool_pre_ping"] is True
+    assert pg["pool_timeout"] == 2
+    assert pg["connect_args"] == {
+        "connect_timeout": 2,
+        "options": "-c statement_timeout=7000",
+        "keepalives": 1,
+        "keepalives_idle": 2,
+        "keepalives_interval": 2,
+        "keepalives_count": 3,
+        "tcp_user_timeout": 7000,
+    }
+    tuned = _engine_options("postgresql://u@h/db?connect_timeout=1&tcp_user_timeout=900", 2, 7)
+    assert "connect_timeout" not in tuned["connect_args"]  # the URL's own value wins
+    assert "tcp_user_timeout" not in tuned["connect_args"]
+    assert _engine_options("sqlite:///x.db", 2, 7) == {"connect_args": {"timeout": 7}}
+    mysql = _engine_options("mysql+pymysql://u@h/db", 2, 7)
+    assert mysql["connect_args"] == {"connect_timeout": 2, "read_timeout": 7, "write_timeout": 7}
