@@ -1,0 +1,250 @@
+"""Faults between hosts: loss, partitions, kill -9 and a database outage, in namespaces.
+
+A node process (one `Ledger` manager), a PostgreSQL server and a client process
+each run in their own network namespace (see `_lab`). The client's calls and
+the node's journal are checked for what the runtime promises whatever the
+network does: every call ends (a value, an error or a timeout, never later than
+its timeout), nothing runs twice, and what arrives from one sender arrives in
+the order sent. Faults are applied when the client's own progress says so, not
+after a guessed delay.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from tests.faults._lab import Lab, Postgres, Process
+from tests.faults.conftest import (
+    ACTOR,
+    DB_CONNECT_TIMEOUT,
+    ENDPOINT,
+    NODE_HOST,
+    REPORT_INTERVAL,
+    SERVICE_DOWN_TIME,
+    Node,
+)
+
+CALL_TIMEOUT = 1.0
+ENDS_WITHIN = CALL_TIMEOUT + 1.0  # a call's get() returns by its timeout, plus scheduling
+SLACK = 1.5  # what a loaded 2-core machine adds to a bounded wait
+
+
+def client(lab: Lab, *args: str) -> Process:
+    return Process([*lab.prefix("client"), sys.executable, "-m", "tests.faults._client", *args])
+
+
+@dataclass
+class Run:
+    """The outcomes of one `calls` run of the client, by sender and seq."""
+
+    outcomes: dict[str, dict[int, dict[str, Any]]] = field(
+        default_factory=lambda: defaultdict(dict)
+    )
+
+    def ended(self) -> int:
+        return sum(len(by_seq) for by_seq in self.outcomes.values())
+
+    def count(self, outcome: str) -> int:
+        return sum(
+            o["outcome"] == outcome for by_seq in self.outcomes.values() for o in by_seq.values()
+        )
+
+
+def run_calls(
+    lab: Lab, node: Node, *, senders: int, count: int, on_outcome: Callable[[Run], None],
+    extra: tuple[str, ...] = (), timeout: float = CALL_TIMEOUT,
+) -> Run:
+    """Run the client's calls; `on_outcome` sees the run after each outcome (to inject faults)."""
+    process = client(
+        lab, "calls", ENDPOINT, ACTOR, "--senders", str(senders), "--count", str(count),
+        "--timeout", str(timeout), "--keys", str(node.keys), *extra,
+    )
+    result = Run()
+    done = 0
+    try:
+        while done < senders:
+            line = process.line(timeout=timeout * 5 + 30)
+            assert line is not None, "the client exited early:\n" + "".join(process.stderr)
+            event = json.loads(line)
+            if "done" in event:
+                done += 1
+                continue
+            by_seq = result.outcomes[event["sender"]]
+            assert event["seq"] not in by_seq, f"two outcomes for one call: {event}"
+            by_seq[event["seq"]] = event
+            on_outcome(result)
+        assert process.proc.wait(timeout=30) == 0, "".join(process.stderr)
+    finally:
+        process.kill()
+    return result
+
+
+def check_run(run: Run, journal: list[tuple[str, int]], *, senders: int, count: int) -> None:
+    """Every call ended in time; the journal has no duplicate and is in order per sender."""
+    assert set(run.outcomes) == {f"s{i}" for i in range(senders)}
+    for sender, by_seq in run.outcomes.items():
+        assert sorted(by_seq) == list(range(count)), f"{sender}: calls without an outcome"
+        for event in by_seq.values():
+            outcome = event["outcome"]
+            assert outcome in ("value", "timeout", "sent") or outcome.startswith("error:"), event
+            assert event["elapsed"] <= ENDS_WITHIN, f"a call ended late: {event}"
+    arrived: dict[str, list[int]] = defaultdict(list)
+    for sender, seq in journal:
+        arrived[sender].append(seq)
+    for sender, seqs in arrived.items():
+        assert len(seqs) == len(set(seqs)), f"{sender}: executed twice: {seqs}"
+        assert seqs == sorted(seqs), f"{sender}: out of order: {seqs}"
+        assert set(seqs) <= set(range(count))
+    for sender, by_seq in run.outcomes.items():
+        answered = {seq for seq, event in by_seq.items() if event["outcome"] == "value"}
+        assert answered <= set(arrived[sender]), f"{sender}: answered but not journaled"
+
+
+def fresh_journal(node: Node) -> None:
+    node.journal.write_text("")
+
+
+def wait_status(lab: Lab, pg: Postgres, want: str, within: float) -> float:
+    """Wait (in the client's namespace) until the node's service reads `want`; return when."""
+    process = client(
+        lab, "status", pg.url, NODE_HOST, "ledger", "--down-time", str(SERVICE_DOWN_TIME),
+        "--want", want, "--within", str(within),
+    )
+    try:
+        while True:
+            line = process.line(timeout=within + 30)
+            assert line is not None, "".join(process.stderr)
+            event = json.loads(line)
+            if "reached" in event:
+                assert event["reached"], f"the service did not turn {want} within {within}s"
+                return float(event["at"])
+    finally:
+        process.kill()
+
+
+def test_loss_then_partition_every_call_ends_once_and_in_order(lab: Lab, node: Node) -> None:
+    senders, count = 2, 80
+    fresh_journal(node)
+    phase: dict[str, Any] = {"name": "clean", "timeouts": 0}
+
+    def inject(run: Run) -> None:
+        ended = run.ended()
+        if phase["name"] == "clean" and ended >= 20:
+            lab.isolate("node", loss=0.2)
+            phase["name"] = "loss"
+        elif phase["name"] == "loss" and ended >= 60:
+            lab.heal()
+            lab.isolate("node")
+            phase.update(name="partition", timeouts=run.count("timeout"))
+        elif phase["name"] == "partition" and run.count("timeout") >= phase["timeouts"] + 4:
+            lab.heal()
+            phase["name"] = "healed"
+
+    run = run_calls(lab, node, senders=senders, count=count, on_outcome=inject)
+    assert phase["name"] == "healed"
+    assert run.count("timeout") >= 4  # the partition was felt
+    for sender, by_seq in run.outcomes.items():  # the last calls got through: all arrived
+        assert by_seq[count - 1]["outcome"] == "value", f"{sender}: {by_seq[count - 1]}"
+    check_run(run, node.journal_lines(), senders=senders, count=count)
+
+
+def test_casts_across_a_partition_arrive_at_most_once_in_order(lab: Lab, node: Node) -> None:
+    count = 300
+    fresh_journal(node)
+    state = {"cut": False, "healed": False}
+
+    def inject(run: Run) -> None:
+        if not state["cut"] and run.ended() >= 100:
+            lab.isolate("node")
+            state["cut"] = True
+        elif state["cut"] and not state["healed"] and run.ended() >= 200:
+            lab.heal()
+            state["healed"] = True
+
+    run = run_calls(lab, node, senders=1, count=count, on_outcome=inject,
+                    extra=("--casts", "--interval", "0.01"))
+    assert state["healed"]
+    marker = run_calls(lab, node, senders=1, count=1, on_outcome=lambda run: None,
+                       extra=("--prefix", "m"))  # a call after the casts: the node is reachable
+    assert marker.count("value") == 1
+    check_run(run, [e for e in node.journal_lines() if e[0] == "s0"], senders=1, count=count)
+
+
+def test_kill_9_mid_stream_then_restart(lab: Lab, node: Node) -> None:
+    count = 60
+    fresh_journal(node)
+    state = {"killed": False, "restarted": False, "before": 0}
+
+    def inject(run: Run) -> None:
+        if not state["killed"] and run.ended() >= 15:
+            node.kill()
+            state.update(killed=True, before=run.ended())
+        elif state["killed"] and not state["restarted"] and run.ended() >= state["before"] + 2:
+            node.start()  # same endpoint: the client's connection reconnects by itself
+            state["restarted"] = True
+
+    run = run_calls(lab, node, senders=1, count=count, on_outcome=inject,
+                    extra=("--interval", "0.02"))
+    assert state["restarted"]
+    assert run.count("value") < count  # the kill was felt
+    assert run.outcomes["s0"][count - 1]["outcome"] == "value"
+    check_run(run, node.journal_lines(), senders=1, count=count)
+
+
+def test_partitioned_node_turns_down_then_up(lab: Lab, pg: Postgres, node: Node) -> None:
+    wait_status(lab, pg, "up", within=10)
+    went_away = node.log.log_count("model server went away")
+    recovered = node.log.log_count("Recovered model server connection")
+    cut_at = time.time()
+    lab.isolate("node")
+    down_at = wait_status(lab, pg, "down", within=SERVICE_DOWN_TIME + 10)
+    assert down_at - cut_at <= SERVICE_DOWN_TIME + SLACK
+    healed_at = time.time()
+    lab.heal()
+    up_at = wait_status(lab, pg, "up", within=REPORT_INTERVAL + 10)
+    # the next beat after healing, or the one after an attempt that was in flight
+    assert up_at - healed_at <= REPORT_INTERVAL + DB_CONNECT_TIMEOUT + SLACK
+    node.log.wait_for_log("Recovered model server connection", timeout=10)
+    assert node.log.log_count("model server went away") == went_away + 1
+    assert node.log.log_count("Recovered model server connection") == recovered + 1
+
+
+def test_database_outage_node_keeps_serving(lab: Lab, pg: Postgres, node: Node) -> None:
+    wait_status(lab, pg, "up", within=10)
+    went_away = node.log.log_count("model server went away")
+    recovered = node.log.log_count("Recovered model server connection")
+    pg.stop()
+    try:
+        node.log.wait_for_log_count("model server went away", went_away + 1,
+                                    timeout=REPORT_INTERVAL + DB_CONNECT_TIMEOUT + 10)
+        fresh_journal(node)
+        # calls that need no database go on, through several report intervals of outage
+        run = run_calls(lab, node, senders=1, count=40, on_outcome=lambda run: None,
+                        extra=("--interval", "0.05"))
+        assert run.count("value") == 40
+        assert max(e["elapsed"] for e in run.outcomes["s0"].values()) < CALL_TIMEOUT
+        assert node.log.log_count("model server went away") == went_away + 1  # logged once
+    finally:
+        pg.start()
+    node.log.wait_for_log_count("Recovered model server connection", recovered + 1,
+                                timeout=REPORT_INTERVAL + DB_CONNECT_TIMEOUT + 10)
+    wait_status(lab, pg, "up", within=REPORT_INTERVAL + 10)
+    assert node.log.log_count("Recovered model server connection") == recovered + 1
+
+
+def test_delayed_link_calls_still_answer(lab: Lab, node: Node) -> None:
+    if not lab.has_netem:
+        pytest.skip("this kernel has no tc netem (sch_netem): the delay fault cannot be made")
+    lab.delay("node", 100)
+    fresh_journal(node)
+    run = run_calls(lab, node, senders=1, count=10, on_outcome=lambda run: None)
+    assert run.count("value") == 10
+    assert min(e["elapsed"] for e in run.outcomes["s0"].values()) >= 0.1
