@@ -73,6 +73,31 @@ def calls(args: argparse.Namespace) -> None:
         thread.join()
 
 
+def flood(args: argparse.Namespace) -> None:
+    """Cast ``slow`` as fast as the connection takes it for `--seconds`; count what happened."""
+    conn = transport.connect(
+        args.endpoint, timeout=args.timeout,
+        keypair=transport.load_keypair(Path(args.keys, "clients", "client.key_secret")),
+        server_key=transport.load_public_key(Path(args.keys, "cluster.key")),
+    )
+    proxy = conn.proxy(args.actor)
+    payload = b"x" * args.size
+    counts: dict[str, int] = {}
+    emit(flooding=True)
+    deadline = time.monotonic() + args.seconds
+    seq = 0
+    while time.monotonic() < deadline:
+        try:
+            proxy.slow.defer(seq, payload)
+            outcome = "sent"
+        except Exception as exc:  # refused, timed out: counted, and the flood goes on
+            outcome = type(exc).__name__
+        counts[outcome] = counts.get(outcome, 0) + 1
+        seq += 1
+    emit(counts=counts)
+    conn.close(linger=0)
+
+
 def status(args: argparse.Namespace) -> None:
     db = Database(f"{args.db}?connect_timeout=1", create=False)
     want_up = args.want == "up"
@@ -112,6 +137,14 @@ def main() -> None:
     c.add_argument("--casts", action="store_true")
     c.add_argument("--keys", required=True, help="the directory of the CURVE keys")
     c.set_defaults(run=calls)
+    f = sub.add_parser("flood")
+    f.add_argument("endpoint")
+    f.add_argument("actor")
+    f.add_argument("--seconds", type=float, default=3.0)
+    f.add_argument("--size", type=int, default=1024)
+    f.add_argument("--timeout", type=float, default=1.0)
+    f.add_argument("--keys", required=True)
+    f.set_defaults(run=flood)
     s = sub.add_parser("status")
     s.add_argument("db")
     s.add_argument("host")

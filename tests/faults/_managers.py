@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from typing import Any
 
 from actors import Manager
@@ -20,6 +21,11 @@ class Ledger(Manager):
     def record(self, sender: str, seq: int) -> int:
         """Journal ``sender seq`` (a kill -9 right after loses nothing written)."""
         os.write(self._fd, f"{sender} {seq}\n".encode())
+        return seq
+
+    def slow(self, seq: int, payload: bytes) -> int:
+        """Take about a millisecond (simulated work in the manager, not a test wait)."""
+        time.sleep(0.001)
         return seq
 
     def ping(self) -> str:
