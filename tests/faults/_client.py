@@ -3,7 +3,9 @@
 ``calls ENDPOINT ACTOR``: each sender (a thread with its own connection) calls
 ``record(sender, seq)`` for seq 0..count-1, one after another, and prints each
 call's outcome: ``value``, ``timeout`` or ``error:<type>``, with its duration.
-``--casts`` casts instead (outcome ``sent`` or an error). ``status DB_URL HOST
+``--casts`` casts instead (outcome ``sent`` or an error). ``--pause-at 20,60``:
+before those seqs every sender stops, ``{"paused": seq}`` is printed, and they go on
+when the test writes a line to stdin (so faults land at known points). ``status DB_URL HOST
 TOPIC``: waits until the service reads as `--want` (up/down) and prints when.
 """
 
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import functools
 import json
 import sys
 import threading
@@ -32,7 +35,14 @@ def emit(**fields: Any) -> None:
         sys.stdout.flush()
 
 
-def sender(args: argparse.Namespace, name: str) -> None:
+def checkpoint(seq: int) -> None:
+    """All senders reached `seq`: say so and wait for the test's go (a line on stdin)."""
+    emit(paused=seq)
+    if not sys.stdin.readline():
+        raise SystemExit("stdin closed at a checkpoint")
+
+
+def sender(args: argparse.Namespace, name: str, barriers: dict[int, threading.Barrier]) -> None:
     conn = transport.connect(
         args.endpoint, timeout=args.timeout,
         keypair=transport.load_keypair(Path(args.keys, "clients", "client.key_secret")),
@@ -42,6 +52,8 @@ def sender(args: argparse.Namespace, name: str) -> None:
     pause = threading.Event()
     try:
         for seq in range(args.count):
+            if seq in barriers:
+                barriers[seq].wait(timeout=120)
             started = time.monotonic()
             try:
                 if args.casts:
@@ -63,8 +75,12 @@ def sender(args: argparse.Namespace, name: str) -> None:
 
 
 def calls(args: argparse.Namespace) -> None:
+    barriers = {
+        seq: threading.Barrier(args.senders, action=functools.partial(checkpoint, seq))
+        for seq in args.pause_at
+    }
     threads = [
-        threading.Thread(target=sender, args=(args, f"{args.prefix}{i}"))
+        threading.Thread(target=sender, args=(args, f"{args.prefix}{i}", barriers))
         for i in range(args.senders)
     ]
     for thread in threads:
@@ -135,6 +151,8 @@ def main() -> None:
     c.add_argument("--interval", type=float, default=0.0)
     c.add_argument("--prefix", default="s")
     c.add_argument("--casts", action="store_true")
+    c.add_argument("--pause-at", type=lambda text: [int(n) for n in text.split(",")],
+                   default=[], help="seqs before which every sender waits for a line on stdin")
     c.add_argument("--keys", required=True, help="the directory of the CURVE keys")
     c.set_defaults(run=calls)
     f = sub.add_parser("flood")

@@ -176,7 +176,8 @@ class Process:
 
     def __init__(self, argv: list[str], *, env: dict[str, str] | None = None) -> None:
         self.proc = subprocess.Popen(
-            argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True, cwd=ROOT,
             env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
         )
         self.out: queue.SimpleQueue[str | None] = queue.SimpleQueue()
@@ -203,6 +204,12 @@ class Process:
                 self._logged.notify_all()
         with self._logged:
             self._logged.notify_all()
+
+    def send(self, line: str) -> None:
+        """Write a line to the process's stdin."""
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(line + "\n")
+        self.proc.stdin.flush()
 
     @property
     def pid(self) -> int:
@@ -241,9 +248,10 @@ class Process:
         self.proc.wait(timeout=10)
         for reader in self._readers:
             reader.join(timeout=10)
-        for pipe in (self.proc.stdout, self.proc.stderr):
+        for pipe in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
             if pipe is not None:
-                pipe.close()
+                with contextlib.suppress(OSError):  # a stdin the dead process left unread
+                    pipe.close()
 
 
 class Postgres:
