@@ -57,17 +57,28 @@ def unavailable_reason() -> str | None:
         return "network namespaces need root (run the fault suite as root, as CI does)"
     for tool in ("ip", "iptables"):
         if shutil.which(tool) is None:
+            if os.environ.get("CI"):
+                msg = f"no `{tool}` command: .ci/run must install iproute2 and iptables"
+                raise RuntimeError(msg)
             return f"no `{tool}` command (Debian: apt-get install iproute2 iptables)"
     return None
 
 
+def _delete_namespace(name: str) -> None:
+    """Kill what still runs inside the namespace (only this suite starts anything there)."""
+    for pid in run(["ip", "netns", "pids", name], check=False).split():
+        with contextlib.suppress(ProcessLookupError, ValueError):
+            os.kill(int(pid), signal.SIGKILL)
+    run(["ip", "netns", "delete", name], check=False)
+
+
 def _remove_stale() -> None:
-    """Delete namespaces of earlier runs whose process is gone."""
+    """Delete the namespaces (and their processes) of earlier runs that were killed."""
     for line in run(["ip", "netns", "list"], check=False).splitlines():
         name = line.split()[0] if line.strip() else ""
         found = re.fullmatch(rf"{PREFIX}(\d+)-\w+", name)
         if found and not Path(f"/proc/{found.group(1)}").exists():
-            run(["ip", "netns", "delete", name], check=False)
+            _delete_namespace(name)
 
 
 @dataclass
@@ -167,7 +178,7 @@ class Lab:
     def close(self) -> None:
         """Delete every namespace (their interfaces and rules go with them)."""
         for name in reversed(self.namespaces):
-            run(["ip", "netns", "delete", name], check=False)
+            _delete_namespace(name)
         self.namespaces.clear()
 
 
