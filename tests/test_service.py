@@ -369,3 +369,13 @@ def test_stop_during_a_restart_leaves_no_manager_behind(
         conn.proxy("journal.node-1").note("after stop").get(timeout=5)
     conn.close()
     assert timer.proxy().registered().get(timeout=5) == 0
+
+
+def test_stop_ends_the_heartbeat_thread(db: Database, timer: Any, clock: ManualClock) -> None:
+    service = make_service(db, timer, clock)
+    service.start()
+    timer.proxy().advance(10).get(timeout=10)
+    assert row_of(db, service).report_count == 1
+    assert any(t.name == "heartbeat-journal.node-1" for t in threading.enumerate())
+    service.stop()
+    assert not any(t.name == "heartbeat-journal.node-1" for t in threading.enumerate())
