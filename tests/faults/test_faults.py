@@ -284,7 +284,7 @@ def rss_mib(pid: int) -> float:
 @pytest.mark.skipif(
     not hasattr(transport, "DEFAULT_MAILBOX_LIMIT"),
     reason="flow control (issue 13 item 1, bounded mailboxes) is not on this branch yet: "
-    "without it a 4 s flood grew the node by over 200 MiB",
+    "without it a 4 s flood grew the node by over 200 MiB (with it, merged on trial: 6 MiB)",
 )  # the lead: drop this marker once the bounded mailboxes are merged
 def test_memory_stays_bounded_under_a_cast_flood(lab: Lab, node: Node) -> None:
     """A client casts 1 KiB messages at a manager that takes 1 ms each, as fast as it can."""
