@@ -164,14 +164,15 @@ def _engine_options(url: str, connect_timeout: float, statement_timeout: float) 
     """The engine's keyword arguments that bound how long any database call can block.
 
     SQLite: a lock is waited for at most `statement_timeout` (``busy_timeout``).
-    PostgreSQL (libpq drivers): ``connect_timeout``, a server-side
-    ``statement_timeout``, and ``tcp_user_timeout`` plus keepalives so that a
-    server that vanished from the network (packets dropped, no reset) fails a
-    statement instead of hanging until the kernel gives up; stale pooled
-    connections are replaced by the pre-ping. MySQL drivers: connect, read and
-    write timeouts. Everywhere: waiting for a pooled connection is bounded too.
-    A driver option given in the URL's query (``?connect_timeout=1``) wins over
-    the one derived here.
+    PostgreSQL (libpq drivers): ``connect_timeout`` (libpq waits 2 s at least),
+    a server-side ``statement_timeout``, and ``tcp_user_timeout`` (the connect
+    timeout: a live server acknowledges within milliseconds, however long its
+    query runs) plus keepalives, so that a server that vanished from the network
+    (packets dropped, no reset) fails a statement instead of hanging until the
+    kernel gives up; stale pooled connections are replaced by the pre-ping.
+    MySQL drivers: connect, read and write timeouts. Everywhere: waiting for a
+    pooled connection is bounded too. A driver option given in the URL's query
+    (``?connect_timeout=1``) wins over the one derived here.
     """
     parsed = make_url(url)
     backend, driver = parsed.get_backend_name(), parsed.get_driver_name()
@@ -181,6 +182,7 @@ def _engine_options(url: str, connect_timeout: float, statement_timeout: float) 
     whole = max(1, math.ceil(connect_timeout))
     if backend == "postgresql" and driver in ("psycopg2", "psycopg"):
         statement_ms = max(1, round(statement_timeout * 1000))
+        connect_ms = max(1, round(connect_timeout * 1000))
         connect_args: dict[str, Any] = {
             "connect_timeout": whole,
             "options": f"-c statement_timeout={statement_ms}",
@@ -188,7 +190,7 @@ def _engine_options(url: str, connect_timeout: float, statement_timeout: float) 
             "keepalives_idle": whole,
             "keepalives_interval": whole,
             "keepalives_count": 3,
-            "tcp_user_timeout": statement_ms,
+            "tcp_user_timeout": connect_ms,  # unacknowledged data: no server is listening
         }
     elif backend == "mysql" and driver in ("pymysql", "mysqldb"):
         connect_args = {

@@ -263,7 +263,7 @@ def test_engine_options_bound_every_backend() -> None:
         "keepalives_idle": 2,
         "keepalives_interval": 2,
         "keepalives_count": 3,
-        "tcp_user_timeout": 7000,
+        "tcp_user_timeout": 2000,
     }
     tuned = _engine_options("postgresql://u@h/db?connect_timeout=1&tcp_user_timeout=900", 2, 7)
     assert "connect_timeout" not in tuned["connect_args"]  # the URL's own value wins

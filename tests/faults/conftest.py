@@ -14,7 +14,10 @@ from tests.faults._lab import ADDRESSES, Lab, LabUnavailable, Postgres, Process
 
 REPORT_INTERVAL = 1.0
 SERVICE_DOWN_TIME = 3.0
-DB_CONNECT_TIMEOUT = 1.0  # the node's: a heartbeat attempt into a partition fails within it
+DB_CONNECT_TIMEOUT = 2.0  # the node's (libpq's least): a connection attempt fails within it
+DB_USER_TIMEOUT = 1.0  # the node's tcp_user_timeout: a statement unanswered on the wire fails
+# the longest one heartbeat write can hang: the pre-ping on a pooled connection, then a reconnect
+DB_ATTEMPT = DB_USER_TIMEOUT + DB_CONNECT_TIMEOUT
 NODE_HOST = "node-f"
 ENDPOINT = f"tcp://{ADDRESSES['node']}:5555"
 ACTOR = f"ledger.{NODE_HOST}"
@@ -66,7 +69,8 @@ class Node:
         transport.write_keypair(keys / "clients", "client")  # the test client's, allowed
         self.keys = keys
         self.config = workdir / "node.toml"
-        timeouts = (f"connect_timeout={DB_CONNECT_TIMEOUT:g}&tcp_user_timeout=1500"
+        timeouts = (f"connect_timeout={DB_CONNECT_TIMEOUT:g}"
+                    f"&tcp_user_timeout={DB_USER_TIMEOUT * 1000:.0f}"
                     "&keepalives_idle=1&keepalives_interval=1&keepalives_count=2")
         self.config.write_text(f"""
 host = "{NODE_HOST}"
