@@ -3,7 +3,7 @@
 Nothing here touches prometheus_client on a message's path. Each manager's
 `ManagerProbe` (its `mailbox_probe`, set by its service) counts every message
 in a plain dict and times one in `SAMPLE` into bucket counts, from the
-manager's own thread, the only writer; the bridge's `transport.BridgeStats`
+manager's own thread, the only writer; the bridge's `transport.BridgeTraffic`
 bumps plain integers. `NodeCollector` turns both into metric families when
 Prometheus scrapes, and `MetricsServer` serves them over HTTP (``[metrics]
 bind`` in the node's config).
@@ -34,7 +34,8 @@ Metrics, labelled ``manager`` (class), ``topic`` and ``host`` (the service's):
 
 And for the node's bridge: ``actors_bridge_messages_total`` and
 ``actors_bridge_bytes_total`` (label ``direction``: ``in``/``out``),
-``actors_bridge_refused_total`` (label ``reason``).
+``actors_bridge_refused_total`` (label ``reason``, from `Bridge.stats()`),
+``actors_bridge_backlog_replies`` and ``actors_bridge_backlog_bytes``.
 """
 
 from __future__ import annotations
@@ -239,7 +240,7 @@ class NodeCollector(Collector):
         yield from self._manager_metrics()
         bridge = self._bridge()
         if bridge is not None:
-            yield from _bridge_metrics(bridge.stats)
+            yield from _bridge_metrics(bridge)
 
     def _manager_metrics(self) -> Iterator[Metric]:
         task_labels = (*_LABELS, "task")
@@ -311,23 +312,37 @@ class NodeCollector(Collector):
         yield from (beat, tick)
 
 
-def _bridge_metrics(stats: transport.BridgeStats) -> Iterator[Metric]:
+_NOT_REFUSALS = ("accepted", "backlog", "backlog_bytes")
+
+
+def _bridge_metrics(bridge: transport.Bridge) -> Iterator[Metric]:
+    traffic = bridge.traffic
     messages = CounterMetricFamily(
         "actors_bridge_messages", "Messages through the bridge.", labels=["direction"]
     )
-    messages.add_metric(["in"], float(stats.messages_in))
-    messages.add_metric(["out"], float(stats.messages_out))
+    messages.add_metric(["in"], float(traffic.messages_in))
+    messages.add_metric(["out"], float(traffic.messages_out))
     size = CounterMetricFamily(
         "actors_bridge_bytes", "Message body bytes through the bridge.", labels=["direction"]
     )
-    size.add_metric(["in"], float(stats.bytes_in))
-    size.add_metric(["out"], float(stats.bytes_out))
+    size.add_metric(["in"], float(traffic.bytes_in))
+    size.add_metric(["out"], float(traffic.bytes_out))
+    stats = bridge.stats()
     refused = CounterMetricFamily(
         "actors_bridge_refused", "Requests refused or dropped, by reason.", labels=["reason"]
     )
-    for reason, count in sorted(stats.refused().items()):
-        refused.add_metric([reason], float(count))
-    yield from (messages, size, refused)
+    for reason, count in sorted(stats.items()):
+        if reason not in _NOT_REFUSALS and "." not in reason:  # not mailbox.<name> and such
+            refused.add_metric([reason], float(count))
+    backlog = GaugeMetricFamily(
+        "actors_bridge_backlog_replies", "Replies held for clients that read too slowly."
+    )
+    backlog.add_metric([], float(stats.get("backlog", 0)))
+    backlog_bytes = GaugeMetricFamily(
+        "actors_bridge_backlog_bytes", "Bytes of the replies held for slow readers."
+    )
+    backlog_bytes.add_metric([], float(stats.get("backlog_bytes", 0)))
+    yield from (messages, size, refused, backlog, backlog_bytes)
 
 
 def parse_bind(bind: str) -> tuple[str, int]:

@@ -22,6 +22,7 @@ from transport._errors import (
     UnknownActor,
     UnsupportedVersion,
 )
+from transport._flow import DEFAULT_MAILBOX_LIMIT
 from transport._protocol import parse_version, version_is_compatible
 from transport._security import (
     KeyPair,
@@ -30,11 +31,12 @@ from transport._security import (
     load_public_key,
     write_keypair,
 )
-from transport._stats import BridgeStats
+from transport._stats import BridgeTraffic
 
 __all__ = [
+    "DEFAULT_MAILBOX_LIMIT",
     "Bridge",
-    "BridgeStats",
+    "BridgeTraffic",
     "Connection",
     "ConnectionClosed",
     "InvalidRequest",
