@@ -108,7 +108,7 @@ def serve() -> None:
     refs = {name: SinkManager.start(host=name) for name in MANAGERS}
     bridge = transport.Bridge("tcp://127.0.0.1:*")
     for name, ref in refs.items():
-        bridge.expose(name, ref)
+        bridge.expose(name, ref, mailbox_limit=10**6)  # a throughput run, not a flood test
     bridge.start()
     freeze_startup()
     print(bridge.endpoint, flush=True)
