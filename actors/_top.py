@@ -170,7 +170,7 @@ def _bridge_line(current: Sample, previous: Sample | None, elapsed: float) -> st
     refused = ", ".join(
         f"{key.partition(':')[2]} {count:,.0f}"
         for key, count in sorted(current.bridge.items())
-        if key.startswith("refused:")
+        if key.startswith("refused:") and count
     )
     return f"bridge: {', '.join(parts)}; refused: {refused or 'none'}"
 
