@@ -1,11 +1,13 @@
 """``actors top``: a live view of a node's managers, read from its metrics endpoint.
 
 Each refresh scrapes ``/metrics`` (see `actors._metrics`) and shows one row per
-manager: whether it runs, mailbox depth, calls and casts per second and errors
-since the previous scrape, handler and mailbox-wait p99 (interpolated within
-the histogram's buckets, as PromQL's ``histogram_quantile`` does, over the
-scrape interval, or over the node's life when nothing ran in it), and the
-ages of the last timer tick and the last heartbeat.
+manager: whether it runs, mailbox depth, calls and casts per second since the
+previous scrape, errors since the node started, handler and mailbox-wait p99
+(interpolated within the histogram's buckets, as PromQL's
+``histogram_quantile`` does, over the scrape interval, or over the node's life
+when nothing was timed in it), and the ages of the last timer tick and the
+last heartbeat; a caption gives the bridge's messages per second and its
+refusals by reason.
 """
 
 from __future__ import annotations
