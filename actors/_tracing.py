@@ -81,7 +81,7 @@ class Tracing:
 
         def traced(message: Any) -> Any:
             rc = current_context()
-            parent = self._propagator.extract(rc.fields) if rc is not None else None
+            parent = self._propagator.extract(_carrier(rc.fields)) if rc is not None else None
             method = ".".join(message.attr_path) if isinstance(message, ProxyCall) else "message"
             attributes = {"rpc.system": "actors", "rpc.service": topic, "rpc.method": method}
             if rc is not None:
@@ -92,6 +92,15 @@ class Tracing:
                 return handle(message)
 
         return traced
+
+
+def _carrier(fields: dict[str, Any]) -> dict[str, str]:
+    """The trace-context fields that are strings: a caller may send anything."""
+    return {
+        key: value
+        for key in ("traceparent", "tracestate")
+        if isinstance(value := fields.get(key), str)
+    }
 
 
 def configured_tracing() -> Tracing | None:

@@ -106,6 +106,25 @@ def test_a_call_chain_across_two_bridges_is_one_trace(
     assert relaying["logger"] == "tests.observed_managers"
 
 
+@pytest.mark.parametrize("traceparent", [5, b"00-x", ["a"], "garbage", None])
+def test_a_bad_traceparent_starts_a_new_trace(
+    two_nodes: tuple[Any, Any, transport.Bridge, transport.Bridge], traceparent: Any
+) -> None:
+    relay, _, bridge_a, bridge_b = two_nodes
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    relay.proxy().mailbox_probe = ManagerProbe(tracing=Tracing(provider), label="relay")
+    with (
+        transport.use_context(transport.RequestContext(traceparent=traceparent)),
+        transport.connect(bridge_a.endpoint, timeout=10) as conn,
+    ):
+        assert conn.proxy("relay").relay(bridge_b.endpoint, "y").get(timeout=10) == "relayed y"
+    (server,) = exporter.get_finished_spans()
+    assert server.kind is SpanKind.SERVER
+    assert server.parent is None  # a root span: nothing usable came in
+
+
 def test_traceparent_travels_on_without_opentelemetry(
     two_nodes: tuple[Any, Any, transport.Bridge, transport.Bridge], json_logs: io.StringIO
 ) -> None:
