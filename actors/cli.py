@@ -6,6 +6,7 @@ Run ``actors --help`` for the commands; ``python -m actors`` is the same.
 from __future__ import annotations
 
 import datetime as dt
+import enum
 import json
 from importlib.metadata import entry_points, version
 from pathlib import Path
@@ -35,6 +36,13 @@ DownTimeOpt = Annotated[
     float, typer.Option(help="Seconds without a heartbeat before a service is down.")
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+
+
+class LogFormat(enum.StrEnum):
+    """How a node writes its log lines."""
+
+    text = "text"
+    json = "json"
 
 
 def _version(value: bool) -> None:
@@ -74,6 +82,10 @@ def node(
         Path,
         typer.Option("--config", "-c", exists=True, dir_okay=False, help="The node's TOML config."),
     ],
+    log_format: Annotated[
+        LogFormat | None,
+        typer.Option(help="Log lines as text or JSON (default: the config's log_format)."),
+    ] = None,
 ) -> None:
     """Run a node: its services, until SIGTERM (SIGHUP resets every manager)."""
     from actors._node import ConfigError, Node, NodeConfig, configure_logging  # noqa: PLC0415
@@ -83,7 +95,8 @@ def node(
     except ConfigError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
-    configure_logging(cfg.log_level, cfg.host, cfg.log_format)
+    fmt = log_format.value if log_format is not None else cfg.log_format
+    configure_logging(cfg.log_level, cfg.host, fmt)
 
     def ready(endpoint: str) -> None:
         print(f"ready {cfg.host} {endpoint}", flush=True)

@@ -146,17 +146,18 @@ def test_no_tracing_without_a_configured_provider() -> None:
     assert configured_tracing() is None  # the API is installed, no SDK provider is set
 
 
-def test_a_node_writes_json_log_lines_with_the_ids(tmp_path: Path) -> None:
+@pytest.mark.parametrize("where", ["config", "cli"])
+def test_a_node_writes_json_log_lines_with_the_ids(tmp_path: Path, where: str) -> None:
     config = tmp_path / "leaf.toml"
     config.write_text(f"""
 host = "node-j"
 database_url = "sqlite:///{tmp_path / 'cluster.sqlite3'}"
-log_format = "json"
+log_format = "{'json' if where == 'config' else 'text'}"
 
 [[services]]
 manager = "tests.observed_managers:Leaf"
 """)
-    process = NodeProcess(config)
+    process = NodeProcess(config, *(["--log-format", "json"] if where == "cli" else []))
     try:
         incoming = transport.RequestContext("req-json-test", traceparent=f"00-{TRACE}-{PARENT}-01")
         with (
