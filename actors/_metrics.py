@@ -79,17 +79,13 @@ _SAMPLE_MASK = SAMPLE - 1  # n & _SAMPLE_MASK is n % SAMPLE (written as a litera
 
 
 class _Histogram:
-    """Bucket counts and a sum, written by one thread, read by the scraper."""
+    """Bucket counts and a sum: one writer (`ManagerProbe._timed`), read by the scraper."""
 
     __slots__ = ("counts", "total")
 
     def __init__(self) -> None:
         self.counts = [0] * (len(BUCKETS) + 1)
         self.total = 0.0
-
-    def observe(self, value: float) -> None:
-        self.counts[bisect_left(BUCKETS, value)] += 1
-        self.total += value
 
     def cumulative(self) -> list[tuple[str, float]]:
         """The buckets as Prometheus wants them: cumulative, ending with ``+Inf``."""
