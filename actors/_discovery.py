@@ -8,8 +8,11 @@ heartbeat says whether it is up. A `Directory` turns that into proxies:
 * ``directory.fanout_cast("scheduler", "update_service_capabilities", ...)``:
   one cast to every up service of a topic.
 
-A node that died stops being chosen once its heartbeat is older than
-``service_down_time``; until then a call to it ends in ``MessagingTimeout``.
+Each row is judged by the liveness rule its own node recorded (its ``down_time``;
+the directory's ``service_down_time`` is for rows without one). A node that stopped
+gracefully marked its rows down, so callers get `ServiceUnavailable` at once; a node
+that died stops being chosen once its heartbeat is older than its down time; until
+then a call to it ends in ``MessagingTimeout``.
 
 Version pins, for rolling upgrades: the version a client may send to a topic
 is capped at the lowest ``rpc_version`` among that topic's up services. The pin
@@ -30,12 +33,12 @@ from sqlalchemy import select
 import transport
 from actors._clock import DEFAULT_CLOCK, Clock
 from actors._service import bridge_name
-from actors.db import ServiceRecord, service_is_up
+from actors.db import Database, ServiceRecord, service_is_up
 from transport import parse_version, version_is_compatible
 
 if TYPE_CHECKING:
     from actors._capabilities import CapabilityReport
-    from actors.db import Database
+    from actors._config import NodeConfig
 
 __all__ = [
     "Directory",
@@ -71,7 +74,8 @@ class Directory:
 
     Args:
         db: the database holding the services table.
-        service_down_time: a service whose heartbeat is older is down.
+        service_down_time: a service whose heartbeat is older is down (for rows that
+            record no down time of their own).
         clock: where "now" comes from.
         timeout: the default deadline of calls, in seconds.
         connect_kwargs: more arguments for `transport.connect` (CURVE keys, ...).
@@ -96,6 +100,39 @@ class Directory:
         self._pins: dict[str, str | None] = {}
         self._round_robin: dict[str, itertools.count[int]] = {}
 
+    @classmethod
+    def from_config(
+        cls,
+        config: NodeConfig,
+        *,
+        db: Database | None = None,
+        clock: Clock | None = None,
+        timeout: float | None = None,
+    ) -> Directory:
+        """The directory a node with `config` uses: its database, keys, timeouts and rules.
+
+        Args:
+            config: the node's configuration.
+            db: the database to use (default: a new one for ``config.database_url``).
+            clock: where "now" comes from.
+            timeout: the calls' deadline (default: ``config.rpc_timeout``).
+        """
+        connect: dict[str, Any] = {}
+        if config.curve is not None:
+            server = transport.load_keypair(config.curve.server_keys)
+            connect = {
+                "keypair": transport.load_keypair(config.curve.client_keys),
+                "server_key": server.public,
+            }
+        return cls(
+            db if db is not None else Database(config.database_url),
+            service_down_time=config.effective_down_time,
+            clock=clock,
+            timeout=config.rpc_timeout if timeout is None else timeout,
+            allowed_exception_modules=config.allowed_exception_modules,
+            **connect,
+        )
+
     # -- the services table ------------------------------------------------------
 
     def services(self, topic: str | None = None, *, up_only: bool = False) -> list[ServiceRecord]:
@@ -115,7 +152,7 @@ class Directory:
         return rows
 
     def is_up(self, row: ServiceRecord) -> bool:
-        """Whether `row`'s service heartbeat within ``service_down_time``."""
+        """Whether `row`'s service is up by its node's rule (see `actors.db.service_is_up`)."""
         return service_is_up(row, self.service_down_time, self.clock.utcnow())
 
     # -- version pins ---------------------------------------------------------------

@@ -1,10 +1,17 @@
 """Service: one manager's life on a node, in Cinder's start order.
 
-construct the manager → register or refresh its row in the services table →
-``init_host(service_id, added_to_cluster)`` → expose it on the node's bridge →
-``init_host_with_rpc()`` → heartbeats and periodic ticks from the timer actor.
-No remote message reaches the manager before its ``init_host`` returns, because
-the bridge does not know it before then.
+construct the manager → register or refresh its row in the services table (marked
+not ready: ``stopped_at`` set) → ``init_host(service_id, added_to_cluster)`` → expose it
+on the node's bridge → ``init_host_with_rpc()`` → a first heartbeat that marks it up →
+heartbeats and periodic ticks from the timer actor. No remote message reaches the
+manager before its ``init_host`` returns, because the bridge does not know it before
+then; no reader of the services table finds it up before it is exposed, and once
+`start` returns it is discoverable.
+
+`stop` marks the row down (``on_stop="down"``: ``stopped_at`` set) or deletes it
+(``"remove"``) first, so callers see `actors.ServiceUnavailable` at once, then stops
+taking messages and drains the mailbox. The row records the service's liveness rule
+(``down_time``), so every reader judges it by its own node's settings.
 
 The heartbeat is a periodic task the service adds to its manager, so it runs
 inside the manager's mailbox like everything else: when ``is_working()`` is
@@ -79,6 +86,8 @@ class Service:
         manager_kwargs: more keyword arguments for the manager's constructor.
         restart_backoff: (first, longest) seconds between restarts of a dead manager.
         call_timeout: seconds to wait for each start hook.
+        on_stop: what `stop` does with the row: ``"down"`` marks it stopped,
+            ``"remove"`` deletes it.
     """
 
     def __init__(
@@ -99,8 +108,13 @@ class Service:
         manager_kwargs: Mapping[str, Any] | None = None,
         restart_backoff: tuple[float, float] = (1.0, 60.0),
         call_timeout: float = 60.0,
+        on_stop: str = "down",
     ) -> None:
         topic = topic or manager_class.TOPIC
+        if on_stop not in ("down", "remove"):
+            msg = f'on_stop = {on_stop!r}: expected "down" or "remove"'
+            raise ValueError(msg)
+        self.on_stop = on_stop
         if not topic:
             msg = f"{manager_class.__name__} has no TOPIC: give the service a topic"
             raise ValueError(msg)
@@ -175,10 +189,11 @@ class Service:
         self._start_manager()
 
     def stop(self, *, timeout: float = 30.0) -> None:
-        """Stop taking messages, drain what the mailbox holds, then stop the timers."""
+        """Mark the row down (or remove it), stop taking messages, drain, stop the timers."""
         self._stopping.set()
         with self._restarted:
             self._restarted.notify_all()
+        self._mark_stopped()
         if self.bridge is not None:
             for name in self.names:
                 self.bridge.unexpose(name)
@@ -225,6 +240,8 @@ class Service:
             proxy.init_host_with_rpc().get(timeout=self.call_timeout)
             if self.report_interval:
                 proxy.add_periodic_task(self._heartbeat_task()).get(timeout=self.call_timeout)
+            if proxy.is_working().get(timeout=self.call_timeout):
+                self._beat(ready=True)  # up in the services table before start returns
             first_tick = self._rng.uniform(0, self.periodic_fuzzy_delay)
             if self.report_interval:
                 first_tick = min(first_tick, self.report_interval)
@@ -258,6 +275,8 @@ class Service:
                 row.cluster = self.cluster
                 row.endpoint = self._endpoint
                 row.rpc_version = self.manager_class.RPC_API_VERSION
+                row.down_time = self.service_down_time
+            row.stopped_at = self.clock.utcnow()  # not ready yet: down until the first beat
             session.flush()
             return row.id, added
 
@@ -275,6 +294,7 @@ class Service:
             endpoint=self._endpoint,
             rpc_version=self.manager_class.RPC_API_VERSION,
             report_count=0,
+            down_time=self.service_down_time,
         )
 
     def _heartbeat_task(self) -> Any:
@@ -288,6 +308,8 @@ class Service:
 
     def report_state(self, manager: Manager) -> None:
         """One heartbeat; runs in the manager's thread (the task the service adds)."""
+        if self._stopping.is_set():
+            return  # stopping: the row stays as `stop` marked it
         if not manager.is_working():
             logger.error(
                 "Manager for service %s %s is reporting problems, not sending heartbeat. "
@@ -296,6 +318,10 @@ class Service:
                 self.host,
             )
             return
+        self._beat()
+
+    def _beat(self, *, ready: bool = False) -> None:
+        """Write a heartbeat (`ready`: the mark that the service is up, not counted)."""
         try:
             with self.db.begin() as session:
                 row = session.get(ServiceRecord, self.service_id) if self.service_id else None
@@ -303,8 +329,9 @@ class Service:
                     logger.warning("%s: service row is gone; re-creating it", self)
                     row = self._new_row()
                     session.add(row)
-                row.report_count += 1
+                row.report_count += 0 if ready else 1
                 row.updated_at = self.clock.utcnow()
+                row.stopped_at = None
                 session.flush()
                 self.service_id = row.id
         except Exception:
@@ -315,6 +342,24 @@ class Service:
         if self.model_disconnected:
             self.model_disconnected = False
             logger.error("Recovered model server connection!")
+
+    def _mark_stopped(self) -> None:
+        """Mark this service's row stopped (or delete it), so readers see it down at once."""
+        if self.service_id is None:
+            return
+        try:
+            with self.db.begin() as session:
+                row = session.get(ServiceRecord, self.service_id)
+                if row is None:
+                    return
+                if self.on_stop == "remove":
+                    session.delete(row)
+                else:
+                    row.stopped_at = self.clock.utcnow()
+        except Exception:
+            logger.exception("%s: could not mark the service down; it ages out instead", self)
+            return
+        logger.info("%s: %s", self, "removed" if self.on_stop == "remove" else "marked down")
 
     # -- supervision ------------------------------------------------------------------
 

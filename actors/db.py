@@ -36,6 +36,7 @@ from sqlalchemy import (
     UniqueConstraint,
     create_engine,
     event,
+    inspect,
     select,
     text,
 )
@@ -44,7 +45,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sess
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-    from sqlalchemy.engine import Engine
+    from sqlalchemy.engine import Connection, Engine
 
 __all__ = [
     "Base",
@@ -121,6 +122,12 @@ class ServiceRecord(Base):
     disabled: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=_utcnow)
     updated_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, default=None)
+    # Added after the first release (`Database.create_all` adds them to older tables):
+    disabled_reason: Mapped[str | None] = mapped_column(String(255), default=None)
+    down_time: Mapped[float | None] = mapped_column(default=None)
+    """The liveness rule of the node that runs it: seconds without a heartbeat before down."""
+    stopped_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, default=None)
+    """Set while the service is stopped or starting (down whatever its heartbeat says)."""
 
     def __repr__(self) -> str:
         return (
@@ -139,12 +146,32 @@ def service_is_up(row: _Heartbeating, down_time: float, now: dt.datetime) -> boo
 
     Cinder's rule (``objects.Service.is_up``): ``updated_at`` is set and
     ``now - updated_at <= down_time``; the boundary itself counts as up. A row
-    that never heartbeat is down.
+    that never heartbeat is down. A `ServiceRecord` is judged by the rule its own
+    node recorded (its ``down_time``; `down_time` is for rows without one) and is
+    down while ``stopped_at`` is set (stopped gracefully, or not ready yet).
     """
     updated_at = row.updated_at
     if updated_at is None:
         return False
+    if isinstance(row, ServiceRecord):
+        if row.stopped_at is not None:
+            return False
+        if row.down_time is not None:
+            down_time = row.down_time
     return (now - updated_at).total_seconds() <= down_time
+
+
+def _add_missing_columns(conn: Connection, table: Any) -> None:
+    """Add the nullable columns a table created by an older release lacks (an upgrade)."""
+    present = {column["name"] for column in inspect(conn).get_columns(table.name)}
+    for column in table.columns:
+        if column.name in present:
+            continue
+        if not column.nullable:
+            msg = f"table {table.name!r} lacks column {column.name!r}, which cannot be added"
+            raise RuntimeError(msg)
+        kind = column.type.compile(dialect=conn.dialect)
+        conn.execute(text(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {kind}'))
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -210,6 +237,7 @@ class Database:
                 conn.exec_driver_sql("BEGIN IMMEDIATE")
             for metadata in (Base.metadata, *metadatas):
                 metadata.create_all(conn)
+            _add_missing_columns(conn, ServiceRecord.__table__)
 
     def session(self) -> Session:
         """Open a session (use it as a context manager; it does not commit)."""

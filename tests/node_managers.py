@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from actors import Manager
 
@@ -17,6 +17,8 @@ class Recorder(Manager):
 
     TOPIC = "recorder"
     RPC_API_VERSION = "1.2"
+    DEPENDENCIES: ClassVar[tuple[str, ...]] = ("directory",)
+    OPTIONS: ClassVar[tuple[str, ...]] = ("journal",)
 
     def __init__(self, *, journal: str = "", directory: Any = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
