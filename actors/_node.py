@@ -39,9 +39,9 @@ from typing import TYPE_CHECKING, Any
 import transport
 from actors._clock import DEFAULT_CLOCK, Clock
 from actors._config import ConfigError, CurveSpec, NodeConfig, ServiceSpec
-from actors._dependencies import check_service, provide
+from actors._dependencies import CONTEXT, check_service, provide
 from actors._discovery import Directory, RemotePublisher
-from actors._service import Service
+from actors._service import Service, ServiceStartError
 from actors._timer import TimerActor
 from actors.db import Database
 
@@ -151,7 +151,10 @@ class Node:
                 call_timeout=cfg.rpc_timeout,
                 on_stop=cfg.on_stop,
             )
-            service.start()
+            try:
+                service.start()
+            except TypeError as exc:  # only the constructor runs outside the start sequence
+                raise ServiceStartError(_constructor_refused(manager_class, exc)) from exc
             self.services.append(service)
         logger.info("node %s serving %s", cfg.host, self.bridge.endpoint)
 
@@ -196,6 +199,10 @@ class Node:
         signal.pthread_sigmask(signal.SIG_BLOCK, wanted)  # before any thread starts
         try:
             self.start()
+        except (ConfigError, ServiceStartError) as exc:  # the message says it all
+            logger.error("node %s failed to start: %s", self.config.host, exc)
+            self._stop_within_bound()
+            return 1
         except Exception:
             logger.exception("node %s failed to start", self.config.host)
             self._stop_within_bound()
@@ -224,6 +231,17 @@ class Node:
         finally:
             watchdog.cancel()
         return 0
+
+
+def _constructor_refused(manager_class: type[Manager], exc: TypeError) -> str:
+    context = ", ".join(p.name for p in CONTEXT)
+    declared = ", ".join(manager_class.declared_dependencies() + manager_class.declared_options())
+    return (
+        f"{manager_class.__module__}:{manager_class.__qualname__} refused its constructor "
+        f"arguments ({exc}): a manager receives {context}"
+        + (f", and {declared}" if declared else "")
+        + "; an explicit __init__ must take **kwargs and pass them to super().__init__()"
+    )
 
 
 def _force_exit() -> None:  # pragma: no cover - only when a stop hangs

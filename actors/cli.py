@@ -64,14 +64,23 @@ def _fail(message: str, code: int = 2) -> NoReturn:
     raise typer.Exit(code)
 
 
-def _load_config(config: Path | None) -> NodeConfig | None:
+def _load_config(config: Path | None, *, check: bool = False) -> NodeConfig | None:
+    """The config `config` or ``$ACTORS_CONFIG`` names (`check`: its managers too), or None."""
+    from actors._node import Node  # noqa: PLC0415  (imports every runtime module)
+
     path = config or config_path_from_env()
     if path is None:
         return None
     try:
-        return NodeConfig.load(path)
+        cfg = NodeConfig.load(path)
     except ConfigError as exc:
         _fail(str(exc))
+    if check:
+        try:
+            Node(cfg).check()
+        except ConfigError as exc:
+            _fail(f"{path}: {exc}")
+    return cfg
 
 
 @app.command()
@@ -101,13 +110,9 @@ def node(
     """Run a node: its services, until SIGTERM (SIGHUP resets every manager)."""
     from actors._node import Node, configure_logging  # noqa: PLC0415
 
-    cfg = _load_config(config)
+    cfg = _load_config(config, check=True)
     if cfg is None:
         _fail("no config: give --config FILE or set ACTORS_CONFIG")
-    try:
-        Node(cfg).check()
-    except ConfigError as exc:
-        _fail(str(exc))
     configure_logging(cfg.log_level, cfg.host)
 
     def ready(endpoint: str) -> None:
@@ -125,14 +130,8 @@ def config_check(
     config: Annotated[Path, typer.Argument(help="The node's TOML config.", dir_okay=False)],
 ) -> None:
     """Check a config without starting anything: every key, every manager and its options."""
-    from actors._node import Node  # noqa: PLC0415
-
-    try:
-        cfg = NodeConfig.load(config)
-        Node(cfg).check()
-    except ConfigError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
+    cfg = _load_config(config, check=True)
+    assert cfg is not None
     typer.echo(f"{config}: ok ({len(cfg.services)} service(s) on {cfg.host})")
 
 
