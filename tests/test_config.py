@@ -203,7 +203,7 @@ def test_manager_and_option_mistakes_are_one_line_config_errors() -> None:
     )
     with pytest.raises(ConfigError, match=r"cannot import it: .*module 'tests.nowhere' cannot"):
         check("tests.nowhere:X")
-    with pytest.raises(ConfigError, match="expected a subclass of actors.Manager"):
+    with pytest.raises(ConfigError, match=r"expected a subclass of actors\.Manager"):
         check("tests.test_config:NotAManager")
     # a typo in an option is refused, listing the valid ones (Manager swallowed it before)
     with pytest.raises(ConfigError) as caught:
