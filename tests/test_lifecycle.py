@@ -1,0 +1,250 @@
+"""A clean lifecycle: ready means discoverable, a stop is seen at once, each node's own rule.
+
+In process, with real sockets and a real SQLite file; `tests/test_two_nodes.py` does the
+same with real node processes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pytest
+from sqlalchemy import select
+
+import transport
+from actors import (
+    Directory,
+    Manager,
+    ManualClock,
+    Node,
+    NodeConfig,
+    SchedulerDependentManager,
+    Service,
+    ServiceUnavailable,
+    TimerActor,
+)
+from actors._config import ServiceSpec
+from actors._service import ServiceStartError
+from actors.db import Database, ServiceRecord
+
+
+class Greeter(Manager):
+    TOPIC = "greeter"
+
+    def hello(self) -> str:
+        return f"hello from {self.host}"
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Iterator[Database]:
+    database = Database(f"sqlite:///{tmp_path / 'life.sqlite3'}")
+    yield database
+    database.dispose()
+
+
+@pytest.fixture
+def parts(db: Database, clock: ManualClock) -> Iterator[dict[str, Any]]:
+    bridge = transport.Bridge("tcp://127.0.0.1:*")
+    bridge.start()
+    timer = TimerActor.start(clock=clock)
+    directory = Directory(db, service_down_time=60, clock=clock, timeout=5)
+    yield {"bridge": bridge, "timer": timer, "directory": directory}
+    directory.close()
+    bridge.stop()
+
+
+def greeter_service(db: Database, clock: ManualClock, parts: dict[str, Any], **kw: Any) -> Service:
+    return Service(Greeter, host="node-1", db=db, timer=parts["timer"], bridge=parts["bridge"],
+                   clock=clock, report_interval=10, service_down_time=30,
+                   periodic_fuzzy_delay=0, **kw)
+
+
+def row(db: Database) -> ServiceRecord | None:
+    with db.session() as session:
+        return session.scalars(select(ServiceRecord)).one_or_none()
+
+
+def test_a_started_service_is_discoverable_when_start_returns(
+    db: Database, clock: ManualClock, parts: dict[str, Any]
+) -> None:
+    service = greeter_service(db, clock, parts)
+    service.start()
+    directory = parts["directory"]
+    assert directory.proxy("greeter", "node-1").hello().get(timeout=5) == "hello from node-1"
+    service.stop()
+    # a restart long after: the old heartbeat has aged out, yet start() returning means up
+    clock.advance(3600)
+    service.start()
+    assert directory.proxy("greeter", "node-1").hello().get(timeout=5) == "hello from node-1"
+    service.stop()
+
+
+def test_a_registered_but_not_ready_row_is_down(
+    db: Database, clock: ManualClock, parts: dict[str, Any]
+) -> None:
+    service = greeter_service(db, clock, parts)
+    service.start()
+    service.stop()
+    service.service_id, _ = service._register()  # the first step of a restart
+    registered = row(db)
+    assert registered is not None
+    registered.updated_at = clock.utcnow()  # even with a fresh heartbeat...
+    assert not parts["directory"].is_up(registered)  # ...it is down until ready
+
+
+def test_a_stopped_service_is_unavailable_at_once(
+    db: Database, clock: ManualClock, parts: dict[str, Any]
+) -> None:
+    service = greeter_service(db, clock, parts)
+    service.start()
+    directory = parts["directory"]
+    assert directory.proxy("greeter", "node-1").hello().get(timeout=5)
+    service.stop()
+    stopped = row(db)
+    assert stopped is not None
+    assert stopped.stopped_at == clock.utcnow()
+    # no clock advance: its heartbeat is fresh, but it said it stopped
+    with pytest.raises(ServiceUnavailable, match="no 'greeter' service is up on 'node-1'"):
+        directory.proxy("greeter", "node-1")
+    with pytest.raises(ServiceUnavailable):
+        directory.proxy("greeter")
+
+
+def test_on_stop_remove_deletes_the_row(
+    db: Database, clock: ManualClock, parts: dict[str, Any]
+) -> None:
+    service = greeter_service(db, clock, parts, on_stop="remove")
+    service.start()
+    assert row(db) is not None
+    service.stop()
+    assert row(db) is None
+    with pytest.raises(ValueError, match="on_stop = 'delete'"):
+        greeter_service(db, clock, parts, on_stop="delete")
+
+
+def test_each_row_is_judged_by_its_own_nodes_rule(db: Database, clock: ManualClock) -> None:
+    now = clock.utcnow()
+    with db.begin() as session:
+        # a node configured with a 6 s down time, silent for 10 s: down for everyone
+        session.add(ServiceRecord(host="quick", binary="actors-kv", topic="kv", down_time=6,
+                                  endpoint="tcp://127.0.0.1:9",
+                                  updated_at=now - dt.timedelta(seconds=10)))
+        # a node with a 120 s rule, silent for 90 s: still up, even for a 60 s reader
+        session.add(ServiceRecord(host="patient", binary="actors-kv", topic="kv", down_time=120,
+                                  endpoint="tcp://127.0.0.1:9",
+                                  updated_at=now - dt.timedelta(seconds=90)))
+        # an old row without a rule of its own: the reader's default applies
+        session.add(ServiceRecord(host="legacy", binary="actors-kv", topic="kv",
+                                  endpoint="tcp://127.0.0.1:9",
+                                  updated_at=now - dt.timedelta(seconds=30)))
+    directory = Directory(db, service_down_time=60, clock=clock)
+    assert [r.host for r in directory.services("kv", up_only=True)] == ["legacy", "patient"]
+    strict = Directory(db, service_down_time=20, clock=clock)
+    assert [r.host for r in strict.services("kv", up_only=True)] == ["patient"]
+
+
+def test_old_tables_get_the_new_columns(tmp_path: Path) -> None:
+    import sqlite3  # noqa: PLC0415
+
+    path = tmp_path / "old.sqlite3"
+    with sqlite3.connect(path) as conn:  # the services table as the first release made it
+        conn.execute(
+            "CREATE TABLE services (id INTEGER PRIMARY KEY, host VARCHAR(255), "
+            "binary VARCHAR(255), topic VARCHAR(255), cluster VARCHAR(255), "
+            "endpoint VARCHAR(1024), rpc_version VARCHAR(32), report_count INTEGER, "
+            "disabled BOOLEAN, created_at DATETIME, updated_at DATETIME)"
+        )
+        conn.execute("INSERT INTO services (host, binary, topic, report_count, disabled) "
+                     "VALUES ('old', 'actors-kv', 'kv', 3, 0)")
+    conn.close()
+    db = Database(f"sqlite:///{path}")
+    with db.session() as session:
+        old = session.scalars(select(ServiceRecord)).one()
+    assert (old.host, old.report_count, old.down_time, old.stopped_at) == ("old", 3, None, None)
+    db.dispose()
+
+
+def test_scheduler_dependent_manager_reports_under_its_topic() -> None:
+    class Backup(SchedulerDependentManager):
+        TOPIC = "backup"
+
+    manager = Backup.start(host="h", publisher=object()).proxy()
+    assert manager.service_name.get(timeout=5) == "backup"  # it said "undefined" before
+    assert Backup.declared_dependencies() == ("publisher",)
+
+
+def test_a_manager_refuses_unknown_keywords() -> None:
+    with pytest.raises(TypeError, match="compact_evry"):
+        Greeter.start(host="h", compact_evry=5)  # swallowed silently before
+
+
+# -- the node gives each manager exactly what it declares -------------------------------------
+
+
+class Seen(Manager):
+    TOPIC = "seen"
+    DEPENDENCIES: ClassVar[tuple[str, ...]] = ("rpc_timeout",)
+    received: ClassVar[dict[str, Any]] = {}
+
+    def __init__(self, **kwargs: Any) -> None:
+        type(self).received = dict(kwargs)
+        kwargs.pop("rpc_timeout")
+        super().__init__(**kwargs)
+
+
+class SeenMore(Seen):
+    TOPIC = "seen-more"
+    DEPENDENCIES: ClassVar[tuple[str, ...]] = ("directory", "publisher")
+    OPTIONS: ClassVar[tuple[str, ...]] = ("colour",)
+    extra: ClassVar[dict[str, Any]] = {}
+
+    def __init__(self, *, directory: Directory, publisher: Any, colour: str, **kwargs: Any):
+        type(self).extra = {"directory": directory, "publisher": publisher, "colour": colour}
+        super().__init__(**kwargs)
+
+
+class Explicit(Manager):
+    """A constructor that does not take the node's context (no **kwargs)."""
+
+    TOPIC = "explicit"
+
+    def __init__(self, host: str | None = None) -> None:
+        super().__init__(host=host)
+
+
+def node_config(tmp_path: Path, *specs: ServiceSpec) -> NodeConfig:
+    return NodeConfig(host="n1", database_url=f"sqlite:///{tmp_path / 'node.sqlite3'}",
+                      periodic_fuzzy_delay=0, rpc_timeout=7, services=specs)
+
+
+def test_the_node_provides_exactly_the_declared_dependencies(tmp_path: Path) -> None:
+    node = Node(node_config(tmp_path, ServiceSpec("tests.test_lifecycle:Seen"),
+                            ServiceSpec("tests.test_lifecycle:SeenMore",
+                                        options={"colour": "red"})))
+    node.start()
+    try:
+        context = {"host", "cluster", "db", "clock", "supervisor"}
+        assert Seen.received["rpc_timeout"] == 7.0
+        assert set(Seen.received) == {*context, "rpc_timeout"}  # nothing it did not declare
+        # bases' declarations add up: SeenMore gets Seen's rpc_timeout and its own three
+        assert set(SeenMore.received) == {*context, "rpc_timeout"}
+        assert SeenMore.extra["directory"] is node.directory
+        assert type(SeenMore.extra["publisher"]).__name__ == "RemotePublisher"
+        assert SeenMore.extra["colour"] == "red"
+    finally:
+        node.stop()
+
+
+def test_a_constructor_without_the_context_fails_in_one_clear_line(tmp_path: Path) -> None:
+    node = Node(node_config(tmp_path, ServiceSpec("tests.test_lifecycle:Explicit")))
+    with pytest.raises(ServiceStartError) as caught:
+        node.start()
+    node.stop()
+    message = str(caught.value)
+    assert "\n" not in message
+    assert message.startswith("tests.test_lifecycle:Explicit refused its constructor arguments")
+    assert "unexpected keyword argument" in message
+    assert "must take **kwargs and pass them to super().__init__()" in message
