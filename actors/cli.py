@@ -15,6 +15,7 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
+from rich.measure import Measurement
 from rich.table import Table
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy import select
@@ -216,7 +217,7 @@ def _when(value: Any) -> str:
 def _print_table(table: Table) -> None:
     """Print `table` whole: wider than the terminal (or 80 columns) rather than cut."""
     console = Console()
-    needed = console.measure(table).maximum
+    needed = Measurement.get(console, console.options.update_width(10_000), table).maximum
     if needed > console.width:
         console = Console(width=needed)
     console.print(table)
