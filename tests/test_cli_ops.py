@@ -62,7 +62,7 @@ def cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[st
     db.dispose()
 
 
-def run(*args: str, input: str | None = None) -> Any:  # noqa: A002
+def run(*args: str, input: str | None = None) -> Any:
     return CliRunner().invoke(app, list(args), input=input)
 
 
