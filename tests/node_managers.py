@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 from typing import Any, ClassVar
 
+import transport
 from actors import Manager
 
 logger = logging.getLogger(__name__)
@@ -48,6 +49,13 @@ class Recorder(Manager):
     def can_send(self, topic: str, version: str) -> bool:
         """Ask this node's discovery whether `version` may be sent to `topic`."""
         return bool(self.directory.can_send_version(topic, version))
+
+    def call_ping(self, topic: str, host: str) -> str:
+        """Ping `topic` on `host` through this node's discovery; the error's name if it fails."""
+        try:
+            return str(self.directory.proxy(topic, host).ping().get(timeout=10))
+        except transport.MessagingError as exc:
+            return type(exc).__name__
 
     def reset_count(self) -> int:
         return self.resets
