@@ -2,8 +2,9 @@
 
 A manager reaches its data through ``self.db``, a `Database`. The default is a
 SQLite file (``actors.sqlite3`` in the working directory, or the URL in
-``$ACTORS_DATABASE_URL``); a PostgreSQL URL works unchanged, which is how hosts
-share one services table. Managers declare their own tables on `Base` and write
+``$ACTORS_DATABASE_URL``); a PostgreSQL URL works unchanged (``postgresql://``, with
+the ``postgres`` extra or any installed driver), which is how hosts share one
+services table. Managers declare their own tables on `Base` and write
 them through ``self.db``; the manager's mailbox is what keeps its writes serial.
 
 Example:
@@ -22,6 +23,7 @@ Example:
 from __future__ import annotations
 
 import datetime as dt
+import importlib.util
 import os
 import threading
 from contextlib import contextmanager
@@ -37,6 +39,7 @@ from sqlalchemy import (
     create_engine,
     event,
     inspect,
+    make_url,
     select,
     text,
 )
@@ -53,6 +56,7 @@ __all__ = [
     "ServiceRecord",
     "UTCDateTime",
     "default_url",
+    "resolve_url",
     "select",
     "service_is_up",
 ]
@@ -66,6 +70,36 @@ ENV_URL = "ACTORS_DATABASE_URL"
 def default_url() -> str:
     """Return ``$ACTORS_DATABASE_URL``, or a SQLite file in the working directory."""
     return os.environ.get(ENV_URL) or f"sqlite:///{os.path.abspath('actors.sqlite3')}"
+
+
+POSTGRES_DRIVERS = (("psycopg", "psycopg"), ("psycopg2", "psycopg2"))
+"""(SQLAlchemy driver name, module) pairs a plain ``postgresql://`` URL may use, in order."""
+
+
+def resolve_url(url: str) -> str:
+    """Give a plain ``postgresql://`` URL the PostgreSQL driver that is installed.
+
+    SQLAlchemy 2.1 reads a plain URL as psycopg 3 and 2.0 as psycopg2; either one
+    (psycopg 3 comes with the ``postgres`` extra) makes the URL work unchanged. Other
+    URLs, and URLs that name their driver, are returned as they are.
+
+    Raises:
+        ModuleNotFoundError: a plain PostgreSQL URL and no driver installed; the message
+            says what to install.
+    """
+    parsed = make_url(url)
+    if parsed.drivername not in ("postgresql", "postgres"):
+        return url
+    for driver, module in POSTGRES_DRIVERS:
+        if importlib.util.find_spec(module) is not None:
+            return parsed.set(drivername=f"postgresql+{driver}").render_as_string(
+                hide_password=False
+            )
+    msg = (
+        f"{parsed.render_as_string()}: no PostgreSQL driver is installed; "
+        "pip install 'actors[postgres]' (psycopg 3)"
+    )
+    raise ModuleNotFoundError(msg)
 
 
 class UTCDateTime(TypeDecorator[dt.datetime]):
@@ -198,7 +232,7 @@ class Database:
     _shared_lock: ClassVar[threading.Lock] = threading.Lock()
 
     def __init__(self, url: str | None = None, *, create: bool = True, echo: bool = False):
-        self.url = url or default_url()
+        self.url = resolve_url(url or default_url())
         is_sqlite = self.url.startswith("sqlite")
         kwargs: dict[str, Any] = {"echo": echo}
         if not is_sqlite:
