@@ -8,9 +8,10 @@ manager before its ``init_host`` returns, because the bridge does not know it be
 then; no reader of the services table finds it up before it is exposed, and once
 `start` returns it is discoverable.
 
-`stop` marks the row down (``on_stop="down"``: ``stopped_at`` set) or deletes it
-(``"remove"``) first, so callers see `actors.ServiceUnavailable` at once, then stops
-taking messages and drains the mailbox. The row records the service's liveness rule
+`stop` stops taking remote messages (callers holding a proxy get
+`transport.UnknownActor` at once), marks the row down (``on_stop="down"``: ``stopped_at``
+set) or deletes it (``"remove"``), so discovery answers `actors.ServiceUnavailable` at
+once, then drains the mailbox. The row records the service's liveness rule
 (``down_time``), so every reader judges it by its own node's settings.
 
 The heartbeat is a periodic task the service adds to its manager, so it runs
@@ -189,14 +190,14 @@ class Service:
         self._start_manager()
 
     def stop(self, *, timeout: float = 30.0) -> None:
-        """Mark the row down (or remove it), stop taking messages, drain, stop the timers."""
+        """Stop taking messages, mark the row down (or remove it), drain, stop the timers."""
         self._stopping.set()
         with self._restarted:
             self._restarted.notify_all()
-        self._mark_stopped()
         if self.bridge is not None:
             for name in self.names:
                 self.bridge.unexpose(name)
+        self._mark_stopped()
         ref = self.manager_ref
         if ref is None:
             return
