@@ -42,6 +42,7 @@ from actors._config import ConfigError, CurveSpec, NodeConfig, ServiceSpec
 from actors._dependencies import CONTEXT, check_service, provide
 from actors._discovery import Directory, RemotePublisher
 from actors._service import Service, ServiceStartError
+from actors._systemd import notify
 from actors._timer import TimerActor
 from actors.db import Database
 
@@ -214,12 +215,14 @@ class Node:
         gc.freeze()
         if ready is not None:
             ready(self.bridge.endpoint)
+        notify("READY=1")  # systemd (Type=notify): every service is discoverable now
         while True:
             received = signal.sigwait(wanted)
             if received == signal.SIGHUP:
                 self.reset()
                 continue
             logger.info("%s: stopping gracefully", signal.Signals(received).name)
+            notify("STOPPING=1")
             return self._stop_within_bound()
 
     def _stop_within_bound(self) -> int:

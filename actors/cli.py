@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import shutil
 import sys
 from importlib.metadata import entry_points, version
 from pathlib import Path
@@ -411,6 +412,20 @@ def keys(
     """Generate a CURVE key pair: NAME.key (public) and NAME.key_secret (keep private)."""
     public, secret = transport.write_keypair(directory, name)
     typer.echo(f"public: {public}\nsecret: {secret}")
+
+
+@app.command("systemd-unit")
+def systemd_unit(
+    executable: Annotated[
+        str | None,
+        typer.Option(help="The actors executable the unit runs (default: this one)."),
+    ] = None,
+) -> None:
+    """Print the systemd unit actors-node@.service, running this installation's actors."""
+    from actors._systemd import unit_text  # noqa: PLC0415
+
+    found = executable or shutil.which("actors") or sys.argv[0]
+    typer.echo(unit_text(os.path.abspath(found)), nl=False)
 
 
 @app.command()
