@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -240,3 +241,11 @@ def test_docs_config_rst_is_generated_from_the_schema() -> None:
     assert text == render_reference(), "run: actors config reference > docs/config.rst"
     for key in (*NODE_KEYS, *SERVICE_KEYS, *CURVE_KEYS):
         assert f"\n``{key.name}``\n" in text
+
+
+def test_docs_dependencies_rst_lists_what_the_node_gives() -> None:
+    from actors._dependencies import CONTEXT, PROVIDERS  # noqa: PLC0415
+
+    text = (ROOT / "docs" / "dependencies.rst").read_text(encoding="utf-8")
+    listed = set(re.findall(r"^``(\w+)`` \(", text, flags=re.MULTILINE))
+    assert listed == {p.name for p in (*PROVIDERS, *CONTEXT)}
