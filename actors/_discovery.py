@@ -210,7 +210,7 @@ class Directory:
         if host is not None:
             rows = [row for row in rows if host in (row.host, row.cluster)]
             if not rows:
-                msg = f"no {topic!r} service is up on {host!r}"
+                msg = f"no {topic!r} service is up on {host!r}{self._why_not_up(topic, host)}"
                 raise ServiceUnavailable(msg)
             row = rows[0]
             name = bridge_name(topic, host)
@@ -224,6 +224,24 @@ class Directory:
             name = bridge_name(topic, row.host)
         sent_version = self._check_version(topic, version)
         return self._proxy_for(row, name, sent_version, timeout)
+
+    def _why_not_up(self, topic: str, host: str) -> str:
+        """What the table says of `host`'s `topic` service, for the error an operator reads."""
+        found = [row for row in self.services(topic) if host in (row.host, row.cluster)]
+        if not found:
+            return " (no such service in the services table)"
+        row = found[0]
+        if row.disabled:
+            return f" (disabled: {row.disabled_reason or 'no reason given'})"
+        if row.stopped_at is not None:
+            return f" (stopped at {row.stopped_at.isoformat(timespec='seconds')})"
+        if row.updated_at is None:
+            return " (it never heartbeat)"
+        down_time = row.down_time if row.down_time is not None else self.service_down_time
+        return (
+            f" (last heartbeat {row.updated_at.isoformat(timespec='seconds')}, "
+            f"down after {down_time:g} s)"
+        )
 
     def fanout(
         self, topic: str, *, version: str | None = None, timeout: float | None = None

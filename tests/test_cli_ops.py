@@ -110,7 +110,8 @@ def test_call_through_the_config(cluster: dict[str, Any]) -> None:
     assert json.loads(result.output) == "hi"
     down = run("call", "store@s2", "echo", '["hi"]', "--config", str(cluster["config"]))
     assert down.exit_code == 1
-    assert "ServiceUnavailable" in down.output
+    assert "ServiceUnavailable: no 'store' service is up on 's2' (last heartbeat " in down.output
+    assert "down after 6 s)" in down.output  # its own node's rule, named
 
 
 def test_call_arguments_from_a_file_or_stdin(cluster: dict[str, Any], tmp_path: Path) -> None:
@@ -157,6 +158,9 @@ def test_service_disable_enable_remove(cluster: dict[str, Any]) -> None:
     assert result.output.strip() == "disabled store on s1 (disk swap)"
     assert (state_of(db, "s1").disabled, state_of(db, "s1").disabled_reason) == (True, "disk swap")
     assert directory.services("store", up_only=True) == []  # no longer chosen
+    refused = run("call", "store@s1", "echo", '["x"]', "--config", config)
+    assert refused.exit_code == 1
+    assert "is up on 's1' (disabled: disk swap)" in refused.output
     listed = json.loads(run("services", "--config", config, "--json").output)
     assert {r["host"]: r["state"] for r in listed}["s1"] == "disabled"
     assert "disabled (disk swap)" in run("services", "--config", config).output

@@ -107,8 +107,12 @@ def test_a_stopped_service_is_unavailable_at_once(
     assert stopped is not None
     assert stopped.stopped_at == clock.utcnow()
     # no clock advance: its heartbeat is fresh, but it said it stopped
-    with pytest.raises(ServiceUnavailable, match="no 'greeter' service is up on 'node-1'"):
+    with pytest.raises(ServiceUnavailable) as caught:
         directory.proxy("greeter", "node-1")
+    assert str(caught.value) == (
+        "no 'greeter' service is up on 'node-1' "
+        f"(stopped at {clock.utcnow().isoformat(timespec='seconds')})"
+    )
     with pytest.raises(ServiceUnavailable):
         directory.proxy("greeter")
 
