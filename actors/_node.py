@@ -1,7 +1,8 @@
 """The node: the one process per host that runs its services.
 
 A node owns one database handle, one bridge endpoint, one timer actor and one
-directory (discovery), and runs the services its TOML config lists::
+directory (discovery), and runs the services its TOML config lists (every key, and
+what it must be, in ``docs/config.rst``; the schema is `actors._config`)::
 
     host = "node-1"
     database_url = "sqlite:////var/lib/actors/state.sqlite3"
@@ -20,9 +21,15 @@ directory (discovery), and runs the services its TOML config lists::
     client_keys = "keys/node-1.key_secret"    # this node's key pair as a client
     allowed_clients = "keys/clients"          # public keys allowed to call
 
-Signals: SIGTERM (and SIGINT) stop the node gracefully within ``stop_timeout``;
-SIGHUP calls ``reset()`` on every manager and drops the discovery pins, without
-restarting anything. Logs go to stderr and carry the request id.
+Before anything starts, `Node.check` loads every manager class and checks what it
+declares (`actors._dependencies`); each manager then gets exactly its declared
+dependencies and options. When `Node.start` returns every service is discoverable;
+`Node.serve` then prints "ready" and tells systemd ``READY=1``.
+
+Signals: SIGTERM (and SIGINT) stop the node gracefully within ``stop_timeout``: each
+service is marked down (or its row removed, ``on_stop``), then drained. SIGHUP calls
+``reset()`` on every manager and drops the discovery pins, without restarting
+anything. Logs go to stderr and carry the request id.
 """
 
 from __future__ import annotations
