@@ -142,7 +142,9 @@ class Node:
             "report_interval": lambda: cfg.report_interval,
             "rpc_timeout": lambda: cfg.rpc_timeout,
         }
-        for spec, manager_class in zip(cfg.services, manager_classes, strict=True):
+        for i, (spec, manager_class) in enumerate(
+            zip(cfg.services, manager_classes, strict=True)
+        ):
             service = Service(
                 manager_class,
                 host=spec.host or cfg.host,
@@ -161,8 +163,11 @@ class Node:
             )
             try:
                 service.start()
-            except TypeError as exc:  # only the constructor runs outside the start sequence
-                raise ServiceStartError(_constructor_refused(manager_class, exc)) from exc
+            except ServiceStartError:
+                raise
+            except Exception as exc:  # only the constructor runs outside the start sequence
+                msg = f"services[{i}]: {_constructor_failed(manager_class, exc)}"
+                raise ServiceStartError(msg) from exc
             self.services.append(service)
         logger.info("node %s serving %s", cfg.host, self.bridge.endpoint)
 
@@ -209,6 +214,7 @@ class Node:
             self.start()
         except (ConfigError, ServiceStartError) as exc:  # the message says it all
             logger.error("node %s failed to start: %s", self.config.host, exc)
+            logger.debug("what failed, in detail", exc_info=True)  # log_level = "DEBUG"
             self._stop_within_bound()
             return 1
         except Exception:
@@ -243,15 +249,18 @@ class Node:
         return 0
 
 
-def _constructor_refused(manager_class: type[Manager], exc: TypeError) -> str:
-    context = ", ".join(p.name for p in CONTEXT)
-    declared = ", ".join(manager_class.declared_dependencies() + manager_class.declared_options())
-    return (
-        f"{manager_class.__module__}:{manager_class.__qualname__} refused its constructor "
-        f"arguments ({exc}): a manager receives {context}"
-        + (f", and {declared}" if declared else "")
-        + "; an explicit __init__ must take **kwargs and pass them to super().__init__()"
-    )
+def _constructor_failed(manager_class: type[Manager], exc: Exception) -> str:
+    name = f"{manager_class.__module__}:{manager_class.__qualname__}"
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    if isinstance(exc, TypeError) and "keyword argument" in text:
+        context = ", ".join(p.name for p in CONTEXT)
+        declared = manager_class.declared_dependencies() + manager_class.declared_options()
+        return (
+            f"{name} refused its constructor arguments ({text}): a manager receives {context}"
+            + (f", and {', '.join(declared)}" if declared else "")
+            + "; an explicit __init__ must take **kwargs and pass them to super().__init__()"
+        )
+    return f"{name}'s constructor failed: {type(exc).__name__}: {text}"
 
 
 def _force_exit() -> None:  # pragma: no cover - only when a stop hangs

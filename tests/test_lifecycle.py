@@ -249,6 +249,36 @@ def test_a_constructor_without_the_context_fails_in_one_clear_line(tmp_path: Pat
     node.stop()
     message = str(caught.value)
     assert "\n" not in message
-    assert message.startswith("tests.test_lifecycle:Explicit refused its constructor arguments")
+    assert message.startswith(
+        "services[0]: tests.test_lifecycle:Explicit refused its constructor arguments"
+    )
     assert "unexpected keyword argument" in message
     assert "must take **kwargs and pass them to super().__init__()" in message
+
+
+class Fussy(Manager):
+    TOPIC = "fussy"
+    OPTIONS: ClassVar[tuple[str, ...]] = ("size",)
+
+    def __init__(self, *, size: int = 1, **kwargs: Any) -> None:
+        if size <= 0:
+            raise ValueError(f"size must be positive, got {size}\n(a second line)")
+        super().__init__(**kwargs)
+
+
+def test_a_constructor_refusing_an_option_value_fails_in_one_line(tmp_path: Path) -> None:
+    node = Node(node_config(tmp_path, ServiceSpec("tests.test_lifecycle:Greeter"),
+                            ServiceSpec("tests.test_lifecycle:Fussy", options={"size": -1})))
+    with pytest.raises(ServiceStartError) as caught:
+        node.start()
+    assert str(caught.value) == (
+        "services[1]: tests.test_lifecycle:Fussy's constructor failed: "
+        "ValueError: size must be positive, got -1"
+    )
+    assert [s.topic for s in node.services] == ["greeter"]  # the first one had started...
+    node.stop()  # ...and is stopped, marked down
+    db = Database(node.config.database_url)
+    with db.session() as session:
+        rows = session.scalars(select(ServiceRecord)).all()
+    db.dispose()
+    assert [(r.topic, r.stopped_at is not None) for r in rows] == [("greeter", True)]
