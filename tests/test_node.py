@@ -258,5 +258,14 @@ allowed_clients = "keys/clients"
             plain.proxy("recorder.node-b").ping().get(timeout=5)
         for conn in (allowed, stranger, plain):
             conn.close()
+        # the CLI, given the node's config, calls with the node's client keys
+        called = CliRunner().invoke(app, ["call", "recorder@node-b", "ping",
+                                          "--config", str(tmp_path / "node-b.toml")])
+        assert called.exit_code == 0, called.output
+        assert called.output.strip() == '"pong from node-b"'
+        without = CliRunner().invoke(app, ["call", "recorder@node-b", "ping", "--timeout", "2",
+                                           "--database", db_url])
+        assert without.exit_code == 1
+        assert "MessagingTimeout" in without.output  # no keys: the bridge does not answer
     finally:
         process.kill()
