@@ -148,6 +148,7 @@ class Service:
         self.service_id: int | None = None
         self.added_to_cluster: bool | None = None
         self.model_disconnected = False
+        self._not_ready = False  # registered, not yet marked up (see `_beat`)
         self.restarts = 0
         self.manager_ref: pykka.ActorRef[Manager] | None = None
         self._stopping = threading.Event()
@@ -279,6 +280,7 @@ class Service:
                 row.down_time = self.service_down_time
             row.stopped_at = self.clock.utcnow()  # not ready yet: down until the first beat
             session.flush()
+            self._not_ready = True
             return row.id, added
 
     @property
@@ -322,19 +324,28 @@ class Service:
         self._beat()
 
     def _beat(self, *, ready: bool = False) -> None:
-        """Write a heartbeat (`ready`: the mark that the service is up, not counted)."""
+        """Write a heartbeat (`ready`: the mark that the service is up, not counted).
+
+        Only the ready mark (or the first beat after a start that found the manager not
+        working) clears ``stopped_at``, so a beat racing a `stop` never marks it up again;
+        nor does a beat re-create a row that a stop removed.
+        """
         try:
             with self.db.begin() as session:
                 row = session.get(ServiceRecord, self.service_id) if self.service_id else None
                 if row is None:
+                    if self._stopping.is_set():
+                        return
                     logger.warning("%s: service row is gone; re-creating it", self)
                     row = self._new_row()
                     session.add(row)
                 row.report_count += 0 if ready else 1
                 row.updated_at = self.clock.utcnow()
-                row.stopped_at = None
+                if ready or self._not_ready:
+                    row.stopped_at = None
                 session.flush()
                 self.service_id = row.id
+            self._not_ready = False
         except Exception:
             if not self.model_disconnected:
                 self.model_disconnected = True

@@ -282,3 +282,47 @@ def test_a_constructor_refusing_an_option_value_fails_in_one_line(tmp_path: Path
         rows = session.scalars(select(ServiceRecord)).all()
     db.dispose()
     assert [(r.topic, r.stopped_at is not None) for r in rows] == [("greeter", True)]
+
+
+def test_a_heartbeat_racing_a_stop_does_not_bring_the_row_back(
+    db: Database, clock: ManualClock, parts: dict[str, Any]
+) -> None:
+    service = greeter_service(db, clock, parts)
+    service.start()
+    service.stop()
+    service._beat()  # a periodic beat that was already under way when stop began
+    late = row(db)
+    assert late is not None
+    assert late.stopped_at is not None  # still down
+    removing = greeter_service(db, clock, parts, on_stop="remove")
+    removing.start()
+    removing.stop()
+    removing._beat()
+    assert row(db) is None  # not re-created
+
+
+class Moody(Greeter):
+    TOPIC = "moody"
+    working = False
+
+    def is_working(self) -> bool:
+        return self.working
+
+    def cheer_up(self) -> None:
+        self.working = True
+
+
+def test_a_manager_not_working_at_start_is_up_after_its_first_good_heartbeat(
+    db: Database, clock: ManualClock, parts: dict[str, Any]
+) -> None:
+    service = Service(Moody, host="node-1", db=db, timer=parts["timer"], bridge=parts["bridge"],
+                      clock=clock, report_interval=10, service_down_time=30,
+                      periodic_fuzzy_delay=0)
+    service.start()
+    directory = parts["directory"]
+    with pytest.raises(ServiceUnavailable):
+        directory.proxy("moody", "node-1")
+    service.proxy.cheer_up().get(timeout=5)
+    parts["timer"].proxy().advance(10).get(timeout=10)  # the next heartbeat
+    assert directory.proxy("moody", "node-1").hello().get(timeout=5) == "hello from node-1"
+    service.stop()
