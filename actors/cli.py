@@ -184,8 +184,7 @@ def _open_directory(
 
 
 def _state(directory: Directory, row: ServiceRecord) -> str:
-    if row.disabled:
-        return "disabled"
+    """The liveness of `row` by its node's rule: up, down, or stopped (it said so)."""
     if row.stopped_at is not None:
         return "stopped"
     return "up" if directory.is_up(row) else "down"
@@ -208,7 +207,7 @@ def _row_facts(directory: Directory, row: ServiceRecord) -> dict[str, Any]:
     }
 
 
-_STYLE = {"up": "green", "down": "red", "stopped": "yellow", "disabled": "magenta"}
+_STYLE = {"up": "green", "down": "red", "stopped": "yellow"}
 
 
 def _when(value: Any) -> str:
@@ -255,8 +254,9 @@ def services(
         table.add_column(column, no_wrap=True)
     for r in rows:
         state = f"[{_STYLE[r['state']]}]{r['state']}[/]"
-        if r["disabled_reason"]:
-            state += f" ({r['disabled_reason']})"
+        if r["disabled"]:
+            reason = f" ({r['disabled_reason']})" if r["disabled_reason"] else ""
+            state += f", [magenta]disabled[/]{reason}"
         down_after = f"{r['down_time']:g} s" if r["down_time"] is not None else "-"
         table.add_row(
             str(r["host"]), str(r["topic"]), str(r["endpoint"] or "-"), str(r["version"] or "-"),

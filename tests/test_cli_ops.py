@@ -161,9 +161,11 @@ def test_service_disable_enable_remove(cluster: dict[str, Any]) -> None:
     refused = run("call", "store@s1", "echo", '["x"]', "--config", config)
     assert refused.exit_code == 1
     assert "is up on 's1' (disabled: disk swap)" in refused.output
-    listed = json.loads(run("services", "--config", config, "--json").output)
-    assert {r["host"]: r["state"] for r in listed}["s1"] == "disabled"
-    assert "disabled (disk swap)" in run("services", "--config", config).output
+    listed = {r["host"]: r for r in json.loads(run("services", "--config", config,
+                                                     "--json").output)}
+    assert (listed["s1"]["state"], listed["s1"]["disabled"], listed["s1"]["up"]) == (
+        "up", True, False)  # running, but not to be chosen
+    assert "up, disabled (disk swap)" in run("services", "--config", config).output
     assert run("service", "enable", "s1", "store", "--config", config).exit_code == 0
     assert [r.host for r in directory.services("store", up_only=True)] == ["s1"]
     refused = run("service", "remove", "s1", "store", "--config", config)
