@@ -1,6 +1,9 @@
 """The ``actors`` command: run a node, look at the cluster, call a manager, make keys.
 
-Run ``actors --help`` for the commands; ``python -m actors`` is the same.
+Commands that read the cluster take the node's config (``--config FILE`` or
+``$ACTORS_CONFIG``): its database, CURVE client keys and timeouts; ``--database URL``
+overrides the database. Run ``actors --help`` for the commands; ``python -m actors`` is
+the same.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import transport
 from actors._config import ConfigError, NodeConfig, config_path_from_env, render_reference
 from actors._discovery import Directory
 from actors._drivers import DRIVER_GROUP
+from actors._node import Node, configure_logging
 from actors.db import ENV_URL, Database, ServiceRecord, default_url
 
 app = typer.Typer(
@@ -68,8 +72,6 @@ def _fail(message: str, code: int = 2) -> NoReturn:
 
 def _load_config(config: Path | None, *, check: bool = False) -> NodeConfig | None:
     """The config `config` or ``$ACTORS_CONFIG`` names (`check`: its managers too), or None."""
-    from actors._node import Node  # noqa: PLC0415  (imports every runtime module)
-
     path = config or config_path_from_env()
     if path is None:
         return None
@@ -110,8 +112,6 @@ def node(
     ] = None,
 ) -> None:
     """Run a node: its services, until SIGTERM (SIGHUP resets every manager)."""
-    from actors._node import Node, configure_logging  # noqa: PLC0415
-
     cfg = _load_config(config, check=True)
     if cfg is None:
         _fail("no config: give --config FILE or set ACTORS_CONFIG")
