@@ -1,7 +1,10 @@
 """The node's configuration: one schema for the TOML file, its checks and its reference.
 
-Every key is declared once, in `NODE_KEYS`, `SERVICE_KEYS` and `CURVE_KEYS`: its name,
-its default, what it must be and what it does. `NodeConfig` checks every key against
+Every key is declared once, in `NODE_KEYS`, `SERVICE_KEYS` and the `OPTIONAL_TABLES`
+(``[curve]``: `CURVE_KEYS`): its name, its default, what it must be and what it does.
+A new top-level key is a `Key` in `NODE_KEYS` plus a `NodeConfig` field; a new table is
+a `Table` in `OPTIONAL_TABLES` plus a field of the same name; then regenerate
+``docs/config.rst`` (``actors config reference``). `NodeConfig` checks every key against
 it (whether it comes from a file or from Python), so a wrong value gives one line
 naming the key, the value and what was expected::
 
@@ -29,12 +32,14 @@ __all__ = [
     "CONFIG_ENV",
     "CURVE_KEYS",
     "NODE_KEYS",
+    "OPTIONAL_TABLES",
     "SERVICE_KEYS",
     "ConfigError",
     "CurveSpec",
     "Key",
     "NodeConfig",
     "ServiceSpec",
+    "Table",
     "config_path_from_env",
     "render_reference",
 ]
@@ -250,7 +255,6 @@ CURVE_KEYS: tuple[Key, ...] = (
 )
 """The keys of the optional ``[curve]`` table."""
 
-_TABLES = {"services": "[[services]]", "curve": "[curve]"}
 
 
 def _check_table(
@@ -299,6 +303,30 @@ class CurveSpec:
 
     def __post_init__(self) -> None:
         _freeze_checked(self, CURVE_KEYS, "curve.")
+
+
+@dataclass(frozen=True)
+class Table:
+    """An optional ``[name]`` table of the config: its keys and how it becomes a value."""
+
+    name: str
+    keys: tuple[Key, ...]
+    build: Callable[[dict[str, Any], Path], Any] = field(repr=False)
+    """Make the `NodeConfig` field's value from the checked keys and the file's directory."""
+    required: tuple[str, ...] = ()
+    title: str = ""
+    intro: str = ""
+
+
+OPTIONAL_TABLES: tuple[Table, ...] = (
+    Table("curve", CURVE_KEYS,
+          lambda checked, base: CurveSpec(**{k: base / v for k, v in checked.items()}),
+          required=tuple(k.name for k in CURVE_KEYS),
+          title="``[curve]``: encryption and authentication (optional)",
+          intro="With it, the bridge encrypts with CURVE and answers only allow-listed "
+                "client keys; see :doc:`deploy`."),
+)
+"""The optional tables; each is a `NodeConfig` field of the same name (``None`` when absent)."""
 
 
 def _freeze_checked(obj: Any, keys: tuple[Key, ...], where: str) -> None:
@@ -387,8 +415,9 @@ greater than 0
         """
         data = dict(data)
         services = data.pop("services", None)
-        curve = data.pop("curve", None)
-        top = _check_table(data, NODE_KEYS, "", tables=tuple(_TABLES.values()))
+        raw_tables = {table.name: data.pop(table.name, None) for table in OPTIONAL_TABLES}
+        names = ("[[services]]", *(f"[{table.name}]" for table in OPTIONAL_TABLES))
+        top = _check_table(data, NODE_KEYS, "", tables=names)
         if services is None:
             msg = "services: missing; expected at least one [[services]] table"
             raise ConfigError(msg)
@@ -405,15 +434,17 @@ greater than 0
                 msg = f"services[{i}] = {_show(entry)}: expected a table with a manager"
                 raise ConfigError(msg)
             specs.append(ServiceSpec(**_check_table(entry, SERVICE_KEYS, where, ("manager",))))
-        curve_spec = None
-        if curve is not None:
-            if not isinstance(curve, Mapping):
-                msg = f"curve = {_show(curve)}: expected a table ([curve])"
+        tables: dict[str, Any] = {}
+        for table in OPTIONAL_TABLES:
+            raw = raw_tables[table.name]
+            if raw is None:
+                continue
+            if not isinstance(raw, Mapping):
+                msg = f"{table.name} = {_show(raw)}: expected a table ([{table.name}])"
                 raise ConfigError(msg)
-            names = tuple(k.name for k in CURVE_KEYS)
-            checked = _check_table(curve, CURVE_KEYS, "curve.", names)
-            curve_spec = CurveSpec(**{k: base / v for k, v in checked.items()})
-        return cls(**top, services=tuple(specs), curve=curve_spec)
+            checked = _check_table(raw, table.keys, f"{table.name}.", table.required)
+            tables[table.name] = table.build(checked, base)
+        return cls(**top, services=tuple(specs), **tables)
 
 
 def config_path_from_env() -> Path | None:
@@ -467,9 +498,7 @@ _SECTIONS = (
     ("Top-level keys", NODE_KEYS, ""),
     ("``[[services]]``: one table per manager", SERVICE_KEYS,
      "At least one. Each runs one manager, registered as ``<topic>`` on ``<host>``."),
-    ("``[curve]``: encryption and authentication (optional)", CURVE_KEYS,
-     "With it, the bridge encrypts with CURVE and answers only allow-listed client keys; "
-     "see :doc:`deploy`."),
+    *((table.title, table.keys, table.intro) for table in OPTIONAL_TABLES),
 )
 
 

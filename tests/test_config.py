@@ -13,7 +13,14 @@ import pytest
 from typer.testing import CliRunner
 
 from actors import ConfigError, Manager, NodeConfig
-from actors._config import CURVE_KEYS, NODE_KEYS, SERVICE_KEYS, ServiceSpec, render_reference
+from actors._config import (
+    CURVE_KEYS,
+    NODE_KEYS,
+    OPTIONAL_TABLES,
+    SERVICE_KEYS,
+    ServiceSpec,
+    render_reference,
+)
 from actors._node import Node
 from actors.cli import app
 
@@ -71,7 +78,9 @@ def test_the_bad_values_cover_every_key() -> None:
     assert set(BAD_NODE) == {k.name for k in NODE_KEYS}
     assert set(BAD_SERVICE) == {k.name for k in SERVICE_KEYS}
     assert set(BAD_CURVE) == {k.name for k in CURVE_KEYS}
-    fields = set(NodeConfig.__dataclass_fields__) - {"services", "curve"}
+    tables = {table.name for table in OPTIONAL_TABLES}
+    assert tables == {"curve"}  # a new table needs its wrong values here too
+    fields = set(NodeConfig.__dataclass_fields__) - {"services"} - tables
     assert fields == {k.name for k in NODE_KEYS}  # the dataclass follows the schema
 
 
