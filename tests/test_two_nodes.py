@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -69,9 +68,8 @@ def test_stop_is_seen_at_once_and_start_is_callable_when_ready(
     nodes["a"].wait_for_log("marked down")
     # at once, far inside the 90 s down time: down to the CLI and to the other node
     assert states(cfg_b) == {"node-a": "stopped", "node-b": "up"}
-    began = time.monotonic()
+    # an answer from the table, not a call to the gone node timing out (MessagingTimeout)
     assert recorder_b.call_ping("recorder", "node-a").get(timeout=15) == "ServiceUnavailable"
-    assert time.monotonic() - began < 5  # an answer from the table, not a call timing out
     refused = CliRunner().invoke(app, ["call", "recorder@node-a", "ping", "--config", str(cfg_b)])
     assert refused.exit_code == 1
     assert "ServiceUnavailable" in refused.output
