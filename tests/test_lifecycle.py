@@ -326,3 +326,14 @@ def test_a_manager_not_working_at_start_is_up_after_its_first_good_heartbeat(
     parts["timer"].proxy().advance(10).get(timeout=10)  # the next heartbeat
     assert directory.proxy("moody", "node-1").hello().get(timeout=5) == "hello from node-1"
     service.stop()
+
+
+def test_a_directory_built_from_a_nodes_config(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'from-config.sqlite3'}"
+    cfg = NodeConfig(database_url=url, report_interval=30, service_down_time=30, rpc_timeout=7)
+    directory = Directory.from_config(cfg)
+    assert directory.db.url == url
+    assert directory.service_down_time == 75.0  # the node's rule in force, for legacy rows
+    assert directory.timeout == 7.0
+    directory.close()
+    directory.db.dispose()
