@@ -184,8 +184,13 @@ class Node:
         logger.info("SIGHUP: reset done")
 
     def stop(self) -> None:
-        """Stop every service (each drains its mailbox), then the timer and the bridge."""
+        """Mark every service down, drain each mailbox, then stop the timer and the bridge."""
         timeout = self.config.stop_timeout
+        for service in self.services:  # first none is chosen any more, then each drains
+            try:
+                service.quiesce()
+            except Exception:
+                logger.exception("%s: quiesce failed", service)
         for service in reversed(self.services):
             try:
                 service.stop(timeout=timeout)

@@ -190,8 +190,14 @@ class Service:
         self._stopping.clear()
         self._start_manager()
 
-    def stop(self, *, timeout: float = 30.0) -> None:
-        """Stop taking messages, mark the row down (or remove it), drain, stop the timers."""
+    def quiesce(self) -> None:
+        """Stop taking remote messages and mark the row down (or remove it); `stop` drains.
+
+        A node quiesces all its services before draining any, so none is chosen while
+        another drains. Idempotent until the next `start`.
+        """
+        if self._stopping.is_set():
+            return
         self._stopping.set()
         with self._restarted:
             self._restarted.notify_all()
@@ -199,6 +205,10 @@ class Service:
             for name in self.names:
                 self.bridge.unexpose(name)
         self._mark_stopped()
+
+    def stop(self, *, timeout: float = 30.0) -> None:
+        """Stop taking messages, mark the row down (or remove it), drain, stop the timers."""
+        self.quiesce()
         ref = self.manager_ref
         if ref is None:
             return

@@ -7,6 +7,7 @@ same with real node processes.
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
@@ -337,3 +338,45 @@ def test_a_directory_built_from_a_nodes_config(tmp_path: Path) -> None:
     assert directory.timeout == 7.0
     directory.close()
     directory.db.dispose()
+
+
+class Slow(Manager):
+    TOPIC = "slow"
+    gate: ClassVar[threading.Event] = threading.Event()
+    entered: ClassVar[threading.Event] = threading.Event()
+
+    def block(self) -> None:
+        type(self).entered.set()
+        assert type(self).gate.wait(timeout=30)
+
+
+def test_a_stopping_node_marks_every_service_down_before_draining_any(tmp_path: Path) -> None:
+    node = Node(node_config(tmp_path, ServiceSpec("tests.test_lifecycle:Greeter"),
+                            ServiceSpec("tests.test_lifecycle:Slow")))
+    node.start()
+    Slow.gate.clear()
+    Slow.entered.clear()
+    node.services[1].proxy.block.defer()
+    assert Slow.entered.wait(timeout=10)
+    stopper = threading.Thread(target=node.stop)
+    stopper.start()
+    # the last service is the first drained (and it is stuck); the first must be down already
+    db = Database(node.config.database_url)
+    try:
+        def both_down() -> bool:
+            with db.session() as session:
+                rows = session.scalars(select(ServiceRecord)).all()
+            return len(rows) == 2 and all(r.stopped_at is not None for r in rows)
+
+        done = threading.Event()
+        for _ in range(200):  # bounded: up to 10 s
+            if both_down():
+                break
+            done.wait(0.05)
+        assert both_down()
+        assert stopper.is_alive()  # still draining Slow
+    finally:
+        Slow.gate.set()
+        stopper.join(timeout=30)
+        db.dispose()
+    assert not stopper.is_alive()
