@@ -18,7 +18,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 TIMEOUT = 30.0
-_DIRECTIVE = re.compile(r"^(?P<indent>\s*)\.\.\s+code-block::\s*python3?\s*$")
+_DIRECTIVE = re.compile(
+    r"^(?P<indent>\s*)\.\.\s+(?:code-block|code|sourcecode)::\s*python3?\s*$"
+)
 
 
 @dataclass(frozen=True)
@@ -79,11 +81,13 @@ def test_extractor_finds_blocks_and_their_bodies(tmp_path: Path) -> None:
     doc.write_text(
         "Title\n=====\n\n.. code-block:: python\n   :caption: c\n\n    a = 1\n\n    b = a\n"
         "Text\n\n.. code-block:: console\n\n    $ ls\n\n- item\n\n  .. code-block:: python\n\n"
-        "     print(2)\n\nafter\n",
+        "     print(2)\n\nafter\n\n.. code:: python3\n\n   x = 3\n",
         encoding="utf-8",
     )
     blocks = extract_blocks(doc)
-    assert [(b.line, b.source) for b in blocks] == [(4, "a = 1\n\nb = a\n"), (18, "print(2)\n")]
+    assert [(b.line, b.source) for b in blocks] == [
+        (4, "a = 1\n\nb = a\n"), (18, "print(2)\n"), (24, "x = 3\n"),
+    ]
 
 
 def test_readme_has_python_blocks() -> None:
