@@ -173,11 +173,21 @@ def _open_directory(
         _fail(f"no database file {file} (no node has used {url})")
     try:
         db = Database(url, create=False)
-        if not sa_inspect(db.engine).has_table(ServiceRecord.__tablename__):
+        inspector = sa_inspect(db.engine)
+        table = ServiceRecord.__tablename__
+        if not inspector.has_table(table):
             db.dispose()
             _fail(f"{db!r} has no services table: no node has used this database")
+        present = {column["name"] for column in inspector.get_columns(table)}
+        missing = sorted(set(ServiceRecord.__table__.columns.keys()) - present)
+        if missing:
+            db.dispose()
+            _fail(
+                f"{db!r}: the services table lacks {', '.join(missing)} (an older release "
+                "made it); start one node of this release, which adds them"
+            )
     except SQLAlchemyError as exc:
-        _fail(f"cannot open {url}: {exc}")
+        _fail(f"cannot open {url}: {str(exc).splitlines()[0]}")
     if cfg is None:
         return Directory(db, timeout=30.0 if timeout is None else timeout)
     return Directory.from_config(cfg, db=db, timeout=timeout)

@@ -180,3 +180,20 @@ def test_service_disable_enable_remove(cluster: dict[str, Any]) -> None:
     assert unknown.exit_code == 1
     assert "no 'store' service on 's9'" in unknown.output
     directory.close()
+
+
+def test_an_older_services_table_is_named_not_a_traceback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sqlite3  # noqa: PLC0415
+
+    monkeypatch.delenv("ACTORS_CONFIG", raising=False)
+    path = tmp_path / "old.sqlite3"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE services (id INTEGER PRIMARY KEY, host VARCHAR(255), "
+                     "binary VARCHAR(255), topic VARCHAR(255), updated_at DATETIME)")
+    conn.close()
+    result = run("services", "-d", f"sqlite:///{path}")
+    assert result.exit_code == 2
+    assert "the services table lacks cluster, created_at, disabled" in result.output
+    assert "start one node of this release" in result.output
