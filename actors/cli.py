@@ -88,10 +88,19 @@ def _load_config(config: Path | None, *, check: bool = False) -> NodeConfig | No
 
 
 @app.command()
-def info(as_json: JsonOpt = False) -> None:
-    """Show the version, the default database and the installed drivers."""
+def info(
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", "-c", dir_okay=False,
+                     help="A node's TOML config (default: $ACTORS_CONFIG)."),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show the version, the database (the config's, else the default) and the drivers."""
     drivers = {ep.name: ep.value for ep in entry_points(group=DRIVER_GROUP)}
-    release, database = version("actors"), default_url()
+    cfg = _load_config(config)
+    release = version("actors")
+    database = (cfg.database_url if cfg is not None else None) or default_url()
     if as_json:
         facts = {"version": release, "database": database, "drivers": drivers}
         typer.echo(json.dumps(facts, indent=2))

@@ -197,3 +197,9 @@ def test_an_older_services_table_is_named_not_a_traceback(
     assert result.exit_code == 2
     assert "the services table lacks cluster, created_at, disabled" in result.output
     assert "start one node of this release" in result.output
+
+
+def test_info_shows_the_configs_database(cluster: dict[str, Any]) -> None:
+    result = run("info", "--json", "--config", str(cluster["config"]))
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["database"] == cluster["url"]
