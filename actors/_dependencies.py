@@ -74,6 +74,11 @@ def _load_manager(spec: ServiceSpec, where: str) -> type[Manager]:
     except DriverNotFound as exc:
         msg = f'{where}manager = "{spec.manager}": cannot import it: {exc}'
         raise ConfigError(msg) from None
+    except Exception as exc:  # the module itself failed: a syntax error, a failing import
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        kind = type(exc).__name__
+        msg = f'{where}manager = "{spec.manager}": importing it raised {kind}: {first}'
+        raise ConfigError(msg) from exc
     if not (isinstance(found, type) and issubclass(found, Manager)):
         msg = f'{where}manager = "{spec.manager}": expected a subclass of actors.Manager'
         raise ConfigError(msg)

@@ -213,6 +213,12 @@ def test_manager_and_option_mistakes_are_one_line_config_errors() -> None:
     )
     with pytest.raises(ConfigError, match=r"cannot import it: .*module 'tests.nowhere' cannot"):
         check("tests.nowhere:X")
+    with pytest.raises(ConfigError) as caught:
+        check("tests._raises_on_import:X")
+    assert str(caught.value) == (
+        'services[0].manager = "tests._raises_on_import:X": importing it raised RuntimeError: '
+        "this module cannot be imported"
+    )
     with pytest.raises(ConfigError, match=r"expected a subclass of actors\.Manager"):
         check("tests.test_config:NotAManager")
     # a typo in an option is refused, listing the valid ones (Manager swallowed it before)
