@@ -109,7 +109,7 @@ def info(
     table.add_row("version", release)
     table.add_row("database", database)
     table.add_row("drivers", ", ".join(f"{k} ({v})" for k, v in drivers.items()) or "none")
-    Console().print(table)
+    _print_table(table)
 
 
 @app.command()
