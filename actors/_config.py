@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn, cast
 
+from transport import DEFAULT_MAILBOX_LIMIT
+
 __all__ = [
     "CONFIG_ENV",
     "CURVE_KEYS",
@@ -76,6 +78,12 @@ def _seconds(*, allow_zero: bool) -> Callable[[Any], float]:
         return float(value)
 
     return check
+
+
+def _count(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        _fail()
+    return value
 
 
 def _text(value: Any) -> str:
@@ -214,6 +222,10 @@ NODE_KEYS: tuple[Key, ...] = (
     Key("stop_timeout", "a number of seconds greater than 0", "``30``",
         "How long a graceful stop (SIGTERM) may take; each mailbox is drained within it.",
         _seconds(allow_zero=False)),
+    Key("mailbox_limit", "a whole number, 1 or more", f"``{DEFAULT_MAILBOX_LIMIT}``",
+        "Requests from the bridge that a manager's mailbox holds at most; past it callers "
+        "get ``transport.Overloaded`` at once (a manager class's ``MAILBOX_LIMIT`` wins).",
+        _count),
     Key("on_stop", 'one of "down", "remove"', '``"down"``',
         'What a graceful stop does with the node\'s service rows: ``"down"`` marks them '
         'stopped (callers get ``ServiceUnavailable`` at once), ``"remove"`` deletes them.',
@@ -363,6 +375,7 @@ greater than 0
     periodic_fuzzy_delay: float = 60.0
     rpc_timeout: float = 60.0
     stop_timeout: float = 30.0
+    mailbox_limit: int = DEFAULT_MAILBOX_LIMIT
     on_stop: str = "down"
     log_level: str = "INFO"
     allowed_exception_modules: tuple[str, ...] = ()

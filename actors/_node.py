@@ -10,6 +10,7 @@ what it must be, in ``docs/config.rst``; the schema is `actors._config`)::
     report_interval = 10
     service_down_time = 60
     periodic_fuzzy_delay = 60
+    mailbox_limit = 1000                      # requests a manager's mailbox holds from the bridge
     allowed_exception_modules = ["actors.demo.errors"]  # re-raised as their own class
 
     [[services]]
@@ -130,7 +131,7 @@ class Node:
         if cfg.curve is not None:
             server = transport.load_keypair(cfg.curve.server_keys)
             bridge_keys = {"keypair": server, "allowed_clients": cfg.curve.allowed_clients}
-        self.bridge = transport.Bridge(cfg.bind, **bridge_keys)
+        self.bridge = transport.Bridge(cfg.bind, mailbox_limit=cfg.mailbox_limit, **bridge_keys)
         self.bridge.start()
         self.timer = TimerActor.start(clock=self.clock, fuzzy_delay=cfg.periodic_fuzzy_delay)
         self.directory = Directory.from_config(cfg, db=self.db, clock=self.clock)

@@ -36,6 +36,7 @@ BAD_NODE: dict[str, list[Any]] = {
     "periodic_fuzzy_delay": [-1, "x"],
     "rpc_timeout": [0, [1]],
     "stop_timeout": [-5, "x"],
+    "mailbox_limit": [0, -1, 2.5, "many", True],
     "on_stop": ["delete", 1],
     "log_level": ["LOUD", 3],
     "allowed_exception_modules": ["actors.demo.errors", [1], [""]],
@@ -146,7 +147,8 @@ def test_unknown_missing_and_misshapen_keys(tmp_path: Path) -> None:
         'reprot_interval = 5\n' + service_table(GOOD_SERVICE):
             "reprot_interval = 5: unknown key; valid keys: host, database_url, bind, "
             "report_interval, service_down_time, periodic_fuzzy_delay, rpc_timeout, "
-            "stop_timeout, on_stop, log_level, allowed_exception_modules, [[services]], [curve]",
+            "stop_timeout, mailbox_limit, on_stop, log_level, allowed_exception_modules, "
+            "[[services]], [curve]",
         'host = "x"\n': "services: missing; expected at least one [[services]] table",
         # [services] written as a table, not an array of tables
         '[services]\nmanager = "a:B"\n':

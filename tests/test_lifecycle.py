@@ -291,14 +291,14 @@ def test_a_heartbeat_racing_a_stop_does_not_bring_the_row_back(
     service = greeter_service(db, clock, parts)
     service.start()
     service.stop()
-    service._beat()  # a periodic beat that was already under way when stop began
+    service._write_heartbeat(clock.utcnow())  # a beat already under way when stop began
     late = row(db)
     assert late is not None
     assert late.stopped_at is not None  # still down
     removing = greeter_service(db, clock, parts, on_stop="remove")
     removing.start()
     removing.stop()
-    removing._beat()
+    removing._write_heartbeat(clock.utcnow())
     assert row(db) is None  # not re-created
 
 
