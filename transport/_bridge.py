@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 import select
 import sys
@@ -11,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import pykka
 import zmq
 from pykka._envelope import Envelope  # the one hand-off: straight into the inbox
-from pykka.messages import ProxyCall
+from pykka.messages import ProxyCall, ProxyGetAttr, ProxySetAttr
 
 from transport._codec import Codec, default_codec, describe_exception, format_traceback
 from transport._context import RequestContext, run_context
@@ -21,6 +22,7 @@ from transport._protocol import (
     PROTOCOL_VERSION,
     Kind,
     ProtocolError,
+    Request,
     decode_request,
     encode_error,
     version_is_compatible,
@@ -38,7 +40,13 @@ if TYPE_CHECKING:
 
     from transport._security import KeyPair
 
-__all__ = ["Bridge", "ContextProxyCall", "is_remotely_callable"]
+__all__ = [
+    "Bridge",
+    "ContextProxyCall",
+    "describe_actor",
+    "is_remotely_callable",
+    "is_remotely_readable",
+]
 
 logger = logging.getLogger("transport.bridge")
 
@@ -110,6 +118,68 @@ def is_remotely_callable(cls: type, name: str) -> bool:
     except Exception:  # noqa: BLE001 - any failure means "not there"
         return False
     return callable(attr)
+
+
+def is_remotely_readable(cls: type, name: str) -> bool:
+    """Tell whether remote callers may read or set attribute `name` of actor class `cls`.
+
+    The same names are hidden as for calls (`is_remotely_callable`); a name that
+    is callable on the class is a method, not an attribute. Instance attributes
+    (not on the class) are readable.
+
+    Returns:
+        whether a remote caller may read or set it.
+    """
+    if name.startswith("_") or name in _PYKKA_NAMES or name in _private_names(cls):
+        return False
+    try:
+        attr = inspect.getattr_static(cls, name)
+    except AttributeError:
+        return True  # an instance attribute, or none (the actor raises AttributeError)
+    return isinstance(attr, property) or not callable(attr)
+
+
+def describe_actor(cls: type, names: Iterable[str]) -> dict[str, Any]:
+    """Describe what an actor of class `cls` exposes, from `dir()` of the instance.
+
+    Returns:
+        the describe reply's result (docs/protocol.rst, "Describe").
+    """
+    methods: list[str] = []
+    attributes: list[str] = []
+    for name in sorted(set(names)):
+        if is_remotely_callable(cls, name):
+            methods.append(name)
+        elif is_remotely_readable(cls, name):
+            attributes.append(name)
+    return {
+        "class": cls.__qualname__,
+        "module": cls.__module__,
+        "rpc_version": str(getattr(cls, "RPC_API_VERSION", "1.0")),
+        "methods": methods,
+        "attributes": attributes,
+    }
+
+
+class _DescribeFuture(pykka.Future[Any]):
+    """The `reply_to` of a describe request: turns the instance's `dir()` into the reply."""
+
+    _get_hook = None
+
+    def __init__(self, bridge: Bridge, routing: list[bytes], msg_id: int, cls: type) -> None:
+        self._reply = _ReplyFuture(bridge, routing, msg_id)
+        self._cls = cls
+
+    def set(self, value: Any | None = None) -> None:
+        try:
+            description = describe_actor(self._cls, value or ())
+        except Exception:
+            self._reply.set_exception()
+            return
+        self._reply.set(description)
+
+    def set_exception(self, exc_info: OptExcInfo | None = None) -> None:
+        self._reply.set_exception(exc_info)
 
 
 class _ReplyFuture(pykka.Future[Any]):
@@ -435,7 +505,7 @@ class Bridge:
                 routing = [frame.bytes for frame in frames[:-1]]
                 self._send_refusal(routing, exc.msg_id, "invalid_request", str(exc))
             return None
-        is_call = req.kind is Kind.CALL
+        is_call = req.kind is not Kind.CAST
         # The routing frames address the reply: a cast has none.
         routing = [frame.bytes for frame in frames[:-1]] if is_call else []
         rc = RequestContext.from_wire(req.context)
@@ -454,6 +524,8 @@ class Bridge:
                 rc=rc,
             )  # fmt: skip
             return None
+        if req.kind is not Kind.CALL and is_call:
+            return self._handle_member(routing, req, ref, rc)
         key = (cls, req.method)
         ok = self._callable_cache.get(key)
         if ok is None:
@@ -469,6 +541,32 @@ class Bridge:
             else _CastFuture(req.actor, req.method, rc.request_id)
         )
         return ref.actor_inbox, Envelope(message, reply_to=future)
+
+    def _handle_member(
+        self, routing: list[bytes], req: Request, ref: pykka.ActorRef[Any], rc: RequestContext
+    ) -> tuple[Any, Envelope[Any]] | None:
+        """A describe, get or set request: refuse it, or return its delivery."""
+        cls = ref.actor_class
+        future: pykka.Future[Any]
+        message: Any
+        if req.kind is Kind.DESCRIBE:
+            message = ProxyCall(("__dir__",), (), {})  # dir() of the instance, in its mailbox
+            future = _DescribeFuture(self, routing, req.msg_id, cls)
+            return ref.actor_inbox, Envelope(message, reply_to=future)
+        if not is_remotely_readable(cls, req.method):
+            self._refuse(routing, req.msg_id, is_call=True, kind="no_such_method",
+                         message=f"{req.actor} has no attribute {req.method!r} open to remote "
+                         "callers", rc=rc)  # fmt: skip
+            return None
+        if req.kind is Kind.GET:
+            message = ProxyGetAttr((req.method,))
+        elif len(req.args) == 1 and not req.kwargs:
+            message = ProxySetAttr((req.method,), req.args[0])
+        else:
+            self._refuse(routing, req.msg_id, is_call=True, kind="invalid_request",
+                         message="a set request takes exactly one argument", rc=rc)  # fmt: skip
+            return None
+        return ref.actor_inbox, Envelope(message, reply_to=_ReplyFuture(self, routing, req.msg_id))
 
     def _version_ok(self, cls: type, version: str) -> bool:
         key = (cls, version)
