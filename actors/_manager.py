@@ -87,9 +87,12 @@ class Manager(PeriodicTasks, ResilientActor):
             "periodic_context",
             "periodic_spacing",
             "periodic_last_run",
+            "clock",
+            "db",
+            "supervisor",
         }
     )
-    """Public names that remote callers may not call (lifecycle and bookkeeping)."""
+    """Public names that remote callers may not call, read or set (lifecycle, bookkeeping)."""
 
     def __init__(
         self,

@@ -130,7 +130,12 @@ def is_remotely_readable(cls: type, name: str) -> bool:
     Returns:
         whether a remote caller may read or set it.
     """
-    if name.startswith("_") or name in _PYKKA_NAMES or name in _private_names(cls):
+    if (
+        name.startswith("_")
+        or name in _PYKKA_NAMES
+        or name == "RPC_PRIVATE"
+        or name in _private_names(cls)
+    ):
         return False
     try:
         attr = inspect.getattr_static(cls, name)
@@ -173,7 +178,7 @@ class _DescribeFuture(pykka.Future[Any]):
     def set(self, value: Any | None = None) -> None:
         try:
             description = describe_actor(self._cls, value or ())
-        except Exception:
+        except Exception:  # noqa: BLE001 - an odd __dir__: the caller gets the error
             self._reply.set_exception()
             return
         self._reply.set(description)

@@ -31,16 +31,24 @@ class MessagingTimeout(MessagingError, pykka.Timeout):
     """A call got no reply before its deadline, or a send could not be queued.
 
     Whether the remote method ran is unknown (delivery is at-most-once). Also a
-    `pykka.Timeout`, so code written against local proxies keeps working.
+    `pykka.Timeout`, so code written against local proxies keeps working. The
+    message names the endpoint, actor, method and the time since the call was
+    sent; where the connection has a `peer_status` (a `Directory`'s do), a note
+    says whether the services table still shows that node up.
     """
+
+    peer_noted = False
 
 
 class ConnectionClosed(MessagingError):
     """The connection was closed: pending calls fail with this, new ones too."""
 
 
-class UnknownActor(MessagingError):
-    """The bridge serves no live actor under the requested name."""
+class UnknownActor(MessagingError, pykka.ActorDeadError):
+    """The bridge serves no live actor under the requested name.
+
+    Also a `pykka.ActorDeadError`, as for a local proxy of a stopped actor.
+    """
 
 
 class NoSuchMethod(MessagingError, AttributeError):
