@@ -25,14 +25,12 @@ import zmq
 from transport._codec import Codec, default_codec
 from transport._context import wire_context
 from transport._errors import (
-    BRIDGE_ERRORS,
     ConnectionClosed,
     MessageTooLarge,
-    MessagingError,
     MessagingTimeout,
     Overloaded,
     UnsupportedVersion,
-    rebuild_exception,
+    error_from_fields,
 )
 from transport._future import RemoteFuture
 from transport._protocol import (
@@ -51,7 +49,13 @@ if TYPE_CHECKING:
 
     from transport._security import KeyPair
 
-__all__ = ["DEFAULT_MAX_PENDING", "DEFAULT_TIMEOUT", "Connection", "connect"]
+__all__ = [
+    "DEFAULT_MAX_PENDING",
+    "DEFAULT_TIMEOUT",
+    "Connection",
+    "connect",
+    "connect_client_socket",
+]
 
 A = TypeVar("A")
 
@@ -65,6 +69,25 @@ _SWEEP_INTERVAL = 1.0
 DEFAULT_TIMEOUT = 60.0
 DEFAULT_MAX_PENDING = 100_000
 _READER_IDLE = 1.0  # seconds the reader thread lingers with no callback pending
+
+
+def connect_client_socket(
+    sock: zmq.Socket[Any], endpoint: str, keypair: KeyPair | None, server_key: bytes | None
+) -> None:
+    """Set a client DEALER socket's options (docs/protocol.rst) and connect it; close on failure."""
+    try:
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.RCVHWM, 0)  # replies are bounded by the calls we made
+        sock.setsockopt(zmq.RECONNECT_IVL, 100)
+        sock.setsockopt(zmq.RECONNECT_IVL_MAX, 2000)
+        if keypair is not None and server_key is not None:
+            sock.setsockopt(zmq.CURVE_SERVERKEY, server_key)
+            sock.setsockopt(zmq.CURVE_PUBLICKEY, keypair.public)
+            sock.setsockopt(zmq.CURVE_SECRETKEY, keypair.secret)
+        sock.connect(endpoint)
+    except BaseException:
+        sock.close(linger=0)
+        raise
 
 
 class Connection:
@@ -109,19 +132,7 @@ class Connection:
         self._codec = Codec(allowed) if allowed else default_codec
         self._allowed = self._codec.allowed_exception_modules
         sock: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.DEALER)
-        try:
-            sock.setsockopt(zmq.LINGER, 0)
-            sock.setsockopt(zmq.RCVHWM, 0)  # replies are bounded by the calls we made
-            sock.setsockopt(zmq.RECONNECT_IVL, 100)
-            sock.setsockopt(zmq.RECONNECT_IVL_MAX, 2000)
-            if keypair is not None and server_key is not None:
-                sock.setsockopt(zmq.CURVE_SERVERKEY, server_key)
-                sock.setsockopt(zmq.CURVE_PUBLICKEY, keypair.public)
-                sock.setsockopt(zmq.CURVE_SECRETKEY, keypair.secret)
-            sock.connect(endpoint)
-        except BaseException:
-            sock.close(linger=0)
-            raise
+        connect_client_socket(sock, endpoint, keypair, server_key)
         self._sock = sock
         self._lock = threading.Lock()  # the socket lock: held only around socket calls
         # Futures and leadership: `_state` guards them (a C-level lock, cheap to take);
@@ -538,15 +549,7 @@ class Connection:
             self._sweep(now)
 
     def _error(self, fields: list[Any]) -> BaseException:
-        kind, module, name, message, args, traceback = fields
-        message = str(message)
-        if kind == "remote":
-            return rebuild_exception(
-                module=str(module), qualname=str(name), message=message,
-                args=args if isinstance(args, list) else None, traceback=str(traceback or ""),
-                allowed_modules=self._allowed,
-            )  # fmt: skip
-        return BRIDGE_ERRORS.get(str(kind), MessagingError)(message)
+        return error_from_fields(fields, self._allowed)
 
     def _resolve_locked(
         self, future: RemoteFuture[Any], value: Any, exc: BaseException | None

@@ -19,6 +19,7 @@ __all__ = [
     "RemoteError",
     "UnknownActor",
     "UnsupportedVersion",
+    "error_from_fields",
     "rebuild_exception",
 ]
 
@@ -163,3 +164,20 @@ def rebuild_exception(
                 return exc
     exc_type = qualname if module == "builtins" else f"{module}.{qualname}"
     return RemoteError(exc_type, message, traceback)
+
+
+def error_from_fields(fields: list[Any], allowed_modules: frozenset[str]) -> BaseException:
+    """Turn an error body's fields (after `msg_id`) into the exception to raise.
+
+    Returns:
+        the rebuilt remote exception, or the refusal's own class.
+    """
+    kind, module, name, message, args, traceback = fields
+    message = str(message)
+    if kind == "remote":
+        return rebuild_exception(
+            module=str(module), qualname=str(name), message=message,
+            args=args if isinstance(args, list) else None, traceback=str(traceback or ""),
+            allowed_modules=allowed_modules,
+        )  # fmt: skip
+    return BRIDGE_ERRORS.get(str(kind), MessagingError)(message)

@@ -167,6 +167,9 @@ class EventSetter(ContextActor):
     def set(self) -> None:
         EVENT.set()
 
+    def clear(self) -> None:
+        EVENT.clear()
+
 
 RECORDERS = ("rec0", "rec1", "rec2")
 

@@ -23,13 +23,24 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--endpoint", default="tcp://127.0.0.1:*")
     parser.add_argument("--max-message-size", type=int, default=None)
-    parser.add_argument("--waiters", type=int, default=0,
-                        help="also serve this many Fields actors as wait0, wait1, ...")
-    parser.add_argument("--curve-dir", type=Path, default=None,
-                        help="holds server.key_secret and an allowed/ directory of client keys")
+    parser.add_argument(
+        "--waiters",
+        type=int,
+        default=0,
+        help="also serve this many Fields actors as wait0, wait1, ...",
+    )
+    parser.add_argument(
+        "--curve-dir",
+        type=Path,
+        default=None,
+        help="holds server.key_secret and an allowed/ directory of client keys",
+    )
     options = parser.parse_args()
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
-                        format="server %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.WARNING,
+        stream=sys.stderr,
+        format="server %(levelname)s %(name)s: %(message)s",
+    )
     kwargs: dict[str, object] = {}
     if options.max_message_size:
         kwargs["max_message_size"] = options.max_message_size
