@@ -7,9 +7,10 @@ ticker run (1 s), with no sleeping on the server.
 
 The lag bound: a 10 ms ticker's p99 lag while the calls are in flight stays
 under 5 ms *above the same loop's idle p99*, measured just before in the same
-run. On a quiet machine the idle p99 is about 1-2 ms; on the shared CI machine
-an idle loop alone has shown 5-27 ms, which no client could improve on. A loop
-blocked by a `get()` lags by the whole call (1 s).
+run (best of up to 3 rounds: see `in_flight_while_ticking`). On a quiet
+machine the idle p99 is about 1-2 ms; on the shared CI machine an idle loop
+alone has shown 5-27 ms, which no client could improve on. A loop blocked by a
+`get()` lags by the whole call (1 s).
 """
 
 from __future__ import annotations
@@ -74,24 +75,36 @@ def p99(values: list[float]) -> float:
     return statistics.quantiles(values, n=100)[98]
 
 
+ATTEMPTS = 3
+
+
 async def in_flight_while_ticking(
-    calls: Callable[[], list[Awaitable[Any]]], release: Callable[[], Awaitable[Any]]
-) -> tuple[list[Any], list[float], list[float]]:
+    calls: Callable[[], list[Awaitable[Any]]], events: Any
+) -> tuple[list[float], list[float]]:
     """Tick idle for 1 s (the baseline), start the calls, tick for 1 s while they wait,
-    release them, collect the results; returns (results, lags in flight, idle lags)."""
-    idle = await ticker_lags(100)
-    pending = [asyncio.ensure_future(call) for call in calls()]
-    lags = await ticker_lags(100)
-    assert not any(task.done() for task in pending), "the calls should still be in flight"
-    await release()
-    results = await asyncio.wait_for(asyncio.gather(*pending), TIMEOUT)
-    return results, lags, idle
+    release them and check their results; return (lags in flight, idle lags).
+
+    A blocked loop fails at once. The p99 comparison is noisy on a shared machine,
+    so up to `ATTEMPTS` rounds are run until one meets the bound (a loop blocked by
+    the calls could meet it in none).
+    """
+    for _ in range(ATTEMPTS):
+        await events.clear()  # (the server process is shared by these tests)
+        idle = await ticker_lags(100)
+        pending = [asyncio.ensure_future(call) for call in calls()]
+        lags = await ticker_lags(100)
+        assert not any(task.done() for task in pending), "the calls should still be in flight"
+        await events.set()
+        results = await asyncio.wait_for(asyncio.gather(*pending), TIMEOUT)
+        assert results == [True] * len(pending)
+        assert max(lags) < 0.5, f"the loop was blocked: {sorted(lags)[-3:]}"
+        if p99(lags) < p99(idle) + 0.005:
+            break
+    return lags, idle
 
 
 def assert_on_time(lags: list[float], idle: list[float]) -> None:
-    assert max(lags) < 0.5, "the loop was blocked"
-    bound = p99(idle) + 0.005
-    assert p99(lags) < bound, (
+    assert p99(lags) < p99(idle) + 0.005, (
         f"ticker lag p99 {p99(lags) * 1000:.2f} ms in flight, {p99(idle) * 1000:.2f} ms idle"
     )
 
@@ -100,22 +113,14 @@ def assert_on_time(lags: list[float], idle: list[float]) -> None:
 
 
 def test_awaiting_remote_calls_never_blocks_the_loop(waiters_server: str) -> None:
-    async def main() -> tuple[list[Any], list[float], list[float]]:
+    async def main() -> tuple[list[float], list[float]]:
         with transport.connect(waiters_server, timeout=TIMEOUT) as conn:
             proxies = [conn.proxy(f"wait{i}") for i in range(WAITERS)]
-            events = conn.proxy("event")
-            await events.clear()  # (the server process is shared by these tests)
-
-            async def release() -> None:
-                await events.set()
-
             return await in_flight_while_ticking(
-                lambda: [p.wait_event(TIMEOUT) for p in proxies], release
+                lambda: [p.wait_event(TIMEOUT) for p in proxies], conn.proxy("event")
             )
 
-    results, lags, idle = asyncio.run(main())
-    assert results == [True] * WAITERS
-    assert_on_time(lags, idle)
+    assert_on_time(*asyncio.run(main()))
 
 
 def test_awaiting_a_local_manager_call_never_blocks_the_loop() -> None:
@@ -164,8 +169,8 @@ def test_ten_thousand_concurrent_awaits_on_one_threaded_connection(
 ) -> None:
     echo = local_conn.proxy("echo")
 
-    async def main() -> list[int]:
-        return await asyncio.gather(*(echo.add(i, 1) for i in range(10_000)))
+    async def main() -> list[Any]:
+        return list(await asyncio.gather(*(echo.add(i, 1) for i in range(10_000))))
 
     assert asyncio.run(main()) == [i + 1 for i in range(10_000)]
     assert local_conn._watching == 0
@@ -207,22 +212,14 @@ def test_an_awaited_remote_call_raises_its_errors(local_conn: transport.Connecti
 
 
 def test_aio_calls_while_in_flight_keep_the_ticker_on_time(waiters_server: str) -> None:
-    async def main() -> tuple[list[Any], list[float], list[float]]:
+    async def main() -> tuple[list[float], list[float]]:
         async with transport.aio.connect(waiters_server, timeout=TIMEOUT) as conn:
             proxies = [conn.proxy(f"wait{i}") for i in range(WAITERS)]
-            events = conn.proxy("event")
-            await events.clear()  # (the server process is shared by these tests)
-
-            async def release() -> None:
-                await events.set()
-
             return await in_flight_while_ticking(
-                lambda: [p.wait_event(TIMEOUT) for p in proxies], release
+                lambda: [p.wait_event(TIMEOUT) for p in proxies], conn.proxy("event")
             )
 
-    results, lags, idle = asyncio.run(main())
-    assert results == [True] * WAITERS
-    assert_on_time(lags, idle)
+    assert_on_time(*asyncio.run(main()))
 
 
 def test_aio_ten_thousand_concurrent_awaits(local_bridge: transport.Bridge) -> None:
@@ -325,6 +322,6 @@ def test_aio_pending_calls_are_bounded(local_bridge: transport.Bridge) -> None:
             with pytest.raises(transport.Overloaded):
                 slow.wait_gate(TIMEOUT)
             GATE.set()
-            assert await asyncio.gather(first, second) == [True, True]
+            assert list(await asyncio.gather(first, second)) == [True, True]
 
     asyncio.run(main())
