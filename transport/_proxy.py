@@ -18,6 +18,7 @@ from transport._protocol import Kind
 if TYPE_CHECKING:
     from transport._connection import Connection
     from transport._future import RemoteFuture
+    from transport._typing import ProxyMethod  # noqa: F401 - for transport.mypy_plugin
 
 __all__ = ["Description", "RemoteProxy"]
 
