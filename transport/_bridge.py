@@ -28,7 +28,7 @@ from transport._protocol import (
     version_is_compatible,
 )
 from transport._security import is_loopback, start_authenticator
-from transport._waker import Waker
+from transport._waker import Waker, wake_if_input
 
 if TYPE_CHECKING:
     import contextvars
@@ -651,6 +651,6 @@ class Bridge:
                 logger.debug("reply dropped: %s", exc)
             # The socket's FD is edge-triggered and this send may have consumed
             # the edge: if input is pending, make sure the I/O thread wakes.
-            if self._polling and sock.getsockopt(_EVENTS) & _POLLIN:  # type: ignore[operator]
+            if self._polling:
                 assert self._waker is not None
-                self._waker.wake()
+                wake_if_input(sock, self._waker)

@@ -42,7 +42,7 @@ from transport._protocol import (
     version_is_compatible,
 )
 from transport._proxy import Description, RemoteProxy
-from transport._waker import Waker
+from transport._waker import Waker, wake_if_input
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
@@ -311,9 +311,8 @@ class Connection:
                     sent = True
                 except zmq.Again:
                     sent = False
-                # The FD is edge-triggered and this send may have consumed the edge.
-                if self._polling and sock.getsockopt(_EVENTS) & _POLLIN:  # type: ignore[operator]
-                    self._waker.wake()
+                if self._polling:  # this send may have consumed the FD's edge
+                    wake_if_input(sock, self._waker)
             if sent:
                 return
             remaining = deadline - time.monotonic()
@@ -449,9 +448,8 @@ class Connection:
                 pass
             if not bodies:
                 self._empty_at = time.monotonic()
-            # Reading may have consumed the FD's edge while a leader sleeps on it.
-            if self._polling and events(_EVENTS) & _POLLIN:
-                self._waker.wake()
+            if self._polling:  # reading may have consumed the FD's edge
+                wake_if_input(sock, self._waker)
         if bodies:
             self._dispatch(bodies)
 
