@@ -266,6 +266,9 @@ class Connection:
                 self._cond.wait_for(lambda: not self._leader, timeout=5.0)
             finally:
                 self._waiters -= 1
+        reader = self._reader
+        if reader is not None and reader is not threading.current_thread():
+            reader.join(5.0)  # it sees `_closed` at once (woken above, or as a follower)
         with self._lock:
             self._sock.close(linger=int(linger * 1000))
         self._waker.close()
