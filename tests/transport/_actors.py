@@ -158,6 +158,14 @@ class Fields(ContextActor):
     def wait_event(self, timeout: float) -> bool:
         return EVENT.wait(timeout)
 
+    @staticmethod
+    def twice(value: int) -> int:
+        return 2 * value
+
+    @classmethod
+    def class_label(cls) -> str:
+        return cls.label
+
 
 # Set by tests (or the "event" actor) to release Fields.wait_event().
 EVENT = threading.Event()

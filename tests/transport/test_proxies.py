@@ -78,6 +78,10 @@ def test_a_method_call_returns_a_future_of_its_result(proxy: Any) -> None:
     assert future.get(timeout=TIMEOUT) == 2
 
 
+def test_static_methods_are_called(proxy: Any) -> None:
+    assert proxy.twice(21).get(timeout=TIMEOUT) == 42
+
+
 def test_defer_is_a_cast_applied_in_order(proxy: Any) -> None:
     assert proxy.bump.defer() is None
     proxy.bump.defer(by=10)
@@ -218,6 +222,17 @@ def test_difference_traversable_attributes_are_not_traversed_remotely(
         ref.stop()
     remote = local_conn.proxy("fields")
     assert isinstance(remote.nested, transport.RemoteFuture)  # a read, not a sub-proxy
+
+
+def test_difference_class_methods_are_methods_remotely(local_conn: transport.Connection) -> None:
+    ref = Fields.start()
+    try:
+        local = ref.proxy()
+        assert isinstance(local.class_label, pykka.Future)  # pykka: not callable in __dict__
+        assert local.class_label.get(timeout=TIMEOUT)() == "fields"
+    finally:
+        ref.stop()
+    assert local_conn.proxy("fields").class_label().get(timeout=TIMEOUT) == "fields"
 
 
 def test_difference_values_are_copies(local_conn: transport.Connection) -> None:
