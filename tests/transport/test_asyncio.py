@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import statistics
+import threading
 import uuid
 from typing import TYPE_CHECKING, Any
 
@@ -175,6 +176,8 @@ def test_ten_thousand_concurrent_awaits_on_one_threaded_connection(
     assert asyncio.run(main()) == [i + 1 for i in range(10_000)]
     assert local_conn._watching == 0
     assert not local_conn._pending
+    local_conn.close()  # stops the reader thread that read for the awaiting tasks
+    assert not [t for t in threading.enumerate() if t.name.endswith(local_conn.endpoint)]
 
 
 def test_cancelling_an_await_frees_its_waiter(local_conn: transport.Connection) -> None:
