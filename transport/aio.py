@@ -225,7 +225,7 @@ class AsyncConnection:
             )
         msg_id = next(self._ids)
         body = self._encode(kind, msg_id, actor, method, args, kwargs, version)
-        loop = self._loop or self._attach()
+        loop = self._attach()
         future: asyncio.Future[Any] = loop.create_future()
         now = time.monotonic()
         call = _Call(future, actor, method, now)
@@ -234,7 +234,12 @@ class AsyncConnection:
         call.timer = loop.call_later(
             self.timeout if timeout is None else timeout, self._expire, msg_id, call
         )
-        self._send(body)
+        try:
+            self._send(body)
+        except BaseException:
+            self._pending.pop(msg_id, None)
+            call.timer.cancel()
+            raise
         return future
 
     def _cast(
@@ -251,14 +256,19 @@ class AsyncConnection:
         if len(self._outbox) >= self.max_pending:
             raise Overloaded(f"{len(self._outbox)} messages wait for room to {self.endpoint}")
         body = self._encode(Kind.CAST, 0, actor, method, args, kwargs, version)
-        if self._loop is None:
-            self._attach()
+        self._attach()
         self._send(body)
 
     # -- the socket, through its FD ----------------------------------------------------------
 
     def _attach(self) -> asyncio.AbstractEventLoop:
-        loop = self._loop = asyncio.get_running_loop()
+        """The running loop; the first call registers the socket's FD with it."""
+        loop = asyncio.get_running_loop()
+        if loop is self._loop:
+            return loop
+        if self._loop is not None:
+            raise RuntimeError(f"{self!r} belongs to another event loop")
+        self._loop = loop
         loop.add_reader(self._fd, self._on_events)
         return loop
 
