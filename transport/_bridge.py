@@ -166,25 +166,17 @@ def describe_actor(cls: type, names: Iterable[str]) -> dict[str, Any]:
     }
 
 
-class _DescribeFuture(pykka.Future[Any]):
-    """The `reply_to` of a describe request: turns the instance's `dir()` into the reply."""
+def _actor_names(ref: pykka.ActorRef[Any]) -> list[str] | None:
+    """The names on an actor's class and instance, or None once it is gone.
 
-    _get_hook = None
-
-    def __init__(self, bridge: Bridge, routing: list[bytes], msg_id: int, cls: type) -> None:
-        self._reply = _ReplyFuture(bridge, routing, msg_id)
-        self._cls = cls
-
-    def set(self, value: Any | None = None) -> None:
-        try:
-            description = describe_actor(self._cls, value or ())
-        except Exception:  # noqa: BLE001 - an odd __dir__: the caller gets the error
-            self._reply.set_exception()
-            return
-        self._reply.set(description)
-
-    def set_exception(self, exc_info: OptExcInfo | None = None) -> None:
-        self._reply.set_exception(exc_info)
+    Read from the I/O thread, as pykka's own `ActorProxy` introspects its actor
+    from the caller's thread (through the same private weak reference, the only
+    way to the instance): copying the instance's `__dict__` keys is one C call.
+    """
+    actor = ref._actor_weakref()  # pykka private: no public way to the instance
+    if actor is None:
+        return None
+    return [*dir(type(actor)), *list(vars(actor))]
 
 
 class _ReplyFuture(pykka.Future[Any]):
@@ -552,12 +544,15 @@ class Bridge:
     ) -> tuple[Any, Envelope[Any]] | None:
         """A describe, get or set request: refuse it, or return its delivery."""
         cls = ref.actor_class
-        future: pykka.Future[Any]
         message: Any
-        if req.kind is Kind.DESCRIBE:
-            message = ProxyCall(("__dir__",), (), {})  # dir() of the instance, in its mailbox
-            future = _DescribeFuture(self, routing, req.msg_id, cls)
-            return ref.actor_inbox, Envelope(message, reply_to=future)
+        if req.kind is Kind.DESCRIBE:  # answered at once, however busy the actor is
+            names = _actor_names(ref)
+            if names is None:
+                self._refuse(routing, req.msg_id, is_call=True, kind="unknown_actor",
+                             message=f"no actor {req.actor!r}", rc=rc)  # fmt: skip
+            else:
+                self._send_reply(routing, req.msg_id, describe_actor(cls, names))
+            return None
         if not is_remotely_readable(cls, req.method):
             self._refuse(routing, req.msg_id, is_call=True, kind="no_such_method",
                          message=f"{req.actor} has no attribute {req.method!r} open to remote "

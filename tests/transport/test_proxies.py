@@ -249,3 +249,30 @@ def test_difference_repr_names_class_actor_and_endpoint(local_conn: transport.Co
     assert repr(remote) == f"<RemoteProxy Fields 'fields' at {local_conn.endpoint}>"
     assert remote == local_conn.proxy("fields")
     assert remote != local_conn.proxy("echo")
+
+
+# -- remote only ---------------------------------------------------------------------------
+
+
+def test_a_proxy_of_a_busy_actor_is_made_at_once(local_bridge: transport.Bridge) -> None:
+    with transport.connect(local_bridge.endpoint, timeout=TIMEOUT) as first:
+        busy = first.proxy("fields").wait_event(TIMEOUT)  # the actor is busy until EVENT
+        with transport.connect(local_bridge.endpoint, timeout=1.0) as second:
+            proxy = second.proxy("fields")  # described by the bridge, not in the mailbox
+            assert "bump" in dir(proxy)
+            assert not busy.done()
+        EVENT.set()
+        assert busy.get(timeout=TIMEOUT) is True
+
+
+def test_describe_is_cached_per_connection(local_conn: transport.Connection) -> None:
+    first = local_conn.describe("fields")
+    assert local_conn.describe("fields") is first
+    assert local_conn.proxy("fields")._transport_description is first
+    assert first.class_name == "Fields"
+    assert first.module == "tests.transport._actors"
+    assert {"bump", "items", "twice", "class_label"} <= first.methods
+    assert {"count", "label", "doubled", "level", "nested", "handler"} <= first.attributes
+    assert not {"stop", "_secret", "db", "RPC_PRIVATE", "init_host"} & (
+        first.methods | first.attributes
+    )
