@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import queue
+import sys
+import threading
+import time
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import pykka
@@ -11,6 +15,7 @@ import pykka
 if TYPE_CHECKING:
     from collections.abc import Callable, Generator
 
+    from pykka._future import GetHookFunc
     from pykka._types import OptExcInfo
 
 __all__ = ["AwaitableFuture"]
@@ -18,34 +23,80 @@ __all__ = ["AwaitableFuture"]
 T = TypeVar("T")
 
 
-class AwaitableFuture(pykka.ThreadingFuture[T]):
-    """A `pykka.ThreadingFuture` that calls back when set, so `await` never blocks.
+class AwaitableFuture(pykka.Future[T]):
+    """The future of a call to a manager: `pykka.ThreadingFuture`'s semantics, and awaitable.
 
-    `await future` suspends only the awaiting task; the actor's thread completes
-    it through `loop.call_soon_threadsafe`. `asyncio.ensure_future(future)` turns
-    it into an `asyncio.Future`. (transport's `RemoteFuture` behaves the same.)
+    `get(timeout=...)` blocks at most `timeout` seconds and raises
+    `pykka.Timeout`; setting a result twice, or after `set_get_hook`, raises
+    `queue.Full`, as pykka's `ThreadingFuture` does. In addition, `await future`
+    suspends only the awaiting task: the actor's thread completes it through
+    `loop.call_soon_threadsafe`. `asyncio.ensure_future(future)` turns it into an
+    `asyncio.Future`. (transport's `RemoteFuture` behaves the same.)
     """
 
-    _callbacks: list[Callable[[AwaitableFuture[Any]], None]] | None = None
+    def __init__(self) -> None:
+        super().__init__()
+        self._cond = threading.Condition()
+        self._done = False
+        self._hooked = False
+        self._value: Any = None
+        self._exc_info: OptExcInfo | None = None
+        self._callbacks: list[Callable[[AwaitableFuture[Any]], None]] | None = None
+
+    def get(self, *, timeout: float | None = None) -> T:
+        """Return the value, or raise the exception (see `pykka.Future.get`).
+
+        Raises:
+            pykka.Timeout: nothing was set within `timeout` seconds.
+        """
+        if self._hooked:
+            return super().get(timeout=timeout)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cond:
+            while not self._done:
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    raise pykka.Timeout(f"{timeout} seconds")
+                self._cond.wait(remaining)
+        if self._exc_info is not None:
+            exc_type, exc_value, traceback = self._exc_info
+            if exc_value is None:
+                assert exc_type is not None
+                exc_value = exc_type()
+            raise exc_value.with_traceback(traceback)
+        return cast("T", self._value)
 
     def set(self, value: Any | None = None) -> None:
-        super().set(value)
-        self._fire()
+        """Set the value (once; `queue.Full` otherwise)."""
+        self._set(value, None)
 
     def set_exception(self, exc_info: OptExcInfo | None = None) -> None:
-        super().set_exception(exc_info)
-        self._fire()
+        """Set the exception (`sys.exc_info()` by default; once, `queue.Full` otherwise)."""
+        self._set(None, exc_info or sys.exc_info())
 
-    def _fire(self) -> None:
-        with self._condition:
+    def _set(self, value: Any, exc_info: OptExcInfo | None) -> None:
+        with self._cond:
+            if self._done or self._hooked:
+                raise queue.Full
+            self._value, self._exc_info, self._done = value, exc_info, True
             callbacks, self._callbacks = self._callbacks, None
+            self._cond.notify_all()
         for fn in callbacks or ():
             fn(self)
 
+    def set_get_hook(self, func: GetHookFunc[T]) -> None:
+        """Set pykka's get hook (as `map()` and friends do; `queue.Full` once set)."""
+        with self._cond:
+            if self._done:
+                raise queue.Full
+            self._hooked = True
+            super().set_get_hook(func)
+            self._cond.notify_all()
+
     def add_done_callback(self, fn: Callable[[AwaitableFuture[Any]], None]) -> None:
         """Call `fn(future)` once set, in the setting thread (at once if already set)."""
-        with self._condition:
-            if self._result is None and self._get_hook is None:
+        with self._cond:
+            if not self._done and not self._hooked:
                 if self._callbacks is None:
                     self._callbacks = []
                 self._callbacks.append(fn)
@@ -54,13 +105,13 @@ class AwaitableFuture(pykka.ThreadingFuture[T]):
 
     def remove_done_callback(self, fn: Callable[[AwaitableFuture[Any]], None]) -> None:
         """Forget a callback (no error if it is gone)."""
-        with self._condition:
+        with self._cond:
             if self._callbacks is not None and fn in self._callbacks:
                 self._callbacks.remove(fn)
 
     def __await__(self) -> Generator[Any, None, T]:
         """Suspend the awaiting task until the future is set; never blocks the loop."""
-        if self._get_hook is not None:  # map(), join(): their hooks block; run off the loop
+        if self._hooked:  # map(), join(): their hooks block; run them off the loop
             return asyncio.get_running_loop().run_in_executor(None, self.get).__await__()
         return self._wait().__await__()
 
@@ -84,4 +135,4 @@ class AwaitableFuture(pykka.ThreadingFuture[T]):
         except asyncio.CancelledError:
             self.remove_done_callback(done)
             raise
-        return cast("T", self.get(timeout=0))
+        return self.get(timeout=0)
