@@ -328,3 +328,35 @@ def test_aio_pending_calls_are_bounded(local_bridge: transport.Bridge) -> None:
             assert list(await asyncio.gather(first, second)) == [True, True]
 
     asyncio.run(main())
+
+
+def test_threads_calling_get_and_tasks_awaiting_share_a_connection(
+    local_conn: transport.Connection,
+) -> None:
+    echo = local_conn.proxy("echo")
+    errors: list[BaseException] = []
+
+    def caller(n: int) -> None:
+        try:
+            for i in range(300):
+                assert echo.add(n, i).get(timeout=TIMEOUT) == n + i
+        except BaseException as exc:
+            errors.append(exc)
+
+    async def main() -> list[Any]:
+        results = []
+        for start in range(0, 2000, 200):
+            results += await asyncio.gather(*(echo.add(i, 0) for i in range(start, start + 200)))
+        return results
+
+    threads = [threading.Thread(target=caller, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    try:
+        assert asyncio.run(asyncio.wait_for(main(), 60)) == list(range(2000))
+    finally:
+        for thread in threads:
+            thread.join(60)
+    assert not any(thread.is_alive() for thread in threads)
+    assert errors == []
+    assert local_conn._watching == 0
