@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 import logging
 import select
@@ -144,39 +145,35 @@ def is_remotely_readable(cls: type, name: str) -> bool:
     return isinstance(attr, property) or not callable(attr)
 
 
-def describe_actor(cls: type, names: Iterable[str]) -> dict[str, Any]:
-    """Describe what an actor of class `cls` exposes, from `dir()` of the instance.
+@functools.lru_cache(maxsize=256)  # keyed by served classes only
+def _class_surface(cls: type) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The methods and attributes on actor class `cls` that remote callers may use."""
+    names = dir(cls)
+    methods = tuple(n for n in names if is_remotely_callable(cls, n))
+    attributes = tuple(n for n in names if n not in methods and is_remotely_readable(cls, n))
+    return methods, attributes
+
+
+def describe_actor(actor: Any) -> dict[str, Any]:
+    """Describe what `actor` (a pykka actor instance) exposes to remote callers.
+
+    The class's part is computed once per class; the instance adds its public
+    fields (`vars(actor)`, copied in one C call, so this may run in any thread,
+    as pykka's own `ActorProxy` introspects its actor from the caller's thread).
 
     Returns:
-        the describe reply's result (docs/protocol.rst, "Describe").
+        the describe reply's result (docs/protocol.rst, "Describe, get and set").
     """
-    methods: list[str] = []
-    attributes: list[str] = []
-    for name in sorted(set(names)):
-        if is_remotely_callable(cls, name):
-            methods.append(name)
-        elif is_remotely_readable(cls, name):
-            attributes.append(name)
+    cls: type = type(actor)
+    methods, attributes = _class_surface(cls)
+    fields = [n for n in list(vars(actor)) if n not in attributes and is_remotely_readable(cls, n)]
     return {
         "class": cls.__qualname__,
         "module": cls.__module__,
         "rpc_version": str(getattr(cls, "RPC_API_VERSION", "1.0")),
-        "methods": methods,
-        "attributes": attributes,
+        "methods": list(methods),
+        "attributes": sorted([*attributes, *fields]),
     }
-
-
-def _actor_names(ref: pykka.ActorRef[Any]) -> list[str] | None:
-    """The names on an actor's class and instance, or None once it is gone.
-
-    Read from the I/O thread, as pykka's own `ActorProxy` introspects its actor
-    from the caller's thread (through the same private weak reference, the only
-    way to the instance): copying the instance's `__dict__` keys is one C call.
-    """
-    actor = ref._actor_weakref()  # pykka private: no public way to the instance
-    if actor is None:
-        return None
-    return [*dir(type(actor)), *list(vars(actor))]
 
 
 class _ReplyFuture(pykka.Future[Any]):
@@ -546,12 +543,12 @@ class Bridge:
         cls = ref.actor_class
         message: Any
         if req.kind is Kind.DESCRIBE:  # answered at once, however busy the actor is
-            names = _actor_names(ref)
-            if names is None:
+            actor = ref._actor_weakref()  # pykka private: no public way to the instance
+            if actor is None:
                 self._refuse(routing, req.msg_id, is_call=True, kind="unknown_actor",
                              message=f"no actor {req.actor!r}", rc=rc)  # fmt: skip
             else:
-                self._send_reply(routing, req.msg_id, describe_actor(cls, names))
+                self._send_reply(routing, req.msg_id, describe_actor(actor))
             return None
         if not is_remotely_readable(cls, req.method):
             self._refuse(routing, req.msg_id, is_call=True, kind="no_such_method",
