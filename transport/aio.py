@@ -25,6 +25,7 @@ Example:
     ...     asyncio.run(main(bridge.endpoint))
     'hello you'
     >>> ref.stop()
+    True
 """
 
 from __future__ import annotations
