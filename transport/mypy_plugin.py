@@ -16,7 +16,9 @@ Then, for a manager class `M` (any pykka actor class):
   with ``asyncio.Future``.
 
 A name the class does not have, or a private one, is reported. A proxy whose
-actor class is unknown (``RemoteProxy[Any]``) stays untyped.
+actor class is unknown (``RemoteProxy[Any]``) stays untyped. Not modelled:
+pykka's traversable attributes (typed as a future of the attribute, where a
+local proxy gives a proxy of it).
 """
 
 from __future__ import annotations
@@ -85,7 +87,13 @@ def _member(ctx: AttributeContext, name: str, future: str) -> Type:
     is_property = (isinstance(node, Decorator) and node.func.is_property) or (
         isinstance(node, OverloadedFuncDef) and node.is_property
     )
-    if not is_property and isinstance(node, FuncBase | Decorator | OverloadedFuncDef):
+    # pykka calls a callable field too (a remote proxy only reads it: docs/proxies.rst)
+    local_callable = future == _PROXIES["pykka._proxy.ActorProxy"] and isinstance(
+        member, CallableType
+    )
+    if not is_property and (
+        local_callable or isinstance(node, FuncBase | Decorator | OverloadedFuncDef)
+    ):
         if isinstance(member, CallableType):
             params = Parameters(member.arg_types, member.arg_kinds, member.arg_names)
             result = _future(ctx, future, member.ret_type)
