@@ -7,6 +7,7 @@ remote proxy of the same class served by a bridge. The deliberate differences
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING, Any
 
 import pykka
@@ -277,3 +278,27 @@ def test_describe_is_cached_per_connection(local_conn: transport.Connection) -> 
     assert not {"stop", "_secret", "db", "RPC_PRIVATE", "init_host"} & (
         first.methods | first.attributes
     )
+
+
+def test_difference_an_unchecked_proxy_makes_no_round_trip_and_only_calls(
+    local_conn: transport.Connection,
+) -> None:
+    ghost = local_conn.proxy("nobody", check=False)  # no describe: nothing raised here
+    assert "(unchecked)" in repr(ghost)
+    with pytest.raises(pykka.ActorDeadError):
+        ghost.anything().get(timeout=TIMEOUT)  # the bridge refuses at the call
+    fields = local_conn.proxy("fields", check=False)
+    assert fields.bump().get(timeout=TIMEOUT) == 1
+    with pytest.raises(transport.NoSuchMethod):
+        fields.count().get(timeout=TIMEOUT)  # any name is taken for a method
+    with pytest.raises(AttributeError, match="unchecked"):
+        fields.count = 3
+
+
+def test_difference_awaiting_a_combinator_runs_its_get_off_the_loop(proxy: Any) -> None:
+    async def main() -> tuple[int, list[int]]:
+        doubled = await proxy.items(4).map(len)
+        joined = await proxy.bump().join(proxy.bump())
+        return doubled, list(joined)
+
+    assert asyncio.run(main()) == (4, [1, 2])
