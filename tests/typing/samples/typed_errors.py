@@ -1,5 +1,6 @@
 """Wrong uses of typed proxies: each line marked with an expected error must get it from mypy."""
 
+# fmt: off  (each expected error stays on its own line)
 from __future__ import annotations
 
 import transport
