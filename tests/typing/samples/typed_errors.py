@@ -1,6 +1,7 @@
 """Wrong uses of typed proxies: each line marked with an expected error must get it from mypy."""
 
-# fmt: off  (each expected error stays on its own line)
+# Each expected error stays on its own line:
+# fmt: off
 from __future__ import annotations
 
 import transport
