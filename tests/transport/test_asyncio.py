@@ -129,8 +129,10 @@ def test_awaiting_a_local_manager_call_never_blocks_the_loop() -> None:
 
     async def main() -> tuple[Any, list[float]]:
         future = ref.proxy().add_field("x", 1).join(ref.proxy().wait_event(TIMEOUT))
-        plain = ref.proxy().bump()
+        plain = ref.proxy().bump()  # queued behind wait_event: done only after EVENT is set
         waited = asyncio.ensure_future(plain)  # the documented adapter: an asyncio.Future
+        # A get() in the loop (pykka's own __await__) would block it here until
+        # wait_event's timeout, since only this coroutine sets EVENT.
         lags = await ticker_lags(20)
         EVENT.set()
         return [await waited, await future], lags
