@@ -12,6 +12,7 @@ while any is pending, a reader thread takes the leader's part.
 
 from __future__ import annotations
 
+import asyncio
 import heapq
 import itertools
 import logging
@@ -69,6 +70,14 @@ _SWEEP_INTERVAL = 1.0
 DEFAULT_TIMEOUT = 60.0
 DEFAULT_MAX_PENDING = 100_000
 _READER_IDLE = 1.0  # seconds the reader thread lingers with no callback pending
+
+
+def _in_event_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
 
 
 def connect_client_socket(
@@ -582,6 +591,8 @@ class Connection:
         status = self.peer_status
         if status is None or not isinstance(exc, MessagingTimeout) or exc.peer_noted:
             return
+        if _in_event_loop():
+            return  # peer_status may query a database: never in an event loop's thread
         exc.peer_noted = True
         try:
             note = status()
