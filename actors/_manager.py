@@ -94,6 +94,9 @@ class Manager(PeriodicTasks, ResilientActor):
     )
     """Public names that remote callers may not call, read or set (lifecycle, bookkeeping)."""
 
+    RPC_READ_ONLY: ClassVar[frozenset[str]] = frozenset({"host", "cluster", "service_name"})
+    """Public fields that remote callers may read but not set (the manager's identity)."""
+
     def __init__(
         self,
         host: str | None = None,

@@ -47,6 +47,7 @@ __all__ = [
     "describe_actor",
     "is_remotely_callable",
     "is_remotely_readable",
+    "is_remotely_settable",
 ]
 
 logger = logging.getLogger("transport.bridge")
@@ -134,7 +135,7 @@ def is_remotely_readable(cls: type, name: str) -> bool:
     if (
         name.startswith("_")
         or name in _PYKKA_NAMES
-        or name == "RPC_PRIVATE"
+        or name in ("RPC_PRIVATE", "RPC_READ_ONLY")
         or name in _private_names(cls)
     ):
         return False
@@ -152,6 +153,32 @@ def _class_surface(cls: type) -> tuple[tuple[str, ...], tuple[str, ...]]:
     methods = tuple(n for n in names if is_remotely_callable(cls, n))
     attributes = tuple(n for n in names if n not in methods and is_remotely_readable(cls, n))
     return methods, attributes
+
+
+def is_remotely_settable(actor: Any, name: str) -> bool:
+    """Tell whether remote callers may set attribute `name` on `actor` (an actor instance).
+
+    It must be readable (`is_remotely_readable`), not listed in any
+    `RPC_READ_ONLY` class attribute along the MRO, and exist already, on the
+    instance or its class: a remote caller never adds attributes (their names
+    are the sender's choice). Safe from any thread (one dict lookup).
+
+    Returns:
+        whether a remote caller may set it.
+    """
+    cls: type = type(actor)
+    if not is_remotely_readable(cls, name):
+        return False
+    for klass in cls.__mro__:
+        if name in vars(klass).get("RPC_READ_ONLY", ()):
+            return False
+    if name in vars(actor):
+        return True
+    try:
+        inspect.getattr_static(cls, name)
+    except AttributeError:
+        return False
+    return True
 
 
 def describe_actor(actor: Any) -> dict[str, Any]:
@@ -550,9 +577,15 @@ class Bridge:
             else:
                 self._send_reply(routing, req.msg_id, describe_actor(actor))
             return None
-        if not is_remotely_readable(cls, req.method):
+        if req.kind is Kind.GET:
+            allowed = is_remotely_readable(cls, req.method)
+        else:
+            actor = ref._actor_weakref()  # pykka private, as for describe
+            allowed = actor is not None and is_remotely_settable(actor, req.method)
+        if not allowed:
+            what = "readable" if req.kind is Kind.GET else "settable"
             self._refuse(routing, req.msg_id, is_call=True, kind="no_such_method",
-                         message=f"{req.actor} has no attribute {req.method!r} open to remote "
+                         message=f"{req.actor} has no attribute {req.method!r} {what} by remote "
                          "callers", rc=rc)  # fmt: skip
             return None
         if req.kind is Kind.GET:

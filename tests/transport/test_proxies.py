@@ -197,6 +197,9 @@ def test_difference_setting_a_new_name_is_refused_remotely(
         remote.brand_new = 1
     with pytest.raises(AttributeError):
         remote.bump = 1  # a method cannot be replaced either
+    assert remote.host.get(timeout=TIMEOUT) == "transport-test"
+    with pytest.raises(transport.NoSuchMethod):
+        remote.host = "elsewhere"  # a manager's identity is RPC_READ_ONLY
 
 
 def test_difference_callable_instance_attributes_are_not_methods_remotely(

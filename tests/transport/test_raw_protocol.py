@@ -135,3 +135,9 @@ def test_describe_get_and_set(req_socket: zmq.Socket[bytes]) -> None:
     assert decode(req_socket.recv())[1:4] == [4, 7, "invalid_request"]
     req_socket.send(request(5, 8, "nobody", "*"))
     assert decode(req_socket.recv())[1:4] == [4, 8, "unknown_actor"]
+    req_socket.send(request(7, 9, "fields", "brand_new", 1))  # no attribute is ever added
+    assert decode(req_socket.recv())[1:4] == [4, 9, "no_such_method"]
+    req_socket.send(request(7, 10, "fields", "host", "elsewhere"))  # RPC_READ_ONLY
+    assert decode(req_socket.recv())[1:4] == [4, 10, "no_such_method"]
+    req_socket.send(request(6, 11, "fields", "host"))
+    assert decode(req_socket.recv())[1:4] == [3, 11, "transport-test"]
