@@ -155,6 +155,15 @@ def _class_surface(cls: type) -> tuple[tuple[str, ...], tuple[str, ...]]:
     return methods, attributes
 
 
+def _actor_instance(ref: pykka.ActorRef[Any]) -> Any | None:
+    """The actor object behind `ref`, or None once it is gone.
+
+    pykka has no public way to it; its own `ActorProxy` reads the same private
+    weak reference to introspect the actor from the caller's thread.
+    """
+    return ref._actor_weakref()
+
+
 def is_remotely_settable(actor: Any, name: str) -> bool:
     """Tell whether remote callers may set attribute `name` on `actor` (an actor instance).
 
@@ -570,7 +579,7 @@ class Bridge:
         cls = ref.actor_class
         message: Any
         if req.kind is Kind.DESCRIBE:  # answered at once, however busy the actor is
-            actor = ref._actor_weakref()  # pykka private: no public way to the instance
+            actor = _actor_instance(ref)
             if actor is None:
                 self._refuse(routing, req.msg_id, is_call=True, kind="unknown_actor",
                              message=f"no actor {req.actor!r}", rc=rc)  # fmt: skip
@@ -580,7 +589,7 @@ class Bridge:
         if req.kind is Kind.GET:
             allowed = is_remotely_readable(cls, req.method)
         else:
-            actor = ref._actor_weakref()  # pykka private, as for describe
+            actor = _actor_instance(ref)
             allowed = actor is not None and is_remotely_settable(actor, req.method)
         if not allowed:
             what = "readable" if req.kind is Kind.GET else "settable"
