@@ -362,3 +362,53 @@ def test_threads_calling_get_and_tasks_awaiting_share_a_connection(
     assert not any(thread.is_alive() for thread in threads)
     assert errors == []
     assert local_conn._watching == 0
+
+
+def test_aio_queues_in_order_while_the_server_is_away(local_bridge: transport.Bridge) -> None:
+    from tests.transport._actors import Recorder  # noqa: PLC0415
+
+    endpoint = local_bridge.endpoint
+    local_bridge.stop()  # nobody listens there now: sends queue in the client (in ZeroMQ)
+    sender = f"away-{uuid.uuid4()}"
+    ref = Recorder.start()
+
+    async def main() -> list[int]:
+        async with transport.aio.connect(endpoint, timeout=TIMEOUT, max_pending=50) as conn:
+            rec = conn.proxy("rec")
+            with pytest.raises(transport.MessagingTimeout):
+                await conn.proxy("rec", timeout=0.2).entries(sender)
+            for i in range(10):
+                rec.record.defer(sender, i)
+            later = rec.call_record(sender, 10)
+            bridge = transport.Bridge(endpoint)
+            bridge.expose("rec", ref)
+            bridge.start()  # the same endpoint: ZeroMQ reconnects, the queue drains in order
+            try:
+                return list(await later)
+            finally:
+                bridge.stop()
+
+    try:
+        assert asyncio.run(main()) == list(range(11))
+    finally:
+        ref.stop()
+
+
+def test_aio_casts_are_bounded_while_nothing_can_be_sent() -> None:
+    async def main() -> int:
+        # A port nobody listens on (bound, then released by the bridge).
+        bridge = transport.Bridge("tcp://127.0.0.1:*")
+        bridge.start()
+        endpoint = bridge.endpoint
+        bridge.stop()
+        async with transport.aio.connect(endpoint, timeout=TIMEOUT, max_pending=5) as conn:
+            proxy = conn.proxy("anything")
+            for sent in range(5000):  # ZeroMQ queues up to its high-water mark (1000)...
+                try:
+                    proxy.method.defer(sent)
+                except transport.Overloaded:
+                    assert len(conn._outbox) == 5  # ...then the client, up to max_pending
+                    return sent
+        raise AssertionError("casts were never refused")
+
+    assert 1000 <= asyncio.run(main()) <= 1100
