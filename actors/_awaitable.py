@@ -15,8 +15,7 @@ import pykka
 if TYPE_CHECKING:
     from collections.abc import Callable, Generator
 
-    from pykka._future import GetHookFunc
-    from pykka._types import OptExcInfo
+    from transport._pykka import GetHookFunc, OptExcInfo
 
 __all__ = ["AwaitableFuture"]
 

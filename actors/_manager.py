@@ -97,6 +97,10 @@ class Manager(PeriodicTasks, ResilientActor):
     RPC_READ_ONLY: ClassVar[frozenset[str]] = frozenset({"host", "cluster", "service_name"})
     """Public fields that remote callers may read but not set (the manager's identity)."""
 
+    MAILBOX_LIMIT: ClassVar[int | None] = None
+    """Requests from the bridge this manager's mailbox holds; past it calls get
+    `transport.Overloaded` and casts are dropped. None: the node's `mailbox_limit`."""
+
     def __init__(
         self,
         host: str | None = None,

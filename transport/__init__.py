@@ -23,6 +23,7 @@ from transport._errors import (
     UnsupportedVersion,
 )
 from transport._fanout import fanout_cast
+from transport._flow import DEFAULT_MAILBOX_LIMIT
 from transport._future import RemoteFuture
 from transport._protocol import parse_version, version_is_compatible
 from transport._proxy import Description, RemoteProxy
@@ -35,6 +36,7 @@ from transport._security import (
 )
 
 __all__ = [
+    "DEFAULT_MAILBOX_LIMIT",
     "Bridge",
     "Connection",
     "ConnectionClosed",

@@ -13,10 +13,8 @@ from transport._awaiting import await_future
 if TYPE_CHECKING:
     from collections.abc import Callable, Generator
 
-    from pykka._future import GetHookFunc
-    from pykka._types import OptExcInfo
-
     from transport._connection import Connection
+    from transport._pykka import GetHookFunc, OptExcInfo
 
 __all__ = ["RemoteFuture"]
 

@@ -225,16 +225,16 @@ class AsyncConnection:
                 f"connection to {self.endpoint} (max_pending={self.max_pending})"
             )
         msg_id = next(self._ids)
-        body = self._encode(kind, msg_id, actor, method, args, kwargs, version)
+        seconds = self.timeout if timeout is None else timeout
+        ttl = int(seconds * 1000) + 1  # ms, rounded up: the bridge skips it after that
+        body = self._encode(kind, msg_id, actor, method, args, kwargs, version, ttl)
         loop = self._attach()
         future: asyncio.Future[Any] = loop.create_future()
         now = time.monotonic()
         call = _Call(future, actor, method, now)
         self._pending[msg_id] = call
         future.add_done_callback(lambda f: self._forget(msg_id, f))
-        call.timer = loop.call_later(
-            self.timeout if timeout is None else timeout, self._expire, msg_id, call
-        )
+        call.timer = loop.call_later(seconds, self._expire, msg_id, call)
         try:
             self._send(body)
         except BaseException:
@@ -334,10 +334,11 @@ class AsyncConnection:
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
         version: str | None,
+        ttl: int | None = None,
     ) -> bytes:
         body = encode_request(
             self._codec, kind=kind, msg_id=msg_id, actor=actor, method=method, args=args,
-            kwargs=kwargs, version=version, context=wire_context(),
+            kwargs=kwargs, version=version, context=wire_context(), ttl=ttl,
         )  # fmt: skip
         if len(body) > self.max_message_size:
             raise MessageTooLarge(
