@@ -30,7 +30,7 @@ from pykka._types import OptExcInfo
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-__all__ = ["HOOKS", "Envelope", "GetHookFunc", "Hook", "OptExcInfo", "check_hooks"]
+__all__ = ["HOOKS", "Envelope", "GetHookFunc", "Hook", "OptExcInfo", "actor_of", "check_hooks"]
 
 PYKKA_SUPPORTED = ">=4.1,<5"
 """The pykka versions these hooks were checked against (as pinned in pyproject.toml)."""
@@ -49,6 +49,25 @@ class Hook:
     name: str
     used_by: str
     probe: Callable[[], None]
+
+
+def actor_of(ref: pykka.ActorRef[Any]) -> Any | None:
+    """The actor object behind `ref`, or None once it is gone.
+
+    pykka's own `ActorProxy` introspects its actor through this weak reference,
+    from the caller's thread; the bridge does the same to describe an actor.
+    """
+    return ref._actor_weakref()
+
+
+def _probe_actor_of() -> None:
+    calls: list[str] = []
+    actors: list[_Probe] = []
+    ref = _Probe.start(calls, actors)
+    try:
+        assert actor_of(ref) is actors[0]
+    finally:
+        ref.stop(timeout=5)
 
 
 def _probe_envelope() -> None:
@@ -181,6 +200,11 @@ def _probe_inbox_protocol() -> None:
 
 
 HOOKS: tuple[Hook, ...] = (
+    Hook(
+        "pykka.ActorRef._actor_weakref",
+        "transport._bridge describes an actor (describe requests) from its I/O thread",
+        _probe_actor_of,
+    ),
     Hook(
         "pykka._envelope.Envelope",
         "transport._bridge and actors._timer put messages straight into an actor's inbox",
