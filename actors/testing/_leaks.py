@@ -28,6 +28,7 @@ Example:
 from __future__ import annotations
 
 import gc
+import inspect
 import ipaddress
 import logging
 import os
@@ -113,10 +114,13 @@ class LeakCheck:
             if (not sockets and not fds) or time.monotonic() >= deadline:
                 break
             _pause.wait(_POLL)  # ZeroMQ closes descriptors in its reaper thread: re-read
-        actors = [ref for ref in actors if ref.is_alive()]
-        found = [f"actor {ref.actor_class.__name__} ({ref.actor_urn})" for ref in actors]
-        found += [f"thread {t.name!r}{' (daemon)' if t.daemon else ''}" for t in threads]
-        found += [_describe_socket(sock) for sock in sockets]
+        found = sorted(
+            f"actor {ref.actor_class.__name__} ({ref.actor_urn})"
+            for ref in actors
+            if ref.is_alive()
+        )
+        found += sorted(f"thread {t.name!r}{' (daemon)' if t.daemon else ''}" for t in threads)
+        found += sorted(_describe_socket(sock) for sock in sockets)
         names = _socket_names() if fds else {}
         found += [_describe_fd(fd, target, names) for fd, target in sorted(fds.items())]
         return found
@@ -199,14 +203,25 @@ def _describe_socket(sock: zmq.Socket[Any]) -> str:
 
 
 def _owner_of(obj: object) -> str | None:
-    """The repr of an object whose attribute is `obj`, if there is one."""
+    """The repr of an object one of whose attributes is `obj`, if there is one."""
     for ref in gc.get_referrers(obj):
-        if not isinstance(ref, dict):
-            continue
-        for holder in gc.get_referrers(ref):
-            if getattr(holder, "__dict__", None) is ref:
-                return repr(holder)
+        if isinstance(ref, dict):  # an instance's materialised __dict__
+            for holder in gc.get_referrers(ref):
+                if getattr(holder, "__dict__", None) is ref:
+                    return repr(holder)
+        elif _has_attribute(ref, obj):  # attributes stored inline (3.11+)
+            return repr(ref)
     return None
+
+
+def _has_attribute(holder: object, obj: object) -> bool:
+    if isinstance(holder, (list, tuple, set, frozenset, type)) or inspect.isframe(holder):
+        return False
+    try:
+        values = vars(holder).values()
+    except TypeError:
+        return False
+    return any(value is obj for value in values)
 
 
 def _open_fds() -> dict[int, str]:

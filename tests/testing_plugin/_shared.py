@@ -25,7 +25,9 @@ def release_all() -> None:
             assert not thread.is_alive(), thread.name
     while HELD:
         held = HELD.pop()
-        if hasattr(held, "close"):
+        if hasattr(held, "stop"):  # a Cluster
+            held.stop()
+        elif hasattr(held, "close"):
             try:
                 held.close(linger=0)
             except TypeError:
