@@ -20,11 +20,13 @@ Example:
 from __future__ import annotations
 
 import logging
+import types
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from actors._clock import ManualClock
 from actors._discovery import Directory
+from actors._drivers import DriverNotFound, load_driver
 from actors._manager import Manager
 from actors._node import Node, NodeConfig, ServiceSpec
 from actors.db import Database
@@ -43,19 +45,34 @@ ServiceEntry = type[Manager] | tuple[type[Manager], "Mapping[str, Any]"]
 """A service of a node: a manager class, or a manager class and its constructor options."""
 
 
+_handed = types.SimpleNamespace()
+"""Manager classes a node cannot import by their own path (defined in a function, or in a
+test module imported under another name), under generated names a node can load."""
+
+
+def _import_path(manager: type[Manager]) -> str:
+    """A ``module:qualname`` path that `load_driver` resolves to `manager` itself."""
+    natural = f"{manager.__module__}:{manager.__qualname__}"
+    try:
+        if load_driver(natural) is manager:
+            return natural
+    except DriverNotFound:
+        pass
+    name = f"{manager.__name__}_{id(manager):x}"
+    setattr(_handed, name, manager)
+    return f"{__name__}:_handed.{name}"
+
+
+def _is_manager_class(obj: object) -> bool:
+    return isinstance(obj, type) and issubclass(obj, Manager)
+
+
 def _spec(entry: ServiceEntry) -> ServiceSpec:
     manager, options = entry if isinstance(entry, tuple) else (entry, {})
-    if not (isinstance(manager, type) and issubclass(manager, Manager)):
-        msg = f"{manager!r} is not a Manager subclass"
+    if not _is_manager_class(manager):  # callers without a type checker
+        msg = f"a service must be a Manager subclass or (subclass, options), not {entry!r}"
         raise TypeError(msg)
-    path = f"{manager.__module__}:{manager.__qualname__}"
-    if "<locals>" in manager.__qualname__:
-        msg = (
-            f"{manager.__qualname__} is defined inside a function: a node loads its "
-            "managers by import path, so define it at module level"
-        )
-        raise ValueError(msg)
-    return ServiceSpec(manager=path, options=dict(options))
+    return ServiceSpec(manager=_import_path(manager), options=dict(options))
 
 
 class Cluster:
@@ -111,7 +128,8 @@ class Cluster:
         node's due work) so that it does.
 
         Raises:
-            ValueError: `host` already has a node, or a manager is not importable.
+            ValueError: `host` already has a node.
+            TypeError: a service is not a `Manager` subclass.
             RuntimeError: the services are still not up after that.
         """
         if host in self.nodes:

@@ -175,11 +175,11 @@ def _warm_zmq() -> None:
     the life of the process; without this the first test to connect anywhere
     would see them as its leak.
     """
-    global _warmed  # noqa: PLW0603 (once per process)
+    global _warmed
     with _warm_lock:
         if _warmed:
             return
-        sock = zmq.Context.instance().socket(zmq.PAIR)
+        sock: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.PAIR)
         mailbox = int(sock.getsockopt(zmq.FD))
         target = _open_fds().get(mailbox)
         sock.close(linger=0)
@@ -225,7 +225,7 @@ def _has_attribute(holder: object, obj: object) -> bool:
 
 
 def _open_fds() -> dict[int, str]:
-    """This process's open descriptors and what they point at (Linux; elsewhere empty)."""
+    """The open descriptors of this process and what they point at (Linux; elsewhere empty)."""
     if not sys.platform.startswith("linux"):
         return {}
     found: dict[int, str] = {}
