@@ -108,12 +108,17 @@ class LeakCheck:
         for thread in threads:
             thread.join(max(0.0, deadline - time.monotonic()))
         threads = [t for t in threads if t.is_alive()]
-        while True:
-            sockets = self._new_sockets()
+        fds: dict[int, str] = {}
+        tracks_fds = _fd_table_available()
+        while tracks_fds:
             fds = self._new_fds()
-            if (not sockets and not fds) or time.monotonic() >= deadline:
+            if not fds or time.monotonic() >= deadline:
                 break
             _pause.wait(_POLL)  # ZeroMQ closes descriptors in its reaper thread: re-read
+        # An open ZeroMQ socket always holds a descriptor (its mailbox), so where the
+        # descriptor table is readable the (slower) search for sockets is needed only
+        # when some descriptor is left.
+        sockets = self._new_sockets() if fds or not tracks_fds else []
         found = sorted(
             f"actor {ref.actor_class.__name__} ({ref.actor_urn})"
             for ref in actors
@@ -224,9 +229,13 @@ def _has_attribute(holder: object, obj: object) -> bool:
     return any(value is obj for value in values)
 
 
+def _fd_table_available() -> bool:
+    return sys.platform.startswith("linux") and os.path.isdir(_FD_DIR)
+
+
 def _open_fds() -> dict[int, str]:
     """The open descriptors of this process and what they point at (Linux; elsewhere empty)."""
-    if not sys.platform.startswith("linux"):
+    if not _fd_table_available():
         return {}
     found: dict[int, str] = {}
     for name in os.listdir(_FD_DIR):
