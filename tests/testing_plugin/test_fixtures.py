@@ -116,6 +116,29 @@ def test_actor_factory_injects_test_dependencies_and_stops_its_actors(
             assert len(actor_factory.publisher.wait_for(3, timeout=5)) == 3
             STARTED.extend(actor_factory.refs)
 
+        class LocalDirectory:  # stands in for a node's Directory, recording lookups
+
+            def __init__(self, refs):
+                self.refs = refs
+                self.asked = []
+
+            def proxy(self, topic, host=None):
+                self.asked.append((topic, host))
+                return self.refs[host].proxy()
+
+        def test_replaced_directory(actor_factory, manual_clock):
+            with actor_factory.db.begin() as session:
+                session.add(ServiceRecord(host="v1", binary="actors-volume",
+                                          topic="volume", updated_at=manual_clock.utcnow()))
+            volume = actor_factory(VolumeManager, host="v1")
+            directory = LocalDirectory({"v1": volume})
+            scheduler = actor_factory(SchedulerManager, host="s", directory=directory)
+            volume.proxy().init_host().get(timeout=5)
+            assert scheduler.proxy().create_volume("vol-1", 1).get(timeout=5)["host"] == "v1"
+            assert directory.asked == [("volume", "v1")]
+            assert actor_factory.injected(scheduler)["directory"] is directory
+            STARTED.extend([volume, scheduler])
+
         def test_advance_runs_periodic_tasks_on_the_manual_clock(actor_factory, manual_clock):
             ref = actor_factory(Counter, host="h")
             STARTED.append(ref)
@@ -130,13 +153,13 @@ def test_actor_factory_injects_test_dependencies_and_stops_its_actors(
             assert actor_factory.injected(ref) == {"greeting": "hi"}
 
         def test_every_actor_of_the_earlier_tests_was_stopped():
-            assert len(STARTED) == 7
+            assert len(STARTED) == 9
             assert not any(ref.is_alive() for ref in STARTED)
             assert pykka.ActorRegistry.get_all() == []
         """
     )
     result = user.runpytest()
-    result.assert_outcomes(passed=6)
+    result.assert_outcomes(passed=7)
     assert pykka.ActorRegistry.get_all() == []
 
 
