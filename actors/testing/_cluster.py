@@ -150,20 +150,25 @@ class Cluster:
         node = Node(config, clock=self.clock)
         self.nodes[host] = node  # stopped by stop() even when start fails midway
         node.start()
-        if not self._up(node):
+        if self._down(node):
             self.advance(self.report_interval)
-        if not self._up(node):
-            msg = f"the services of node {host!r} are not up after one report interval"
+        if down := self._down(node):
+            msg = (
+                f"service(s) {', '.join(down)} of node {host!r} not up after one report "
+                "interval (is_working() false?)"
+            )
             raise RuntimeError(msg)
         return node
 
-    def _up(self, node: Node) -> bool:
+    def _down(self, node: Node) -> list[str]:
+        """The services of `node` that have not heartbeat recently, as "topic.host"."""
         rows = {(row.host, row.topic): row for row in self.directory.services()}
-        return all(
-            (row := rows.get((service.host, service.topic))) is not None
-            and self.directory.is_up(row)
+        return [
+            f"{service.topic}.{service.host}"
             for service in node.services
-        )
+            if (row := rows.get((service.host, service.topic))) is None
+            or not self.directory.is_up(row)
+        ]
 
     # -- using -------------------------------------------------------------------
 

@@ -9,8 +9,9 @@ Installing ``actors`` gives every test suite these fixtures:
   a thread, a ZeroMQ socket or a file descriptor made during it is still there.
 
 ``actor_factory`` and ``cluster`` stop everything they made, then run the leak
-check. The ini option ``actors_leak_timeout`` (seconds, default 5) bounds how
-long the check waits for things to finish stopping; a test marked
+check. Ini options: ``actors_leak_timeout`` (seconds, default 5) bounds how
+long the check waits for things to finish stopping; ``actors_leak_ignore_threads``
+lists thread names that are never leaks. A test marked
 ``@pytest.mark.actors_allow_leaks`` skips the check.
 """
 
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
 __all__ = ["actor_factory", "cluster", "leak_check", "manual_clock"]
 
 LEAK_TIMEOUT_INI = "actors_leak_timeout"
+IGNORE_THREADS_INI = "actors_leak_ignore_threads"
 ALLOW_LEAKS_MARK = "actors_allow_leaks"
 
 
@@ -41,6 +43,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         LEAK_TIMEOUT_INI,
         "seconds the actors leak check waits for actors, threads and sockets to stop",
         default="5.0",
+    )
+    parser.addini(
+        IGNORE_THREADS_INI,
+        "names of threads the actors leak check never reports (one per line)",
+        type="linelist",
+        default=[],
     )
 
 
@@ -61,7 +69,8 @@ def manual_clock() -> ManualClock:
 def leak_check(request: pytest.FixtureRequest) -> Iterator[LeakCheck]:
     """Fail the test at teardown if an actor, thread, socket or descriptor it made is left."""
     timeout = float(request.config.getini(LEAK_TIMEOUT_INI))
-    check = LeakCheck(timeout=timeout)
+    ignored: list[str] = request.config.getini(IGNORE_THREADS_INI)
+    check = LeakCheck(timeout=timeout, ignore_threads=ignored)
     yield check
     if request.node.get_closest_marker(ALLOW_LEAKS_MARK) is None:
         check.check()

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from actors import Manager, ManualClock, periodic_task
-from actors.testing import Cluster
+from actors import Manager, ManualClock, ServiceStartError, periodic_task
+from actors.testing import Cluster, LeakCheck
 
 RUNS: list[tuple[float, str]] = []
 
@@ -74,3 +74,32 @@ def test_bad_services_and_hosts_are_clear_errors(tmp_path: Path) -> None:
             cluster.add_node("n2", [Ticking])
         with pytest.raises(KeyError, match="no node 'n3'"):
             cluster.node("n3")
+
+
+class FailsToStart(Manager):
+    TOPIC = "failing"
+
+    def init_host(self, service_id: Any = None, added_to_cluster: Any = None) -> None:
+        raise OSError("no backend")
+
+
+class NotWorking(Manager):
+    TOPIC = "idle"
+
+    def is_working(self) -> bool:
+        return False
+
+
+def test_a_node_that_fails_to_start_is_still_stopped_cleanly(tmp_path: Path) -> None:
+    with LeakCheck(timeout=5), Cluster(tmp_path) as cluster:
+        with pytest.raises(ServiceStartError, match="no backend"):
+            cluster.add_node("n1", [Ticking, FailsToStart])
+        assert list(cluster.nodes) == ["n1"]
+
+
+def test_a_service_that_never_heartbeats_is_named(tmp_path: Path) -> None:
+    with (
+        Cluster(tmp_path) as cluster,
+        pytest.raises(RuntimeError, match=r"idle\.n1 of node 'n1' not up"),
+    ):
+        cluster.add_node("n1", [Ticking, NotWorking])

@@ -72,7 +72,12 @@ def test_a_leaked_thread_fails_the_test_naming_it(user: pytest.Pytester) -> None
     )
     result = user.runpytest()
     result.assert_outcomes(passed=1, errors=1)
-    result.stdout.fnmatch_lines(["*1 resource(s) leaked*", "*thread 'forgotten-worker'"])
+    result.stdout.fnmatch_lines(
+        [
+            "*1 resource(s) leaked (still there 0.3 s after the test's teardown)*",
+            "*thread 'forgotten-worker'",
+        ]
+    )
 
 
 def test_a_leaked_zeromq_connection_fails_the_test_naming_it(user: pytest.Pytester) -> None:
@@ -161,6 +166,25 @@ def test_the_allow_leaks_marker_turns_the_check_off(user: pytest.Pytester) -> No
         """
     )
     user.runpytest("--strict-markers").assert_outcomes(passed=1)
+
+
+def test_threads_named_in_the_ini_are_never_leaks(pytester: pytest.Pytester) -> None:
+    pytester.makeini(INI + "actors_leak_ignore_threads =\n    forgotten-ignored\n")
+    pytester.makepyfile(
+        """
+        import threading
+
+        from tests.testing_plugin import _shared
+
+        def test_leaks_an_ignored_thread(leak_check):
+            threading.Thread(target=_shared.RELEASE.wait, args=(30,),
+                             name="forgotten-ignored").start()
+        """
+    )
+    try:
+        pytester.runpytest().assert_outcomes(passed=1)
+    finally:
+        _shared.release_all()
 
 
 def test_a_clean_test_passes_with_every_fixture(user: pytest.Pytester) -> None:
