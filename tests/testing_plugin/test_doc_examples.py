@@ -11,8 +11,11 @@ from pathlib import Path
 
 import pytest
 
-PAGE = Path(__file__).resolve().parents[2] / "docs" / "testing-fixtures.rst"
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+# The fixtures section is written as its own page, to be joined into "Testing your managers".
+PAGE = next(p for p in (DOCS / "testing-fixtures.rst", DOCS / "testing.rst") if p.exists())
 _DIRECTIVE = re.compile(r"^\.\. code-block:: python\s*$")
+_FIXTURES = ("manual_clock", "actor_factory", "cluster", "leak_check")
 
 
 def python_blocks(text: str) -> list[str]:
@@ -32,13 +35,13 @@ def python_blocks(text: str) -> list[str]:
 
 
 BLOCKS = python_blocks(PAGE.read_text(encoding="utf-8"))
-TEST_FILES = [b for b in BLOCKS if "def test_" in b]
-SCRIPTS = [b for b in BLOCKS if "def test_" not in b]
+TEST_FILES = [b for b in BLOCKS if "def test_" in b and any(f in b for f in _FIXTURES)]
+SCRIPTS = [b for b in BLOCKS if "def test_" not in b and "actors.testing import ActorFactory" in b]
 
 
 def test_the_page_has_test_files_and_scripts() -> None:
-    assert len(TEST_FILES) == 3
-    assert len(SCRIPTS) == 1
+    assert len(TEST_FILES) >= 3
+    assert len(SCRIPTS) >= 1
 
 
 def test_the_example_test_files_pass_under_the_plugin(pytester: pytest.Pytester) -> None:
