@@ -20,7 +20,7 @@ from tests.testing_plugin import _shared
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-INI = "[pytest]\nactors_leak_timeout = 0.3\n"
+INI = "[pytest]\nactors_leak_timeout = 0.3\n"  # what leaks on purpose is waited for this long
 
 
 @pytest.fixture
@@ -188,6 +188,7 @@ def test_threads_named_in_the_ini_are_never_leaks(pytester: pytest.Pytester) -> 
 
 
 def test_a_clean_test_passes_with_every_fixture(user: pytest.Pytester) -> None:
+    user.makeini("[pytest]\nactors_leak_timeout = 10\nfilterwarnings = error\n")
     user.makepyfile(
         """
         import transport
@@ -228,12 +229,21 @@ def test_a_thread_ending_within_the_timeout_is_no_leak() -> None:
 
 
 def test_leaks_made_before_the_snapshot_are_not_reported() -> None:
-    conn = transport.connect("tcp://127.0.0.1:9", timeout=1)
-    try:
-        with LeakCheck(timeout=0.2):
-            pass
-    finally:
-        conn.close(linger=0)
+    stop = threading.Event()
+    thread = threading.Thread(target=stop.wait, args=(10,), name="older-than-the-check")
+    thread.start()
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        conn = transport.connect(f"tcp://127.0.0.1:{listener.getsockname()[1]}", timeout=1)
+        ref = pykka.ThreadingActor.start()
+        try:
+            with LeakCheck(timeout=0.2) as check:
+                pass
+            assert check.leaks() == []
+        finally:
+            conn.close(linger=0)
+            ref.stop()
+            stop.set()
+            thread.join(10)
 
 
 def test_ignored_threads_are_not_leaks() -> None:
