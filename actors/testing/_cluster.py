@@ -78,8 +78,10 @@ def _spec(entry: ServiceEntry) -> ServiceSpec:
 class Cluster:
     """N node stacks in this process sharing one SQLite file and one manual clock.
 
+    ``directory`` is the cluster's own `actors.Directory` (what `proxy` uses).
+
     Args:
-        directory: where the shared SQLite file goes.
+        path: the directory where the shared SQLite file goes.
         clock: the clock of every node (default: a new `ManualClock`).
         report_interval: seconds between heartbeats.
         service_down_time: a service without a heartbeat for longer is down.
@@ -91,7 +93,7 @@ class Cluster:
 
     def __init__(
         self,
-        directory: str | os.PathLike[str],
+        path: str | os.PathLike[str],
         *,
         clock: ManualClock | None = None,
         report_interval: float = 10.0,
@@ -100,8 +102,8 @@ class Cluster:
         allowed_exception_modules: Iterable[str] = (),
         **node_options: Any,
     ) -> None:
-        self.directory_path = Path(directory)
-        self.db_url = f"sqlite:///{self.directory_path / 'cluster.sqlite3'}"
+        self.path = Path(path)
+        self.db_url = f"sqlite:///{self.path / 'cluster.sqlite3'}"
         self.clock = clock if clock is not None else ManualClock()
         self.report_interval = report_interval
         self.service_down_time = service_down_time

@@ -72,7 +72,7 @@ class ActorFactory:
     """Starts actors with replaced dependencies; stops them all at the end.
 
     Args:
-        directory: where the default SQLite file goes (``actors.sqlite3``).
+        path: the directory where the default SQLite file goes (``actors.sqlite3``).
         clock: the clock every actor gets by default (default: a new `ManualClock`).
         publisher: the publisher every actor gets by default (default: a
             `RecordingPublisher` that forwards to local schedulers).
@@ -81,13 +81,13 @@ class ActorFactory:
 
     def __init__(
         self,
-        directory: str | os.PathLike[str],
+        path: str | os.PathLike[str],
         *,
         clock: ManualClock | None = None,
         publisher: RecordingPublisher | None = None,
         stop_timeout: float = 10.0,
     ) -> None:
-        self.directory = Path(directory)
+        self.path = Path(path)
         self.clock = clock if clock is not None else ManualClock()
         self.publisher = (
             publisher if publisher is not None else RecordingPublisher(LocalPublisher())
@@ -101,10 +101,10 @@ class ActorFactory:
 
     @property
     def db(self) -> Database:
-        """The default database: a SQLite file in `directory` (opened on first use)."""
+        """The default database: a SQLite file in `path` (opened on first use)."""
         with self._lock:
             if self._db is None:
-                self._db = Database(f"sqlite:///{self.directory / 'actors.sqlite3'}")
+                self._db = Database(f"sqlite:///{self.path / 'actors.sqlite3'}")
             return self._db
 
     @property
