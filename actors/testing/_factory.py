@@ -9,8 +9,8 @@ usually replaces get test defaults when not given:
 * ``publisher``: a `RecordingPublisher` that records capability reports and
   passes them on to the schedulers running in this process.
 
-A default is passed only to a constructor that takes it (by name or through
-``**kwargs``), so plain pykka actors start too. `stop` stops everything the
+A default is passed only to a constructor that takes it (`accepted_kwargs`),
+so plain pykka actors start too. `stop` stops everything the
 factory started, newest first, then closes the database.
 
 Example:
@@ -55,17 +55,30 @@ logger = logging.getLogger(__name__)
 A = TypeVar("A", bound=pykka.Actor)
 
 
+_NAMED = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+
+
 def accepted_kwargs(actor_class: type[Any], offered: Mapping[str, Any]) -> dict[str, Any]:
-    """The entries of `offered` that `actor_class`'s constructor takes by name or ``**kwargs``."""
-    params = inspect.signature(actor_class.__init__).parameters.values()
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
-        return dict(offered)
-    names = {
-        p.name
-        for p in params
-        if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
-    }
-    return {k: v for k, v in offered.items() if k in names}
+    """The entries of `offered` that `actor_class`'s constructor takes.
+
+    A name is taken when the class's own ``__init__`` accepts it (by name or
+    through ``**kwargs``) and some ``__init__`` along the class's MRO names it:
+    a default is never pushed into a ``**kwargs`` that nothing consumes.
+    """
+    own = inspect.signature(actor_class.__init__).parameters.values()
+    passes_on = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in own)
+    direct = {p.name for p in own if p.kind in _NAMED}
+    named: set[str] = set()
+    for klass in inspect.getmro(actor_class):
+        init = vars(klass).get("__init__")
+        if init is None:
+            continue
+        try:
+            params = inspect.signature(init).parameters.values()
+        except (TypeError, ValueError):  # a builtin's __init__
+            continue
+        named.update(p.name for p in params if p.kind in _NAMED)
+    return {k: v for k, v in offered.items() if k in direct or (passes_on and k in named)}
 
 
 class ActorFactory:
