@@ -30,7 +30,6 @@ from __future__ import annotations
 import gc
 import inspect
 import ipaddress
-import logging
 import os
 import sys
 import threading
@@ -46,8 +45,6 @@ if TYPE_CHECKING:
     from collections.abc import Iterable
 
 __all__ = ["LeakCheck", "LeakError"]
-
-logger = logging.getLogger(__name__)
 
 _FD_DIR = "/proc/self/fd"
 _POLL = 0.02  # seconds between two looks at sockets and descriptors while they close
@@ -68,8 +65,8 @@ class LeakError(AssertionError):
         self.leaks = leaks
         lines = "\n".join(f"  {leak}" for leak in leaks)
         super().__init__(
-            f"{len(leaks)} resource(s) leaked (still there {timeout:g} s after the "
-            f"test's teardown):\n{lines}"
+            f"{len(leaks)} resource(s) leaked (still there after waiting {timeout:g} s "
+            f"for them to stop):\n{lines}"
         )
 
 

@@ -74,7 +74,7 @@ def test_a_leaked_thread_fails_the_test_naming_it(user: pytest.Pytester) -> None
     result.assert_outcomes(passed=1, errors=1)
     result.stdout.fnmatch_lines(
         [
-            "*1 resource(s) leaked (still there 0.3 s after the test's teardown)*",
+            "*1 resource(s) leaked (still there after waiting 0.3 s for them to stop)*",
             "*thread 'forgotten-worker'",
         ]
     )
