@@ -17,6 +17,7 @@ class Ticking(Manager):
     """Records (clock reading, host) each time its periodic task runs."""
 
     TOPIC = "ticking"
+    OPTIONS = ("spacing",)  # what a node's config may set (nodes check it once declared)
 
     def __init__(self, *, spacing: float = 0, **kwargs: Any) -> None:
         super().__init__(**kwargs)
