@@ -75,11 +75,11 @@ class Faults:
 
     drop_request: int = 3
     drop_reply: int = 3
-    delay: int = 5
+    delay: int = 3
     delay_seconds: float = 5.0
-    stall: int = 2
+    stall: int = 1
     node: int = 1
-    max_node_faults: int = 4
+    max_node_faults: int = 2
 
     @classmethod
     def none(cls) -> Faults:

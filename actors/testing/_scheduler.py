@@ -90,6 +90,7 @@ class Proc:
         self.resume_key = 0
         self.start_key = key
         self.doing = "on_start()"
+        self.envelope: Any = None
         self.resilient = isinstance(actor, ResilientActor)
         self.is_timer = isinstance(actor, TimerActor)
 
@@ -446,6 +447,7 @@ class Scheduler:
             msg: Msg = detail.popleft()
             proc.queued -= 1
             proc.doing = msg.label
+            proc.envelope = msg.envelope
             self.trace.add(now, f"{proc.name} <- {msg.sender}", msg.label)
             self._spawn(proc, msg.envelope)
         elif kind == RESUME:
@@ -591,8 +593,12 @@ class Scheduler:
         if proc in self._live:
             self._live.remove(proc)
         lost = proc.queued
+        running = proc.envelope
+        if g is not None and running is not None and running.reply_to is not None:
+            self._refuse_dead(proc, running)
         for channel in proc.channels.values():
-            channel.clear()
+            while channel:
+                self._refuse_dead(proc, channel.popleft().envelope)
         proc.queued = 0
         if lost:
             self.trace.add(self.clock.monotonic(), proc.name, f"lost {lost} queued messages")
