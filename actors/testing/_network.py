@@ -253,6 +253,7 @@ class SimNetwork:
         *,
         cast: bool,
         allowed: frozenset[str],
+        origin: str = "test",
     ) -> SimRemoteFuture | None:
         """Send a call or cast from whoever runs now to `name` on host `dst`.
 
@@ -266,8 +267,8 @@ class SimNetwork:
             method=method, args=args, kwargs=kwargs, version=version, context={},
         )  # fmt: skip
         sender = sched.current
-        src = sender.host if sender is not None else "test"
-        src_name = sender.name if sender is not None else "test"
+        src = sender.host if sender is not None else origin
+        src_name = sender.name if sender is not None else f"test@{origin}"
         parts = [summarize(a, 24) for a in args] + [f"{k}={summarize(v, 24)}" for k, v in kwargs.items()]
         label = f"{name}.{method}({', '.join(parts)})"
         future: SimRemoteFuture | None = None
@@ -445,9 +446,15 @@ class SimConnection:
     """A `transport.Connection` stand-in: proxies over the simulated bridge."""
 
     def __init__(
-        self, network: SimNetwork, endpoint: str, timeout: float, allowed: frozenset[str]
+        self,
+        network: SimNetwork,
+        endpoint: str,
+        timeout: float,
+        allowed: frozenset[str],
+        origin: str = "test",
     ) -> None:
         self.network = network
+        self.origin = origin
         self.endpoint = endpoint
         self.host = endpoint[len(SCHEME) :] if endpoint.startswith(SCHEME) else endpoint
         self.timeout = timeout
@@ -501,7 +508,7 @@ class SimRemoteProxy:
         return conn.network.send(
             conn.host, self._name, method, args, kwargs, self._version,
             self._timeout if self._timeout is not None else conn.timeout,
-            cast=cast, allowed=conn.allowed,
+            cast=cast, allowed=conn.allowed, origin=conn.origin,
         )  # fmt: skip
 
     def __repr__(self) -> str:
@@ -511,10 +518,11 @@ class SimRemoteProxy:
 class SimDirectory(Directory):
     """A `Directory` whose proxies travel over the simulated bridge (same table, same rules)."""
 
-    def __init__(self, network: SimNetwork, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, network: SimNetwork, origin: str, *args: Any, **kwargs: Any) -> None:
         allowed = frozenset(kwargs.pop("allowed_exception_modules", ()))
         super().__init__(*args, **kwargs)
         self._network = network
+        self.origin = origin
         self._allowed = allowed
         self._sim_connections: dict[str, SimConnection] = {}
 
@@ -522,7 +530,7 @@ class SimDirectory(Directory):
         conn = self._sim_connections.get(endpoint)
         if conn is None:
             conn = self._sim_connections[endpoint] = SimConnection(
-                self._network, endpoint, self.timeout, self._allowed
+                self._network, endpoint, self.timeout, self._allowed, self.origin
             )
         return conn  # type: ignore[return-value]
 

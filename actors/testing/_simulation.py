@@ -268,7 +268,7 @@ class Simulation:
         directory = self._directories.get(key)
         if directory is None:
             directory = self._directories[key] = SimDirectory(
-                self.network, self.db, service_down_time=service_down_time, clock=self.clock,
+                self.network, host, self.db, service_down_time=service_down_time, clock=self.clock,
                 timeout=timeout, **kwargs,
             )  # fmt: skip
         return directory
