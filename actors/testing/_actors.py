@@ -115,6 +115,23 @@ class SimInbox:
         return 0 if self.proc is None else self.proc.queued
 
 
+class CachingRef(pykka.ActorRef[Any]):
+    """An `ActorRef` whose `proxy()` is built once.
+
+    pykka introspects the whole actor for every new proxy (milliseconds for a
+    manager); one thread runs a simulation, so one proxy per ref is enough.
+    """
+
+    _sim_proxy: pykka.ActorProxy[Any] | None = None
+
+    def proxy(self) -> pykka.ActorProxy[Any]:
+        """The actor's proxy (the same one each time while it lives)."""
+        cached = self._sim_proxy
+        if cached is None or not self.is_alive():
+            cached = self._sim_proxy = super().proxy()
+        return cached
+
+
 def sim_class(scheduler: Scheduler, cls: type[pykka.Actor]) -> type[pykka.Actor]:
     """Derive the simulated version of actor class `cls` (same name, same behaviour)."""
 

@@ -71,6 +71,7 @@ class Faults:
         stall: pending messages wait while time moves to the next timer tick.
         node: per step, a partition, heal, crash or restart happens.
         max_node_faults: at most this many node faults per run.
+        crashes: node faults may crash and restart hosts (else partitions only).
     """
 
     drop_request: int = 3
@@ -80,11 +81,12 @@ class Faults:
     stall: int = 1
     node: int = 1
     max_node_faults: int = 2
+    crashes: bool = True
 
     @classmethod
     def none(cls) -> Faults:
         """No fault at all."""
-        return cls(0, 0, 0, 0.0, 0, 0, 0)
+        return cls(0, 0, 0, 0.0, 0, 0, 0, crashes=False)
 
 
 class SimBridge:

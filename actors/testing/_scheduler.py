@@ -26,7 +26,7 @@ from pykka import ActorRegistry, messages
 
 from actors._mailbox import ResilientActor
 from actors._timer import TimerActor
-from actors.testing._actors import SimFuture, SimInbox, sim_class
+from actors.testing._actors import CachingRef, SimFuture, SimInbox, sim_class
 from actors.testing._errors import Deadlock, SimulationError
 from actors.testing._trace import Trace, describe_message, summarize
 
@@ -209,6 +209,7 @@ class Scheduler:
         urn = f"urn:sim:{name}"  # deterministic, so traces and timer keys are too
         actor.actor_urn = urn
         actor.actor_ref.actor_urn = urn
+        actor.actor_ref.__class__ = CachingRef
         proc = Proc(len(self._procs), name, host, actor, self.next_seq())
         self._procs.append(proc)
         self._live.append(proc)

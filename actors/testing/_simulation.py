@@ -36,7 +36,7 @@ from actors._timer import TimerActor
 from actors.testing._choices import Chooser, RandomChooser, ReplayChooser, decode_token
 from actors.testing._errors import SimulationError
 from actors.testing._escapes import guard
-from actors.testing._network import Faults, SimDirectory, SimNetwork, service_of
+from actors.testing._network import Faults, SimConnection, SimDirectory, SimNetwork, service_of
 from actors.testing._scheduler import Scheduler, State
 
 if TYPE_CHECKING:
@@ -273,6 +273,27 @@ class Simulation:
             )  # fmt: skip
         return directory
 
+    def expose(self, name: str, ref: pykka.ActorRef[Any]) -> None:
+        """Serve `ref` under `name` on its host's simulated bridge (as `transport.Bridge.expose`)."""
+        proc = self.scheduler.proc_of(ref)
+        if proc is None:
+            msg = f"{ref} is not an actor of this simulation"
+            raise SimulationError(msg)
+        self.network.host(proc.host).bridge.expose(name, ref)
+
+    def connect(
+        self,
+        host: str,
+        *,
+        origin: str = "test",
+        timeout: float = 60.0,
+        allowed_exception_modules: tuple[str, ...] = (),
+    ) -> SimConnection:
+        """A connection to `host`'s simulated bridge (as `transport.connect`); calls leave from `origin`."""
+        return SimConnection(
+            self.network, f"sim://{host}", timeout, frozenset(allowed_exception_modules), origin
+        )
+
     def actors(self, host: str | None = None) -> list[pykka.ActorRef[Any]]:
         """The refs of the running simulated actors (on `host`), in start order."""
         return [
@@ -413,7 +434,7 @@ class Simulation:
         net.node_faults += 1
         hosts = sorted(net.hosts)
         down = [h for h in hosts if not net.hosts[h].up]
-        action = chooser.choose(4)
+        action = chooser.choose(4 if faults.crashes else 2)
         if action == 0 and len(hosts) >= 2:
             a = hosts[chooser.choose(len(hosts))]
             others = [h for h in hosts if h != a]
