@@ -253,11 +253,13 @@ class Simulation:
         sched = self.scheduler
         before = sched.host_context
         sched.host_context = host
+        self.network.restarting = True  # no node fault in the middle of a start order
         try:
             svc.timer = self._timer(host)
             svc.start()
         finally:
             sched.host_context = before
+            self.network.restarting = False
 
     def directory(
         self, host: str = "test", *, service_down_time: float = 60.0, timeout: float = 60.0,
@@ -412,16 +414,12 @@ class Simulation:
             return
         node.up = True
         self.trace.add(self.now, "FAULT", f"restart {host} ({why})")
-        self.network.restarting = True
-        try:
-            for record in list(node.starts or ()):
-                svc = service_of(record)
-                if svc is not None:
-                    self._start_service(svc, host)
-                else:
-                    self._start(record, host)
-        finally:
-            self.network.restarting = False
+        for record in list(node.starts or ()):
+            svc = service_of(record)
+            if svc is not None:
+                self._start_service(svc, host)
+            else:
+                self._start(record, host)
 
     def _node_fault(self) -> bool:
         net = self.network
