@@ -16,6 +16,7 @@ class Store(Manager):
         super().__init__(**kwargs)
         self.value = 0
         self.log: list[Any] = []
+        self.counts: dict[Any, int] = {}
 
     def get(self) -> int:
         return self.value
@@ -25,7 +26,8 @@ class Store(Manager):
 
     def record(self, sender: Any, seq: int) -> int:
         self.log.append((sender, seq))
-        return len([1 for s, _ in self.log if s == sender])
+        self.counts[sender] = self.counts.get(sender, 0) + 1
+        return self.counts[sender]
 
 
 class Caller(Manager):
