@@ -101,7 +101,8 @@ def main() -> None:
         "simulator (medians; shared 2-core machine, expect noise)",
         ["measure", "simulation", "real threads", "target"],
         [
-            ["4 senders x 100 casts", f"{sim_s * 1000:.1f} ms", f"{thr_s * 1000:.1f} ms", "< 50 ms"],
+            ["4 senders x 100 casts", f"{sim_s * 1000:.1f} ms", f"{thr_s * 1000:.1f} ms",
+             "< 50 ms"],
             ["steps per second", f"{steps / sim_s:,.0f}", "-", "-"],
             ["1 h virtual, 3 nodes, 10 s heartbeats", f"{hour_s:.2f} s",
              f"{thr_hour_s:.2f} s", "< 1 s"],

@@ -20,7 +20,7 @@ from typing import Any
 import pykka
 from hypothesis import Phase, given, seed, settings
 
-from actors import ManualClock, TimerActor
+from actors import Manager, ManualClock, TimerActor
 from actors.testing import Schedule, Simulation, schedules
 from bench._stats import print_table
 from tests.testing._demo import check_invariant, run_demo
@@ -74,8 +74,8 @@ class _Threads:
         self.refs: list[pykka.ActorRef[Any]] = []
         self.timer = TimerActor.start(clock=self.clock)
 
-    def start(self, cls: type, host: str = "h", **kwargs: Any) -> pykka.ActorRef[Any]:
-        ref = cls.start(host=host, clock=self.clock, **kwargs)
+    def start(self, cls: type[Manager], host: str = "h", **kwargs: Any) -> pykka.ActorRef[Any]:
+        ref: pykka.ActorRef[Any] = cls.start(host=host, clock=self.clock, **kwargs)
         self.refs.append(ref)
         self.timer.proxy().register(ref, initial_delay=0.0).get(timeout=10)
         return ref

@@ -27,7 +27,7 @@ __all__ = [
     "encode_token",
 ]
 
-_TOKEN_PREFIX = "sim1."
+_TOKEN_PREFIX = "sim1."  # noqa: S105  (a format tag, not a secret)
 
 
 class Chooser(Protocol):

@@ -73,7 +73,7 @@ def _guarded(original: Callable[..., Any], what: Callable[..., str]) -> Callable
 @contextlib.contextmanager
 def guard(scheduler: Scheduler) -> Iterator[None]:
     """Make escapes from `scheduler`'s actor code fail while the block runs."""
-    global _hook_installed  # noqa: PLW0603
+    global _hook_installed
     if not _hook_installed:
         sys.addaudithook(_audit)
         _hook_installed = True

@@ -25,7 +25,6 @@ import pykka
 from pykka import messages
 from pykka._envelope import Envelope
 
-import transport
 from actors._discovery import Directory
 from actors.testing._actors import SimFuture
 from actors.testing._scheduler import NET
@@ -49,6 +48,7 @@ if TYPE_CHECKING:
 
     from pykka._types import OptExcInfo
 
+    import transport
     from actors._service import Service
     from actors.testing._scheduler import Proc, Scheduler
 
@@ -171,7 +171,7 @@ class _BridgeReply(pykka.Future[Any]):
 
     def set(self, value: Any | None = None) -> None:
         if self._done:
-            raise Exception("reply already sent")  # noqa: TRY002
+            raise Exception("reply already sent")
         self._done = True
         net = self._network
         try:
@@ -182,7 +182,7 @@ class _BridgeReply(pykka.Future[Any]):
 
     def set_exception(self, exc_info: OptExcInfo | None = None) -> None:
         if self._done:
-            raise Exception("reply already sent")  # noqa: TRY002
+            raise Exception("reply already sent")
         self._done = True
         exc = exc_info[1] if exc_info is not None else None
         if exc is None:
@@ -271,7 +271,9 @@ class SimNetwork:
         sender = sched.current
         src = sender.host if sender is not None else origin
         src_name = sender.name if sender is not None else f"test@{origin}"
-        parts = [summarize(a, 24) for a in args] + [f"{k}={summarize(v, 24)}" for k, v in kwargs.items()]
+        parts = [summarize(a, 24) for a in args] + [
+            f"{k}={summarize(v, 24)}" for k, v in kwargs.items()
+        ]
         label = f"{name}.{method}({', '.join(parts)})"
         future: SimRemoteFuture | None = None
         if not cast:
@@ -384,7 +386,7 @@ class SimNetwork:
         if future is None or future.done:
             return
         sched.trace.add(now, f"{packet.dst} <- bridge", f"reply to {packet.label}")
-        msg_id, is_reply, fields = decode_response_fields(self.codec, packet.body)
+        _, is_reply, fields = decode_response_fields(self.codec, packet.body)
         if is_reply:
             future.set(fields[0])
         else:
@@ -434,8 +436,9 @@ class SimNetwork:
             return
         message = messages.ProxyCall(attr_path=(req.method,), args=req.args, kwargs=req.kwargs)
         reply_to = _BridgeReply(self, packet, packet.dst) if is_call else None
-        sched.enqueue(proc, Envelope(message, reply_to=reply_to), sender=packet.sender, path=1,
-                      label=f"{req.method}({packet.label.partition('(')[2]}")  # fmt: skip
+        label = f"{req.method}({packet.label.partition('(')[2]}"
+        envelope = Envelope(message, reply_to=reply_to)
+        sched.enqueue(proc, envelope, sender=packet.sender, explicit=True, path=1, label=label)
 
     # -- node faults -------------------------------------------------------------------------------
 
@@ -478,13 +481,13 @@ class _SimRemoteMethod:
         self._method = method
 
     def __call__(self, *args: Any, **kwargs: Any) -> SimRemoteFuture:
-        future = self._proxy._send(self._method, args, kwargs, cast=False)  # noqa: SLF001
+        future = self._proxy._send(self._method, args, kwargs, cast=False)
         assert future is not None
         return future
 
     def defer(self, *args: Any, **kwargs: Any) -> None:
         """Cast."""
-        self._proxy._send(self._method, args, kwargs, cast=True)  # noqa: SLF001
+        self._proxy._send(self._method, args, kwargs, cast=True)
 
 
 class SimRemoteProxy:

@@ -12,6 +12,7 @@ can happen, virtual time jumps to the next due point.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import logging
 import queue
@@ -228,7 +229,8 @@ class Scheduler:
         proc: Proc,
         envelope: Envelope[Any],
         *,
-        sender: Proc | None | bool = True,
+        sender: Proc | None = None,
+        explicit: bool = False,
         path: int = 0,
         label: str | None = None,
     ) -> None:
@@ -237,12 +239,12 @@ class Scheduler:
         Args:
             proc: the receiver.
             envelope: the message.
-            sender: the sender (default: whoever runs now).
+            sender: the sender, when `explicit` (else whoever runs now).
+            explicit: take `sender` as given (``None`` then means the test).
             path: 0 for local sends, 1 for the simulated bridge (own FIFO).
             label: what the trace shows (default: a summary of the message).
         """
-        who = self._current if sender is True else sender
-        assert who is not True
+        who = sender if explicit else self._current
         key = -2 - path if who is None else who.index * 2 + path
         text = label or describe_message(envelope.message)
         reply_to = envelope.reply_to
@@ -264,7 +266,7 @@ class Scheduler:
         if reply_to is None:
             return
         try:
-            if isinstance(envelope.message, messages._ActorStop):  # noqa: SLF001
+            if isinstance(envelope.message, messages._ActorStop):
                 reply_to.set(None)
             else:
                 error = pykka.ActorDeadError(f"{proc.name} stopped before handling the message")
@@ -463,7 +465,7 @@ class Scheduler:
             self.trace.add(now, proc.name, "fires due ticks")
             self._current = proc
             try:
-                proc.actor._fire_due()  # type: ignore[attr-defined]  # noqa: SLF001
+                proc.actor._fire_due()  # type: ignore[attr-defined,unused-ignore]
             except Exception:
                 logger.exception("%s: firing ticks failed", proc.name)
             finally:
@@ -500,13 +502,13 @@ class Scheduler:
         assert proc is not None
         actor = proc.actor
         if envelope is _START:
-            actor._actor_loop_setup()  # noqa: SLF001  (on_start, pykka's failure handling)
+            actor._actor_loop_setup()
             return _DONE
         message = envelope.message
         reply_to = envelope.reply_to
         try:
             context = getattr(message, "context", None)
-            handle = actor._handle_receive  # noqa: SLF001
+            handle = actor._handle_receive
             response = handle(message) if context is None else context.run(handle, message)
         except greenlet.GreenletExit:
             raise
@@ -517,13 +519,13 @@ class Scheduler:
             elif proc.resilient:
                 logger.exception("%s: cast %s failed", proc.name, proc.doing)
             else:  # plain pykka: a failing cast stops the actor
-                actor._handle_failure(*sys.exc_info())  # noqa: SLF001
+                actor._handle_failure(*sys.exc_info())
                 self._on_failure(actor)
             return _DONE
         except BaseException as exc:  # noqa: BLE001  (stops this actor, as in the runtime)
             self.trace.add(self.clock.monotonic(), proc.name, f"died: {summarize(exc)}")
             info = sys.exc_info()
-            actor._handle_failure(*info)  # noqa: SLF001
+            actor._handle_failure(*info)
             if reply_to is not None:
                 self._set(reply_to, exc_info=info)
             self._on_failure(actor)
@@ -584,10 +586,8 @@ class Scheduler:
         if g is not None:
             self._by_greenlet.pop(g, None)
             if not g.dead:
-                try:
+                with contextlib.suppress(greenlet.GreenletExit):
                     g.throw(greenlet.GreenletExit)
-                except greenlet.GreenletExit:
-                    pass
         ActorRegistry.unregister(proc.ref)
         proc.actor.actor_stopped.set()
         proc.state = State.STOPPED

@@ -167,7 +167,7 @@ class Simulation:
                 self._tmpdir = Path(tempfile.mkdtemp(prefix="actors-sim-"))
                 url = f"sqlite:///{self._tmpdir / 'sim.db'}"
             self._db = Database(url)
-            if url.startswith("sqlite"):
+            if url.startswith("sqlite") and url not in ("sqlite://", "sqlite:///:memory:"):
                 event.listen(self._db.engine, "connect", _no_fsync)
                 self._db.engine.dispose()  # the next connection gets the pragma
         return self._db
@@ -255,7 +255,7 @@ class Simulation:
             clock=self.clock,
             **kwargs,
         )
-        svc._rng = random.Random(0)  # noqa: SLF001  (deterministic fuzzy start)
+        svc._rng = random.Random(0)
         node.starts.append(svc)  # type: ignore[union-attr]
         self._start_service(svc, host)
         return svc
@@ -276,7 +276,7 @@ class Simulation:
         self, host: str = "test", *, service_down_time: float = 60.0, timeout: float = 60.0,
         **kwargs: Any,
     ) -> SimDirectory:  # fmt: skip
-        """A `Directory` for code on `host`: the services table, proxies over the simulated bridge."""
+        """A `Directory` for code on `host`: the services table, proxies on the simulated bridge."""
         key = f"{host}:{service_down_time}:{timeout}"
         directory = self._directories.get(key)
         if directory is None:
@@ -287,7 +287,7 @@ class Simulation:
         return directory
 
     def expose(self, name: str, ref: pykka.ActorRef[Any]) -> None:
-        """Serve `ref` under `name` on its host's simulated bridge (as `transport.Bridge.expose`)."""
+        """Serve `ref` as `name` on its host's simulated bridge (like `transport.Bridge.expose`)."""
         proc = self.scheduler.proc_of(ref)
         if proc is None:
             msg = f"{ref} is not an actor of this simulation"
@@ -302,7 +302,7 @@ class Simulation:
         timeout: float = 60.0,
         allowed_exception_modules: tuple[str, ...] = (),
     ) -> SimConnection:
-        """A connection to `host`'s simulated bridge (as `transport.connect`); calls leave from `origin`."""
+        """A connection to `host`'s simulated bridge (like `transport.connect`), from `origin`."""
         return SimConnection(
             self.network, f"sim://{host}", timeout, frozenset(allowed_exception_modules), origin
         )
@@ -312,9 +312,7 @@ class Simulation:
         return [
             p.ref
             for p in self.scheduler.procs()
-            if p.state is not State.STOPPED
-            and (host is None or p.host == host)
-            and not p.is_timer
+            if p.state is not State.STOPPED and (host is None or p.host == host) and not p.is_timer
         ]
 
     def run(self) -> None:
@@ -387,10 +385,9 @@ class Simulation:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if exc is not None and not isinstance(exc, SimulationError | KeyboardInterrupt):
-            with contextlib.suppress(Exception):
-                exc.add_note(self.trace.report())
-        elif isinstance(exc, SimulationError):
+        if (
+            exc is not None and not isinstance(exc, SimulationError | KeyboardInterrupt)
+        ) or isinstance(exc, SimulationError):
             with contextlib.suppress(Exception):
                 exc.add_note(self.trace.report())
         self.close()

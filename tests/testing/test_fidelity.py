@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import pykka
@@ -10,20 +11,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import transport
-from actors import ManualClock, TimerActor
+from actors import Manager, ManualClock, TimerActor
 from actors.testing import Schedule, Simulation, schedules
+from tests.test_ordering import OPS
 from tests.testing._demo import check_invariant, run_demo
 from tests.testing._systems import Store, Ticker
-from tests.test_ordering import OPS
-
-try:
-    from tests.test_ordering import Ledger as _RealLedger  # noqa: F401
-except ImportError:  # pragma: no cover
-    pass
 
 
 class Ledger(Store):
-    """tests/test_ordering.py's ledger, minus its wall-clock intervals (the simulator forbids them)."""
+    """tests/test_ordering.py's ledger without wall-clock intervals (the simulator forbids them)."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -72,7 +68,10 @@ def test_the_ordering_property_holds_under_the_simulator(
     with Simulation(schedule) as sim:
         ledger = sim.start(Ledger, host="h")
         clients = [sim.start(Client, host=f"c{i}") for i in range(len(plans))]
-        futures = [c.proxy().play(ledger, i, ops) for i, (c, ops) in enumerate(zip(clients, plans))]
+        futures = [
+            c.proxy().play(ledger, i, ops)
+            for i, (c, ops) in enumerate(zip(clients, plans, strict=True))
+        ]
         sim.run()
         assert [f.get() for f in futures] == [[] for _ in plans]
         log = ledger.proxy().log.get()
@@ -101,8 +100,8 @@ def _calls_and_errors(start: Any) -> list[Any]:
 def test_calls_casts_and_errors_agree() -> None:
     refs: list[pykka.ActorRef[Any]] = []
 
-    def real(cls: type) -> pykka.ActorRef[Any]:
-        ref = cls.start(host="h")
+    def real(cls: type[Manager]) -> pykka.ActorRef[Any]:
+        ref: pykka.ActorRef[Any] = cls.start(host="h")
         refs.append(ref)
         return ref
 
@@ -112,7 +111,7 @@ def test_calls_casts_and_errors_agree() -> None:
         for ref in refs:
             ref.stop()
     with Simulation(seed=1) as sim:
-        simulated = _calls_and_errors(lambda cls: sim.start(cls, host="h"))
+        simulated = _calls_and_errors(functools.partial(sim.start, host="h"))
     assert simulated == on_threads == [3, "TypeError", 2]
 
 
@@ -155,10 +154,10 @@ def _remote(proxy: Any) -> list[Any]:
     out: list[Any] = []
     proxy.set.defer(4)
     out.append(proxy.get().get(timeout=5))
-    for call in (lambda: proxy.set(1, 2), lambda: proxy.nope(), lambda: proxy._hidden()):
+    for method, args in (("set", (1, 2)), ("nope", ()), ("_hidden", ())):
         try:
-            call().get(timeout=5)
-        except Exception as exc:  # noqa: BLE001
+            getattr(proxy, method)(*args).get(timeout=5)
+        except Exception as exc:
             out.append(type(exc).__name__)
     return out
 

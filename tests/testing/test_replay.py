@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 from hypothesis import Phase, given, settings
 
@@ -18,10 +20,8 @@ def _scenario(sim: Simulation) -> list[tuple[int, int]]:
     futures = [c.proxy().fetch(str(i)) for i, c in enumerate(callers)]
     sim.run()
     for future in futures:
-        try:
+        with contextlib.suppress(Exception):  # a crash fault kills a caller
             future.get()
-        except Exception:  # noqa: BLE001  (a crash fault kills a caller)
-            pass
     return list(store.proxy().log.get()) if store.is_alive() else []
 
 
@@ -90,8 +90,9 @@ def _two_bumps(sim: Simulation) -> int:
 
 
 def test_hypothesis_finds_a_lost_update_shrinks_it_and_reports_a_replay_token() -> None:
-    @settings(max_examples=100, database=None, derandomize=True,
-              phases=[Phase.generate, Phase.shrink])
+    @settings(
+        max_examples=100, database=None, derandomize=True, phases=[Phase.generate, Phase.shrink]
+    )
     @given(schedule=schedules())
     def lost_update(schedule: Schedule) -> None:
         with Simulation(schedule) as sim:
