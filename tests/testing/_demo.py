@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from actors import RemotePublisher
+from actors import RemotePublisher, ServiceUnavailable
 from actors.demo import SchedulerManager, VolumeManager
 from actors.demo.volume import Volume
 from actors.testing import Simulation
@@ -35,15 +35,21 @@ def run_demo(sim: Simulation, sizes: tuple[int, ...] = SIZES) -> dict[str, Any]:
         )
         drivers[host] = svc
     sim.advance(11)
-    schedulers = [sim.directory("test").proxy("scheduler", host=h) for h in ("sched-1", "sched-2")]
-    futures = [
-        (f"v{i}", schedulers[i % 2].create_volume(f"v{i}", size)) for i, size in enumerate(sizes)
-    ]
+    client = sim.directory("client")
+    futures: list[tuple[str, Any]] = []
     outcomes: dict[str, Any] = {}
+    for i, size in enumerate(sizes):
+        volume_id = f"v{i}"
+        try:
+            scheduler = client.proxy("scheduler", host=f"sched-{i % 2 + 1}")
+        except ServiceUnavailable:  # a fault took that scheduler down
+            outcomes[volume_id] = "ServiceUnavailable"
+            continue
+        futures.append((volume_id, scheduler.create_volume(volume_id, size)))
     for volume_id, future in futures:
         try:
             outcomes[volume_id] = future.get()["backend"]
-        except Exception as exc:
+        except Exception as exc:  # a refusal or a timeout is an outcome
             outcomes[volume_id] = type(exc).__name__
     sim.advance(30)
     with sim.db.session() as session:
