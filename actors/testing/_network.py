@@ -122,8 +122,8 @@ class Host:
 
 
 class _Packet:
-    __slots__ = ("body", "dst", "kind", "label", "link", "msg_id", "not_before", "sender",
-                 "seq", "src")  # fmt: skip
+    __slots__ = ("body", "caller", "dst", "kind", "label", "link", "msg_id", "not_before",
+                 "sender", "seq", "src")  # fmt: skip
 
     def __init__(  # noqa: PLR0917
         self,
@@ -147,6 +147,7 @@ class _Packet:
         self.label = label
         self.link = link
         self.not_before = 0.0
+        self.caller = sender.name if sender is not None else f"test@{src}"
 
 
 class SimRemoteFuture(SimFuture):
@@ -317,8 +318,10 @@ class SimNetwork:
         sender = self.scheduler.current
         src_name = sender.name if sender is not None else host
         link = self._link(src_name, request.src, "rep")
-        link.append(_Packet(self.scheduler.next_seq(), "reply", sender, host, request.src, body,
-                            request.msg_id, request.label, link))  # fmt: skip
+        packet = _Packet(self.scheduler.next_seq(), "reply", sender, host, request.src, body,
+                         request.msg_id, request.label, link)  # fmt: skip
+        packet.caller = request.caller
+        link.append(packet)
 
     # -- the scheduler's side -----------------------------------------------------------------
 
@@ -385,7 +388,7 @@ class SimNetwork:
         future = self._calls.pop(packet.msg_id, None)
         if future is None or future.done:
             return
-        sched.trace.add(now, f"{packet.dst} <- bridge", f"reply to {packet.label}")
+        sched.trace.add(now, f"{packet.caller} <- bridge", f"reply to {packet.label}")
         _, is_reply, fields = decode_response_fields(self.codec, packet.body)
         if is_reply:
             future.set(fields[0])
