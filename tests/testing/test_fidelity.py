@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import functools
+import socket
+from pathlib import Path
 from typing import Any
 
 import pykka
@@ -11,7 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import transport
-from actors import Manager, ManualClock, TimerActor
+from actors import Directory, Manager, ManualClock, Service, TimerActor
+from actors.db import Database
 from actors.testing import Schedule, Simulation, schedules
 from tests.test_ordering import OPS
 from tests.testing._demo import check_invariant, run_demo
@@ -141,13 +144,39 @@ def test_remote_errors_and_timeouts_agree() -> None:
             with transport.connect(bridge.endpoint, timeout=5) as conn:
                 proxy = conn.proxy("store")
                 real = _remote(proxy)
+                bridge.unexpose("store")
+                real.append(_error_of(lambda: proxy.get().get(timeout=5)))  # gone: UnknownActor
+        # a peer that never answers (nothing listens there): the call's deadline passes
+        with transport.connect(f"tcp://127.0.0.1:{_free_port()}", timeout=0.3) as silent:
+            real.append(_error_of(lambda: silent.proxy("store").get().get()))
     finally:
         store.stop()
     with Simulation(seed=3) as sim:
         ref = sim.start(Store, host="h2")
         sim.expose("store", ref)
-        simulated = _remote(sim.connect("h2", timeout=5).proxy("store"))
+        proxy = sim.connect("h2", timeout=5).proxy("store")
+        simulated = _remote(proxy)
+        sim.network.host("h2").bridge.unexpose("store")
+        simulated.append(_error_of(lambda: proxy.get().get(timeout=5)))
+        sim.partition("test", "h2")
+        simulated.append(_error_of(lambda: sim.connect("h2", timeout=0.3).proxy("s").get().get()))
     assert simulated == real
+    assert real[-2:] == ["UnknownActor", "MessagingTimeout"]
+
+
+def _error_of(call: Any) -> str:
+    try:
+        call()
+    except Exception as exc:
+        return type(exc).__name__
+    return "no error"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
 
 
 def _remote(proxy: Any) -> list[Any]:
@@ -162,7 +191,28 @@ def _remote(proxy: Any) -> list[Any]:
     return out
 
 
-def test_a_node_going_down_and_up_agrees_with_the_services_table() -> None:
+def test_a_node_going_down_and_up_agrees_with_the_services_table(tmp_path: Path) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'real.db'}")
+    clock = ManualClock()
+    timer = TimerActor.start(clock=clock)
+    service = Service(Ticker, host="n1", db=db, timer=timer, topic="ticker",
+                      periodic_fuzzy_delay=0, clock=clock)  # fmt: skip
+    directory = Directory(db, clock=clock)
+    try:
+        service.start()
+        timer.proxy().advance(10).get(timeout=30)
+        on_threads = [directory.is_up(directory.services("ticker")[0])]
+        service.stop()  # the node goes down: no more heartbeats
+        timer.proxy().advance(61).get(timeout=30)
+        on_threads.append(directory.is_up(directory.services("ticker")[0]))
+        service.start()  # and up again: the start order runs again
+        timer.proxy().advance(10).get(timeout=30)
+        on_threads.append(directory.is_up(directory.services("ticker")[0]))
+    finally:
+        service.stop()
+        timer.stop()
+        directory.close()
+        db.dispose()
     with Simulation(seed=4) as sim:
         sim.service(Ticker, host="n1", topic="ticker")
         sim.advance(10)
@@ -174,7 +224,7 @@ def test_a_node_going_down_and_up_agrees_with_the_services_table() -> None:
         sim.restart("n1")
         sim.advance(10)
         seen.append(directory.is_up(directory.services("ticker")[0]))
-    assert seen == [True, False, True]
+    assert seen == on_threads == [True, False, True]
 
 
 @pytest.mark.parametrize("seed", range(20))
