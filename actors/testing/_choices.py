@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import random
 import zlib
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from actors.testing._errors import ReplayDiverged
 
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Chooser",
-    "DataChooser",
+    "DrawChooser",
     "RandomChooser",
     "ReplayChooser",
     "decode_token",
@@ -97,33 +97,26 @@ class ReplayChooser:
         return value >= 100 - percent and value > 0
 
 
-class DataChooser:
-    """Choices drawn from hypothesis, which shrinks them toward 0 (plain order, no fault)."""
+class DrawChooser:
+    """Choices drawn from hypothesis (a ``st.randoms()`` instance), which shrinks them toward 0.
 
-    def __init__(self, data: Any) -> None:
-        from hypothesis import strategies as st  # noqa: PLC0415 (hypothesis is optional)
+    0 is plain arrival order and no fault, so a failing schedule shrinks toward
+    the fewest deviations from plain order and the fewest faults.
+    """
 
-        self._data = data
-        self._st = st
-        self._ints: dict[int, Any] = {}
+    def __init__(self, rnd: random.Random) -> None:
+        self._rnd = rnd
         self.recorded: list[int] = []
-
-    def _draw(self, upper: int) -> int:
-        strategy = self._ints.get(upper)
-        if strategy is None:
-            strategy = self._ints[upper] = self._st.integers(0, upper)
-        value: int = self._data.draw(strategy)
-        return value
 
     def choose(self, n: int) -> int:
         """Draw an index."""
-        value = self._draw(n - 1)
+        value = self._rnd.randrange(n)
         self.recorded.append(value)
         return value
 
     def fault(self, percent: int) -> bool:
-        """Draw a fault decision (0 is none; hypothesis shrinks toward it)."""
-        value = self._draw(99)
+        """Draw a fault decision."""
+        value = self._rnd.randrange(100)
         hit = value >= 100 - percent
         self.recorded.append(value if hit else 0)
         return hit

@@ -9,9 +9,10 @@ replay token and the trace of its run.
 from __future__ import annotations
 
 import contextlib
-from typing import TYPE_CHECKING, Any
+import random  # noqa: TC003  (hypothesis builds the Schedule with it)
+from typing import TYPE_CHECKING
 
-from actors.testing._choices import DataChooser
+from actors.testing._choices import DrawChooser
 from actors.testing._network import Faults
 
 if TYPE_CHECKING:
@@ -25,19 +26,19 @@ __all__ = ["Schedule", "schedules"]
 class Schedule:
     """The decisions of one simulation run, drawn by hypothesis; pass it to `Simulation`."""
 
-    def __init__(self, data: Any, faults: Faults | bool) -> None:
-        self._data = data
+    def __init__(self, rnd: random.Random, faults: Faults | bool) -> None:
+        self._rnd = rnd
         self.faults: Faults = Faults() if faults is True else (faults or Faults.none())
-        self._chooser: DataChooser | None = None
+        self._chooser: DrawChooser | None = None
         self._report = ""
         self.trace_lines = 0
 
-    def chooser(self) -> DataChooser:
+    def chooser(self) -> DrawChooser:
         """The chooser a `Simulation` draws from (one simulation per schedule)."""
         if self._chooser is not None:
             msg = "a Schedule drives one Simulation; draw another for the next"
             raise RuntimeError(msg)
-        self._chooser = DataChooser(self._data)
+        self._chooser = DrawChooser(self._rnd)
         return self._chooser
 
     def bind(self, sim: Simulation) -> None:
@@ -77,4 +78,5 @@ def schedules(*, faults: Faults | bool = False) -> SearchStrategy[Schedule]:
     """
     from hypothesis import strategies as st  # noqa: PLC0415
 
-    return st.builds(Schedule, st.data(), st.just(faults))
+    randoms = st.randoms(use_true_random=False, note_method_calls=False)
+    return st.builds(Schedule, randoms, st.just(faults))
