@@ -385,9 +385,8 @@ class Simulation:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if (
-            exc is not None and not isinstance(exc, SimulationError | KeyboardInterrupt)
-        ) or isinstance(exc, SimulationError):
+        # Under hypothesis, the schedule notes the reported example's trace itself.
+        if exc is not None and self._schedule is None and not isinstance(exc, KeyboardInterrupt):
             with contextlib.suppress(Exception):
                 exc.add_note(self.trace.report())
         self.close()
