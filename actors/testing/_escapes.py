@@ -85,7 +85,8 @@ def guard(scheduler: Scheduler) -> Iterator[None]:
         setattr(owner, name, _guarded(original, what))
 
     first = not _active
-    _active.append((scheduler, threading.get_ident()))
+    entry = (scheduler, threading.get_ident())
+    _active.append(entry)
     try:
         if first:
             patch(threading.Thread, "start", lambda t: f"a thread ({t.name}) was started")
@@ -99,7 +100,7 @@ def guard(scheduler: Scheduler) -> Iterator[None]:
                 patch(zmq.Context, "socket", lambda *a, **k: "a ZeroMQ socket was opened")
         yield
     finally:
-        _active.pop()
+        _active.remove(entry)
         for owner, name, before in reversed(saved):
             if before is _MISSING:
                 with contextlib.suppress(AttributeError):

@@ -125,6 +125,20 @@ def test_heartbeats_and_round_robin_on_virtual_time() -> None:
         assert hit == [99, 99, 99, 98, 98, 98]
 
 
+def test_fanout_casts_reach_every_up_service() -> None:
+    with Simulation(seed=6) as sim:
+        for host in ("h1", "h2", "h3"):
+            sim.service(Bank, host=host)
+        sim.advance(10)
+        sim.crash("h3")
+        sim.advance(61)  # h3 is down now: the fan-out skips it
+        directory = sim.directory("client")
+        assert directory.fanout_cast("bank", "withdraw", 7) == 2
+        sim.run()
+        balances = [ref.proxy().balance.get() for ref in sim.actors() if ref.is_alive()]
+        assert balances == [93, 93]
+
+
 def test_faults_are_choices_and_delivery_stays_at_most_once() -> None:
     outcomes = set()
     for seed in range(40):
