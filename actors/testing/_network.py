@@ -385,6 +385,12 @@ class SimNetwork:
         if faults.drop_reply and chooser.fault(faults.drop_reply):
             sched.trace.add(now, "FAULT", f"reply to {packet.label} lost after it ran ({route})")
             return
+        if faults.delay and chooser.fault(faults.delay):
+            packet.not_before = now + faults.delay_seconds
+            packet.link.appendleft(packet)
+            sched.trace.add(now, "FAULT", f"reply to {packet.label} delayed "
+                            f"{faults.delay_seconds:g} s ({route})")  # fmt: skip
+            return
         future = self._calls.pop(packet.msg_id, None)
         if future is None or future.done:
             return

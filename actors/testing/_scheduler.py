@@ -642,7 +642,16 @@ class Scheduler:
         return Deadlock(msg, blocked)
 
     def close(self) -> None:
-        """Kill every simulated actor and forget them."""
+        """Stop every simulated actor (``on_stop`` for the idle ones) and forget them."""
+        for proc in list(self._live):
+            if proc.state is State.IDLE:
+                self._current = proc
+                try:
+                    proc.actor.on_stop()
+                except Exception:
+                    logger.exception("%s: on_stop failed when the simulation closed", proc.name)
+                finally:
+                    self._current = None
         for proc in list(self._procs):
             self.kill(proc)
         self._by_greenlet.clear()
