@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import heapq
 import logging
 import queue
 import sys
@@ -47,7 +48,7 @@ _BLOCKED = object()
 _DONE = object()
 _START = object()
 
-START, DELIVER, RESUME, FIRE, NET = range(5)
+START, DELIVER, RESUME, FIRE, NET, LATER = range(6)
 _KEY = itemgetter(0)
 
 
@@ -146,6 +147,9 @@ class Scheduler:
         self.max_wait = max_wait
         self.network: Network | None = None
         self.node_faults: Callable[[], bool] | None = None
+        self.service_died: Callable[[Any, Proc], None] | None = None
+        """Told when a manager run by a `Service` dies (the simulation restarts it)."""
+        self._later: list[tuple[float, int, str, Callable[[], None]]] = []
         self.steps = 0
         self.escape: BaseException | None = None
         self.host_context: str | None = None
@@ -407,9 +411,15 @@ class Scheduler:
                     out.append((self._time_key, RESUME, proc, None))
             elif state is State.NEW:
                 out.append((proc.start_key, START, proc, None))
+        if self._later and self._later[0][0] <= now:
+            out.append((self._time_key, LATER, None, None))
         if self.network is not None:
             self.network.candidates(now, out, self._time_key)
         return out
+
+    def later(self, when: float, label: str, action: Callable[[], None]) -> None:
+        """Run `action` (from the scheduler, as the test's code) at virtual time `when`."""
+        heapq.heappush(self._later, (when, self.next_seq(), label, action))
 
     def next_due(self) -> float | None:
         """The next virtual time at which something becomes possible."""
@@ -422,6 +432,8 @@ class Scheduler:
                 nd = proc.deadline
             if nd is not None and (due is None or nd < due):
                 due = nd
+        if self._later and (due is None or self._later[0][0] < due):
+            due = self._later[0][0]
         if self.network is not None:
             nd = self.network.next_due()
             if nd is not None and (due is None or nd < due):
@@ -439,7 +451,7 @@ class Scheduler:
         for proc in self._live:
             if proc.queued or proc.state in (State.BLOCKED, State.NEW):
                 return True
-        return self.network is not None and self.network.pending()
+        return bool(self._later) or (self.network is not None and self.network.pending())
 
     # -- one step ----------------------------------------------------------------------------
 
@@ -470,6 +482,10 @@ class Scheduler:
                 logger.exception("%s: firing ticks failed", proc.name)
             finally:
                 self._current = None
+        elif kind == LATER:
+            _, _, label, action = heapq.heappop(self._later)
+            self.trace.add(now, "later", label)
+            action()
         else:
             assert self.network is not None
             self.network.deliver(detail)
@@ -563,9 +579,8 @@ class Scheduler:
         supervisor = getattr(actor, "supervisor", None)
         if proc.resilient and getattr(actor, "_failed", False) and supervisor is not None:
             owner = getattr(supervisor, "__self__", None)
-            if type(owner).__name__ == "Service":
-                self.trace.add(self.clock.monotonic(), proc.name, "died (its service restarts "
-                               "it when the host restarts)")  # fmt: skip
+            if type(owner).__name__ == "Service" and self.service_died is not None:
+                self.service_died(owner, proc)
                 return
             self._current = proc
             try:

@@ -127,6 +127,7 @@ class Simulation:
         self.scheduler.network = self.network
         if faults.node:
             self.scheduler.node_faults = self._node_fault
+        self.scheduler.service_died = self._service_died
         self._schedule = schedule
         self._database_url = database
         self._db: Database | None = None
@@ -427,6 +428,36 @@ class Simulation:
                 self._start_service(svc, host)
             else:
                 self._start(record, host)
+
+    def _service_died(self, svc: Service, proc: Any, delay: float | None = None) -> None:
+        """A service's manager died: restart it after the service's back-off, as it would."""
+        first, longest = svc.restart_backoff
+        wait = first if delay is None else delay
+        self.trace.add(self.now, proc.name, f"died; {svc} restarts it in {wait:g} s")
+
+        def restart() -> None:
+            if not self.network.host(svc.host).up or svc.manager_ref is not proc.ref:
+                return  # the host crashed meanwhile (its restart re-runs the start order)
+            try:
+                self._start_service_manager(svc)
+            except Exception:
+                logger.exception("%s: restart failed; next try in %ss", svc, wait)
+                self._service_died(svc, proc, min(max(wait * 2, 0.1), longest))
+                return
+            svc.restarts += 1
+
+        self.scheduler.later(self.now + wait, f"{svc} restarts its manager", restart)
+
+    def _start_service_manager(self, svc: Service) -> None:
+        sched = self.scheduler
+        before = sched.host_context
+        sched.host_context = svc.host
+        self.network.restarting = True
+        try:
+            svc._start_manager()
+        finally:
+            sched.host_context = before
+            self.network.restarting = False
 
     def _node_fault(self) -> bool:
         net = self.network

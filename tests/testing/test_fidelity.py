@@ -154,10 +154,10 @@ def test_remote_errors_and_timeouts_agree() -> None:
     with Simulation(seed=3) as sim:
         ref = sim.start(Store, host="h2")
         sim.expose("store", ref)
-        proxy = sim.connect("h2", timeout=5).proxy("store")
-        simulated = _remote(proxy)
+        sim_proxy = sim.connect("h2", timeout=5).proxy("store")
+        simulated = _remote(sim_proxy)
         sim.network.host("h2").bridge.unexpose("store")
-        simulated.append(_error_of(lambda: proxy.get().get(timeout=5)))
+        simulated.append(_error_of(lambda: sim_proxy.get().get(timeout=5)))
         sim.partition("test", "h2")
         simulated.append(_error_of(lambda: sim.connect("h2", timeout=0.3).proxy("s").get().get()))
     assert simulated == real

@@ -36,6 +36,9 @@ class Bank(Manager):
     def unencodable(self) -> Any:
         return {1, 2}
 
+    def die(self) -> None:
+        raise SystemExit("a BaseException stops the manager")
+
 
 class Escaper(Manager):
     def start_thread(self) -> None:
@@ -123,6 +126,23 @@ def test_heartbeats_and_round_robin_on_virtual_time() -> None:
         assert [r.report_count for r in rows] == [360, 360, 360]
         hit = [directory.proxy("bank").withdraw(1).get() for _ in range(6)]
         assert hit == [99, 99, 99, 98, 98, 98]
+
+
+def test_a_service_restarts_its_dead_manager_after_its_back_off() -> None:
+    with Simulation(seed=7) as sim:
+        svc = sim.service(Bank, host="h2")
+        sim.advance(10)
+        bank = sim.directory("h1").proxy("bank", host="h2")
+        assert bank.withdraw(30).get() == 70
+        died_at = sim.now
+        with pytest.raises(transport.RemoteError, match="SystemExit"):
+            bank.die().get()
+        with pytest.raises(transport.UnknownActor):
+            bank.withdraw(1).get()  # meanwhile: refused at once, never a hang
+        sim.run()
+        assert svc.restarts == 1
+        assert sim.now == pytest.approx(died_at + 1.0)  # restart_backoff[0]
+        assert bank.withdraw(1).get() == 99  # a fresh manager
 
 
 def test_fanout_casts_reach_every_up_service() -> None:
