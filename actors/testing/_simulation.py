@@ -41,7 +41,7 @@ from actors.testing._network import Faults, SimConnection, SimDirectory, SimNetw
 from actors.testing._scheduler import Scheduler, State
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable
     from types import TracebackType
 
     from actors.db import Database
@@ -137,8 +137,6 @@ class Simulation:
         self._closed = False
         self._guard = guard(self.scheduler)
         self._guard.__enter__()
-        if schedule is not None:
-            schedule.bind(self)
 
     # -- the public surface ------------------------------------------------------------
 
@@ -490,6 +488,3 @@ class Simulation:
                 return False
             self._restart(down[chooser.choose(len(down))] if len(down) > 1 else down[0], "chosen")
         return True
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.trace)

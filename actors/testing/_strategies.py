@@ -41,9 +41,6 @@ class Schedule:
         self._chooser = DrawChooser(self._rnd)
         return self._chooser
 
-    def bind(self, sim: Simulation) -> None:
-        """Called by the simulation it drives."""
-
     def finished(self, sim: Simulation) -> None:
         """Remember the run's trace and token for the failure report."""
         self._report = sim.trace.report()
