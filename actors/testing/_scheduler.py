@@ -130,6 +130,8 @@ class Scheduler:
             pending (a "delay" fault; 0 when faults are off).
         max_wait: virtual seconds the test may wait for something before the
             wait is reported as stuck.
+        max_steps: steps after which the run is stopped with `SimulationError`
+            (actors that message each other forever never settle).
     """
 
     def __init__(
@@ -139,8 +141,10 @@ class Scheduler:
         *,
         stall_percent: int = 0,
         max_wait: float = 24 * 3600.0,
+        max_steps: int = 1_000_000,
     ) -> None:
         self.chooser = chooser
+        self.max_steps = max_steps
         self.clock = clock
         self.trace = Trace(chooser.recorded)
         self.stall_percent = stall_percent
@@ -369,6 +373,9 @@ class Scheduler:
             chosen = candidates[self.chooser.choose(len(candidates))]
         self._run(chosen)
         self.steps += 1
+        if self.steps >= self.max_steps:
+            msg = f"the simulation ran {self.steps} steps without settling (max_steps)"
+            raise SimulationError(msg)
         if self.escape is not None:
             raise self.escape
         return True

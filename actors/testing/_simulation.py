@@ -88,6 +88,7 @@ class Simulation:
         database: a SQLAlchemy URL for `db`, or ``None`` for a SQLite file in
             a temporary directory (made when first needed).
         max_wait: virtual seconds the test may wait before a wait counts as stuck.
+        max_steps: the most steps a run may take before it fails (a livelock guard).
     """
 
     def __init__(
@@ -100,6 +101,7 @@ class Simulation:
         start_time: float = 0.0,
         database: str | None = None,
         max_wait: float = 24 * 3600.0,
+        max_steps: int = 1_000_000,
     ) -> None:
         given = [x for x in (schedule, seed, replay) if x is not None]
         if len(given) > 1:
@@ -122,7 +124,7 @@ class Simulation:
         self.faults = faults
         self.clock = ManualClock(start=start_time)
         self.scheduler = Scheduler(chooser, self.clock, stall_percent=faults.stall,
-                                   max_wait=max_wait)  # fmt: skip
+                                   max_wait=max_wait, max_steps=max_steps)  # fmt: skip
         self.network = SimNetwork(self.scheduler, faults)
         self.scheduler.network = self.network
         if faults.node:

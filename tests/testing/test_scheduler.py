@@ -5,7 +5,7 @@ from __future__ import annotations
 import pykka
 import pytest
 
-from actors.testing import Deadlock, Simulation
+from actors.testing import Deadlock, Simulation, SimulationError
 from tests.testing._systems import Caller, Plain, Sender, Store, Ticker
 
 
@@ -138,3 +138,15 @@ def test_benchmark_shaped_schedule_runs_all_messages() -> None:
             sender.proxy().send.defer(i, 100)
         sim.run()
         assert len(store.proxy().log.get()) == 400
+
+
+class Echo(Store):
+    def bounce(self) -> None:
+        self.actor_ref.proxy().bounce.defer()  # forever
+
+
+def test_a_run_that_never_settles_stops_at_max_steps() -> None:
+    with Simulation(seed=10, max_steps=500) as sim:
+        sim.start(Echo, host="h").proxy().bounce.defer()
+        with pytest.raises(SimulationError, match="500 steps without settling"):
+            sim.run()
