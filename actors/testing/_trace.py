@@ -8,6 +8,7 @@ memory addresses masked so that the same seed gives a byte-identical trace).
 from __future__ import annotations
 
 import re
+import reprlib
 from typing import TYPE_CHECKING, Any
 
 from pykka import messages
@@ -21,12 +22,16 @@ __all__ = ["Trace", "describe_message", "summarize"]
 
 _ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
 _LIMIT = 60
+_REPR = reprlib.Repr()  # bounded: a huge argument costs no more than a small one
+_REPR.maxlevel = 3
+_REPR.maxstring = 40
+_REPR.maxother = 60
 
 
 def summarize(value: Any, limit: int = _LIMIT) -> str:
     """A short deterministic repr of `value`."""
     try:
-        text = repr(value)
+        text = _REPR.repr(value)
     except Exception:  # noqa: BLE001 (a broken __repr__ must not break the trace)
         text = f"<{type(value).__name__}>"
     text = _ADDRESS.sub("", text)
