@@ -42,9 +42,7 @@ from transport._waker import Waker
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
 
-    from pykka._future import GetHookFunc
-    from pykka._types import OptExcInfo
-
+    from transport._pykka import GetHookFunc, OptExcInfo
     from transport._security import KeyPair
 
 __all__ = ["Connection", "RemoteFuture", "RemoteProxy", "connect", "fanout_cast"]
@@ -311,10 +309,11 @@ class Connection:
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
         version: str | None,
+        ttl: int | None = None,
     ) -> bytes:
         body = encode_request(
             self._codec, kind=kind, msg_id=msg_id, actor=actor, method=method, args=args,
-            kwargs=kwargs, version=version, context=wire_context(),
+            kwargs=kwargs, version=version, context=wire_context(), ttl=ttl,
         )  # fmt: skip
         if len(body) > self.max_message_size:
             raise MessageTooLarge(
@@ -363,7 +362,8 @@ class Connection:
         if self._closed:
             raise ConnectionClosed(f"connection to {self.endpoint} closed")
         msg_id = next(self._ids)
-        body = self._encode(Kind.CALL, msg_id, actor, method, args, kwargs, version)
+        ttl = int((self.timeout if timeout is None else timeout) * 1000) + 1  # ms, rounded up
+        body = self._encode(Kind.CALL, msg_id, actor, method, args, kwargs, version, ttl)
         future = RemoteFuture()
         future._conn = self
         now = time.monotonic()
