@@ -26,6 +26,7 @@ from pykka import messages
 from pykka._envelope import Envelope
 
 from actors._discovery import Directory
+from actors._heartbeat import HeartbeatWriter
 from actors.testing._actors import SimFuture
 from actors.testing._scheduler import NET
 from actors.testing._trace import summarize
@@ -44,7 +45,8 @@ from transport._protocol import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    import datetime as dt
+    from collections.abc import Callable, Iterable
 
     from pykka._types import OptExcInfo
 
@@ -52,7 +54,7 @@ if TYPE_CHECKING:
     from actors._service import Service
     from actors.testing._scheduler import Proc, Scheduler
 
-__all__ = ["Faults", "Host", "SimBridge", "SimDirectory", "SimNetwork"]
+__all__ = ["Faults", "Host", "InlineHeartbeats", "SimBridge", "SimDirectory", "SimNetwork"]
 
 logger = logging.getLogger(__name__)
 
@@ -558,3 +560,23 @@ def service_of(start: Any) -> Service | None:
     from actors._service import Service  # noqa: PLC0415
 
     return start if isinstance(start, Service) else None
+
+
+class InlineHeartbeats(HeartbeatWriter):
+    """A service's heartbeat writer in a simulation: writes in the manager's handler, no thread."""
+
+    def __init__(self, write: Callable[[dt.datetime], None], *, name: str) -> None:
+        super().__init__(write, name=name)
+        self._write_now = write
+
+    def beat(self, now: dt.datetime, *, wait: float) -> bool:
+        """Write the heartbeat now."""
+        self._write_now(now)
+        return True
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Nothing is ever in flight."""
+        return True
+
+    def stop(self, timeout: float) -> None:
+        """No thread to stop."""

@@ -37,7 +37,14 @@ from actors._timer import TimerActor
 from actors.testing._choices import Chooser, RandomChooser, ReplayChooser, decode_token
 from actors.testing._errors import SimulationError
 from actors.testing._escapes import guard
-from actors.testing._network import Faults, SimConnection, SimDirectory, SimNetwork, service_of
+from actors.testing._network import (
+    Faults,
+    InlineHeartbeats,
+    SimConnection,
+    SimDirectory,
+    SimNetwork,
+    service_of,
+)
 from actors.testing._scheduler import Scheduler, State
 
 if TYPE_CHECKING:
@@ -254,6 +261,7 @@ class Simulation:
             service_down_time=service_down_time,
             periodic_fuzzy_delay=periodic_fuzzy_delay,
             clock=self.clock,
+            heartbeat_writer=kwargs.pop("heartbeat_writer", InlineHeartbeats),
             **kwargs,
         )
         svc._rng = random.Random(0)
