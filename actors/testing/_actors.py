@@ -15,10 +15,8 @@ from typing import TYPE_CHECKING, Any
 import pykka
 
 if TYPE_CHECKING:
-    from pykka._envelope import Envelope
-    from pykka._types import OptExcInfo
-
     from actors.testing._scheduler import Proc, Scheduler
+    from transport._pykka import Envelope, OptExcInfo
 
 __all__ = ["SimFuture", "SimInbox", "sim_class"]
 

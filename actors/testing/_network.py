@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING, Any
 
 import pykka
 from pykka import messages
-from pykka._envelope import Envelope
 
 from actors._discovery import Directory
 from actors._heartbeat import HeartbeatWriter
@@ -43,16 +42,16 @@ from transport._protocol import (
     encode_request,
     version_is_compatible,
 )
+from transport._pykka import Envelope
 
 if TYPE_CHECKING:
     import datetime as dt
     from collections.abc import Callable, Iterable
 
-    from pykka._types import OptExcInfo
-
     import transport
     from actors._service import Service
     from actors.testing._scheduler import Proc, Scheduler
+    from transport._pykka import OptExcInfo
 
 __all__ = ["Faults", "Host", "InlineHeartbeats", "SimBridge", "SimDirectory", "SimNetwork"]
 
