@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from hypothesis import Phase, given, settings
@@ -118,3 +122,32 @@ def test_plain_order_alone_does_not_hide_the_bug_from_seeds() -> None:
 def _run_seed(seed: int) -> int:
     with Simulation(seed=seed) as sim:
         return _two_bumps(sim)
+
+
+_CROSS_PROCESS = """
+import sys
+from actors.testing import Simulation
+from tests.testing.catalogue import BUGS
+bug = BUGS[int(sys.argv[1])]
+with Simulation(seed=5, faults=True) as sim:
+    try:
+        bug.scenario(sim)
+    except AssertionError:
+        pass
+    sys.stdout.write(str(sim.trace))
+"""
+
+
+@pytest.mark.parametrize("bug", [0, 3])
+def test_a_seed_gives_the_same_trace_in_another_process_with_another_hash_seed(bug: int) -> None:
+    root = Path(__file__).resolve().parents[2]
+    traces = []
+    for hash_seed in ("1", "2"):
+        env = {**os.environ, "PYTHONHASHSEED": hash_seed, "PYTHONPATH": str(root)}
+        done = subprocess.run(
+            [sys.executable, "-c", _CROSS_PROCESS, str(bug)],
+            capture_output=True, env=env, timeout=120, check=True, cwd=root,
+        )  # fmt: skip
+        traces.append(done.stdout)
+    assert traces[0] == traces[1]
+    assert len(traces[0].splitlines()) > 5
