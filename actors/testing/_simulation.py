@@ -69,6 +69,16 @@ def _no_fsync(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+class _LazyDatabase:
+    """The simulation's database, opened only when a manager first uses it."""
+
+    def __init__(self, sim: Simulation) -> None:
+        self._sim = sim
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sim.db, name)
+
+
 class _Start:
     """A host's record of one `Simulation.start`, re-run when the host restarts."""
 
@@ -142,6 +152,7 @@ class Simulation:
         self._db: Database | None = None
         self._tmpdir: Path | None = None
         self._directories: dict[str, SimDirectory] = {}
+        self._lazy_db = _LazyDatabase(self)
         self._rng = random.Random(0)
         self._closed = False
         self._guard = guard(self.scheduler)
@@ -185,8 +196,9 @@ class Simulation:
     ) -> pykka.ActorRef[A]:
         """Start `actor_class` on `host` under the simulation; return its ordinary `ActorRef`.
 
-        A `Manager` gets the simulation's clock (unless given one), and its
-        periodic tasks are ticked by the host's timer on virtual time.
+        A `Manager` gets the simulation's clock and database (unless given
+        others), and its periodic tasks are ticked by the host's timer on
+        virtual time.
         """
         record = _Start(actor_class, args, dict(kwargs))
         self.network.host(host).starts.append(record)  # type: ignore[union-attr]
@@ -200,6 +212,7 @@ class Simulation:
             kwargs.setdefault("host", host)
             kwargs.setdefault("clock", self.clock)
             kwargs.setdefault("periodic_jitter", self._rng.random)
+            kwargs.setdefault("db", self._lazy_db)  # never the process's default database
         ref = self._construct(cls, host, record.args, kwargs)
         record.ref = ref
         if is_manager:

@@ -12,6 +12,7 @@ import pytest
 import transport
 from actors import Manager
 from actors._clock import DEFAULT_CLOCK
+from actors.db import ServiceRecord, select
 from actors.testing import Simulation, SimulationEscape
 from actors.testing._network import Faults
 
@@ -143,6 +144,22 @@ def test_a_service_restarts_its_dead_manager_after_its_back_off() -> None:
         assert svc.restarts == 1
         assert sim.now == pytest.approx(died_at + 1.0)  # restart_backoff[0]
         assert bank.withdraw(1).get() == 99  # a fresh manager
+
+
+class Recorder(Manager):
+    def remember(self, host: str) -> int:
+        with self.db.begin() as session:
+            session.add(ServiceRecord(host=host, binary="b", topic="t", report_count=0))
+        with self.db.session() as session:
+            return len(session.scalars(select(ServiceRecord)).all())
+
+
+def test_a_started_manager_uses_the_simulations_database() -> None:
+    with Simulation(seed=8) as sim:
+        recorder = sim.start(Recorder, host="h1").proxy()
+        assert recorder.remember("x").get() == 1
+        with sim.db.session() as session:
+            assert [r.host for r in session.scalars(select(ServiceRecord))] == ["x"]
 
 
 def test_fanout_casts_reach_every_up_service() -> None:
