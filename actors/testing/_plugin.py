@@ -5,6 +5,7 @@ Installing ``actors`` gives every test suite these fixtures:
 * ``manual_clock``: an `actors.ManualClock`;
 * ``actor_factory``: an `ActorFactory` (managers started with test dependencies);
 * ``cluster``: a factory of `Cluster` (real node stacks over ZeroMQ on loopback);
+* ``sim``: a deterministic `Simulation` (options from the ``simulation`` marker);
 * ``leak_check``: a `LeakCheck` that fails the test at teardown when an actor,
   a thread, a ZeroMQ socket or a file descriptor made during it is still there.
 
@@ -25,12 +26,21 @@ from actors._clock import ManualClock
 from actors.testing._cluster import Cluster, ServiceEntry
 from actors.testing._factory import ActorFactory
 from actors.testing._leaks import LeakCheck
+from actors.testing._simfixture import pytest_configure as _configure_simulation
+from actors.testing._simfixture import pytest_runtest_makereport, sim
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator
     from pathlib import Path
 
-__all__ = ["actor_factory", "cluster", "leak_check", "manual_clock"]
+__all__ = [
+    "actor_factory",
+    "cluster",
+    "leak_check",
+    "manual_clock",
+    "pytest_runtest_makereport",
+    "sim",
+]
 
 LEAK_TIMEOUT_INI = "actors_leak_timeout"
 IGNORE_THREADS_INI = "actors_leak_ignore_threads"
@@ -53,10 +63,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Declare the plugin's marker (so ``--strict-markers`` accepts it)."""
+    """Declare the plugin's markers (so ``--strict-markers`` accepts them)."""
     config.addinivalue_line(
         "markers", f"{ALLOW_LEAKS_MARK}: do not fail this test when actors' leak check finds leaks"
     )
+    _configure_simulation(config)
 
 
 @pytest.fixture
