@@ -476,9 +476,17 @@ class SimConnection:
         self.allowed = allowed
 
     def proxy(
-        self, name: str, version: str | None = None, *, timeout: float | None = None
+        self,
+        name: str,
+        actor_class: type[Any] | str | None = None,
+        version: str | None = None,
+        *,
+        timeout: float | None = None,
+        check: bool = True,  # transport's signature; unknown names fail at the call
     ) -> SimRemoteProxy:
-        """A proxy of actor `name` on this connection's host."""
+        """A proxy of actor `name` on this host (`transport.Connection.proxy`'s form)."""
+        if isinstance(actor_class, str):  # the version given as the second positional
+            version = actor_class
         return SimRemoteProxy(self, name, version, timeout)
 
     def close(self, *, linger: float = 0.0) -> None:
@@ -512,7 +520,7 @@ class SimRemoteProxy:
         self._timeout = timeout
 
     def __getattr__(self, name: str) -> _SimRemoteMethod:
-        if name.startswith("__") and name.endswith("__"):
+        if name.startswith("_"):  # as transport's proxy: private names are never remote
             raise AttributeError(name)
         return _SimRemoteMethod(self, name)
 
