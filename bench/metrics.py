@@ -136,7 +136,7 @@ def run(quick: bool) -> dict[str, dict[str, float]]:
         raise RuntimeError("server did not start")
     conn = transport.connect(endpoint, timeout=60)
     managers = {name: conn.proxy(name) for name in MANAGERS}
-    measures: dict[str, Callable[[transport.RemoteProxy], float]] = {
+    measures: dict[str, Callable[[transport.RemoteProxy[Any]], float]] = {
         "call p50 small (us)": lambda proxy: (
             pct(bridge_seq(proxy, SMALL, n_seq + SEQ_WARM)[SEQ_WARM:], 0.5) * 1e6
         ),

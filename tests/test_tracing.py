@@ -181,9 +181,10 @@ manager = "tests.observed_managers:Leaf"
 @pytest.mark.parametrize(
     ("extra", "error"),
     [
-        ('log_format = "yaml"', 'log_format: expected "text" or "json", got \'yaml\''),
-        ('[metrics]\nbind = "9464"', "[metrics] bind: expected HOST:PORT"),
-        ('[metrics]\nport = 9464', "[metrics]: expected a table with one key, bind"),
+        ('log_format = "yaml"', 'log_format = "yaml": expected one of "text", "json"'),
+        ('[metrics]\nbind = "9464"', 'metrics.bind = "9464": expected a "HOST:PORT" address'),
+        ("[metrics]\nport = 9464", "metrics.port = 9464: unknown key; valid keys: bind"),
+        ("[metrics]", "metrics.bind: missing"),
     ],
 )
 def test_observability_config_errors_are_one_line(extra: str, error: str) -> None:
