@@ -288,7 +288,7 @@ def test_the_node_config_sets_the_mailbox_bound(tmp_path: Path) -> None:
             "host": "flow-node",
             "database_url": f"sqlite:///{tmp_path}/state.sqlite3",
             "mailbox_limit": 2,
-            "report_interval": 0,
+            "report_interval": 60,
             "services": [{"manager": f"{__name__}:NodeHeld"}],
         }
     )
