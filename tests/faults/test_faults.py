@@ -179,7 +179,7 @@ def wait_status(lab: Lab, pg: Postgres, want: str, within: float) -> float:
     return Watch(lab, pg, want, within).reached_at()
 
 
-def test_loss_then_partition_every_call_ends_once_and_in_order(lab: Lab, node: Node) -> None:
+def test_loss_then_partition_every_message_ends_once_and_in_order(lab: Lab, node: Node) -> None:
     senders, count = 2, 60
     fresh_journal(node)
     phase: dict[str, Any] = {"name": "clean", "timeouts": 0}
@@ -199,7 +199,7 @@ def test_loss_then_partition_every_call_ends_once_and_in_order(lab: Lab, node: N
             phase["name"] = "healed"
 
     run = run_calls(lab, node, senders=senders, count=count, pause_at=(10, 25), on_pause=at,
-                    on_outcome=heal_after_timeouts)
+                    on_outcome=heal_after_timeouts, extra=("--mixed",))  # casts and calls
     assert phase["name"] == "healed", (phase, summary(run))
     assert run.count("timeout") >= 4  # the partition was felt
     for sender, by_seq in run.outcomes.items():  # the last calls got through: all arrived
