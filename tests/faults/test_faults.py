@@ -15,7 +15,7 @@ import json
 import sys
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,8 +41,23 @@ FLOOD_SECONDS = 4.0
 FLOOD_RSS_LIMIT_MIB = 50  # issue 13's target for a 10 s flood
 
 
+_clients: list[Process] = []
+
+
 def client(lab: Lab, *args: str) -> Process:
-    return Process([*lab.prefix("client"), sys.executable, "-m", "tests.faults._client", *args])
+    """Start the client script in the client's namespace (killed after the test at the latest)."""
+    process = Process(
+        [*lab.prefix("client"), sys.executable, "-m", "tests.faults._client", *args]
+    )
+    _clients.append(process)
+    return process
+
+
+@pytest.fixture(autouse=True)
+def _no_client_left() -> Iterator[None]:
+    yield
+    while _clients:
+        _clients.pop().kill()
 
 
 @dataclass
