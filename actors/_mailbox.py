@@ -18,7 +18,12 @@ actor has stopped: that is how a service notices a dead manager and restarts it.
 
 A message may carry a :class:`contextvars.Context` in a ``context`` attribute
 (the transport does this to make the caller's request context current); the
-handler then runs inside that context.
+handler then runs inside that context. It may also carry a ``deadline``
+(`time.monotonic()` seconds, or None): when the actor takes such a message
+from its mailbox after the deadline, it does not handle it and calls its reply
+future's ``expired()`` (the transport's futures count it and send nothing: the
+caller has given up), or fails the future with `pykka.Timeout` if it has no
+such method.
 
 Everything that reaches an actor goes through its inbox, so nothing in one
 actor ever runs concurrently with anything else in the same actor.
@@ -29,6 +34,7 @@ from __future__ import annotations
 import logging
 import queue
 import sys
+import time
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import pykka
@@ -108,6 +114,7 @@ class ResilientActor(pykka.ThreadingActor):
         is_stopped = self.actor_stopped.is_set
         handle = self._handle_receive
         timed = self._mailbox_timed
+        monotonic = time.monotonic
         while not is_stopped():
             if timed:
                 try:
@@ -119,6 +126,10 @@ class ResilientActor(pykka.ThreadingActor):
                 envelope = get()
             message = envelope.message
             reply_to = envelope.reply_to
+            deadline = getattr(message, "deadline", None)
+            if deadline is not None and monotonic() >= deadline:
+                self._expire(message, reply_to)
+                continue
             try:
                 context = getattr(message, "context", None)
                 response = handle(message) if context is None else context.run(handle, message)
@@ -142,6 +153,14 @@ class ResilientActor(pykka.ThreadingActor):
                     reply_to.set(response)
                 except queue.Full:
                     logger.warning("%s: reply to %s was already set", self, describe(message))
+
+    def _expire(self, message: Any, reply_to: pykka.Future[Any] | None) -> None:
+        expired = getattr(reply_to, "expired", None)
+        if expired is not None:
+            expired()
+        elif reply_to is not None:
+            exc = pykka.Timeout(f"the caller's deadline passed before {describe(message)} started")
+            reply_to.set_exception((pykka.Timeout, exc, None))
 
     def _reply_exception(self, reply_to: pykka.Future[Any]) -> None:
         try:

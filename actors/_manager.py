@@ -91,6 +91,10 @@ class Manager(PeriodicTasks, ResilientActor):
     )
     """Public names that remote callers may not call (lifecycle and bookkeeping)."""
 
+    MAILBOX_LIMIT: ClassVar[int | None] = None
+    """Requests from the bridge this manager's mailbox holds; past it calls get
+    `transport.Overloaded` and casts are dropped. None: the node's `mailbox_limit`."""
+
     def __init__(
         self,
         host: str | None = None,

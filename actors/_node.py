@@ -9,6 +9,7 @@ directory (discovery), and runs the services its TOML config lists::
     report_interval = 10
     service_down_time = 60
     periodic_fuzzy_delay = 60
+    mailbox_limit = 1000                      # requests a manager's mailbox holds from the bridge
     allowed_exception_modules = ["actors.demo.errors"]  # re-raised as their own class
 
     [[services]]
@@ -95,6 +96,7 @@ class NodeConfig:
     periodic_fuzzy_delay: float = 60.0
     rpc_timeout: float = 60.0
     stop_timeout: float = 30.0
+    mailbox_limit: int = transport.DEFAULT_MAILBOX_LIMIT
     log_level: str = "INFO"
     allowed_exception_modules: tuple[str, ...] = ()
     services: tuple[ServiceSpec, ...] = ()
@@ -211,7 +213,7 @@ class Node:
                 "keypair": transport.load_keypair(cfg.curve.client_keys),
                 "server_key": server.public,
             }
-        self.bridge = transport.Bridge(cfg.bind, **bridge_keys)
+        self.bridge = transport.Bridge(cfg.bind, mailbox_limit=cfg.mailbox_limit, **bridge_keys)
         self.bridge.start()
         self.timer = TimerActor.start(clock=self.clock, fuzzy_delay=cfg.periodic_fuzzy_delay)
         self.directory = Directory(

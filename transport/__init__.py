@@ -22,6 +22,7 @@ from transport._errors import (
     UnknownActor,
     UnsupportedVersion,
 )
+from transport._flow import DEFAULT_MAILBOX_LIMIT
 from transport._protocol import parse_version, version_is_compatible
 from transport._security import (
     KeyPair,
@@ -32,6 +33,7 @@ from transport._security import (
 )
 
 __all__ = [
+    "DEFAULT_MAILBOX_LIMIT",
     "Bridge",
     "Connection",
     "ConnectionClosed",

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import select
 import sys
 import threading
+import time
 from typing import TYPE_CHECKING, Any
 
 import pykka
@@ -14,17 +16,26 @@ from pykka.messages import ProxyCall
 
 from transport._codec import Codec, default_codec, describe_exception, format_traceback
 from transport._context import RequestContext, run_context
+from transport._flow import (
+    DEFAULT_BACKLOG_BYTES,
+    DEFAULT_MAILBOX_LIMIT,
+    DEFAULT_REPLY_HWM,
+    Backlog,
+    MailboxView,
+)
 from transport._protocol import (
     DEFAULT_MAX_MESSAGE_SIZE,
     MAX_ROUTING_FRAMES,
     PROTOCOL_VERSION,
     Kind,
     ProtocolError,
+    brief,
     decode_request,
     encode_error,
     version_is_compatible,
 )
 from transport._pykka import Envelope  # the one hand-off: straight into the inbox
+from transport._ratelog import RefusalLog
 from transport._security import is_loopback, start_authenticator
 from transport._waker import Waker
 
@@ -42,12 +53,14 @@ __all__ = ["Bridge", "ContextProxyCall", "is_remotely_callable"]
 
 logger = logging.getLogger("transport.bridge")
 
-_BATCH = 256
+_BATCH = 64  # under load: messages read per turn, between two GIL hand-overs
 _EVENTS = int(zmq.EVENTS)
 _POLLIN = int(zmq.POLLIN)
 _NOBLOCK = int(zmq.NOBLOCK)
 _SNDMORE_NOBLOCK = int(zmq.SNDMORE | zmq.NOBLOCK)
 _REPLY = int(Kind.REPLY)
+_RETRY_MS = 5  # how often replies backlogged for slow readers are retried
+_CACHE_SIZE = 4096  # checked (class, method) and (class, version) pairs kept
 _REPLY_ROOTS = ("version", "kind", "msg_id", "result")  # names for encoding errors
 # Attributes of every pykka actor: never callable from another host.
 _PYKKA_NAMES = (
@@ -69,9 +82,14 @@ class ContextProxyCall(ProxyCall):
     request context that came with the message. An actor that wants it current
     runs the call with `message.context.run(...)` (`actors.Manager` does); any
     other pykka actor handles this message as a plain `ProxyCall`.
+
+    `deadline` is when the caller stops waiting (`time.monotonic()` seconds), or
+    None: `actors.Manager` (any `ResilientActor`) does not start the call after
+    it, and tells the reply future `expired()` instead.
     """
 
     context: contextvars.Context
+    deadline: float | None
 
     def __new__(
         cls,
@@ -79,10 +97,12 @@ class ContextProxyCall(ProxyCall):
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
         context: contextvars.Context,
+        deadline: float | None = None,
     ) -> ContextProxyCall:
         # tuple.__new__ directly: the named tuple's generated __new__ is one more frame.
         self = tuple.__new__(cls, (attr_path, args, kwargs))
         self.context = context
+        self.deadline = deadline
         return self
 
 
@@ -112,6 +132,16 @@ def is_remotely_callable(cls: type, name: str) -> bool:
     return callable(attr)
 
 
+@functools.lru_cache(maxsize=_CACHE_SIZE)
+def _callable_cached(cls: type, name: str) -> bool:
+    return is_remotely_callable(cls, name)
+
+
+@functools.lru_cache(maxsize=_CACHE_SIZE)
+def _version_ok(cls: type, version: str) -> bool:
+    return version_is_compatible(str(getattr(cls, "RPC_API_VERSION", "1.0")), version)
+
+
 class _ReplyFuture(pykka.Future[Any]):
     """The `reply_to` of a remote call: setting it sends the reply, from the setter's thread.
 
@@ -121,19 +151,29 @@ class _ReplyFuture(pykka.Future[Any]):
 
     _get_hook = None
 
-    def __init__(self, bridge: Bridge, routing: list[bytes], msg_id: int) -> None:
+    def __init__(
+        self, bridge: Bridge, routing: list[bytes], msg_id: int, mailbox: MailboxView
+    ) -> None:
         self._bridge = bridge
         self._routing = routing
         self._msg_id = msg_id
+        self._mailbox = mailbox
 
     def set(self, value: Any | None = None) -> None:
+        self._mailbox.finished += 1  # only this actor's thread writes it
         self._bridge._send_reply(self._routing, self._msg_id, value)
 
     def set_exception(self, exc_info: OptExcInfo | None = None) -> None:
+        self._mailbox.finished += 1
         exc = (exc_info or sys.exc_info())[1]
         if exc is None:  # pragma: no cover - pykka always passes an exception
             exc = RuntimeError("unknown failure")
         self._bridge._send_exception(self._routing, self._msg_id, exc)
+
+    def expired(self) -> None:
+        """The caller's deadline passed before the call started: it never runs, no reply."""
+        self._mailbox.finished += 1
+        self._bridge._refusals.note("expired", "call #%d", self._msg_id, level=logging.INFO)
 
 
 class _CastFuture(pykka.Future[Any]):
@@ -144,14 +184,26 @@ class _CastFuture(pykka.Future[Any]):
 
     _get_hook = None
 
-    def __init__(self, actor: str, method: str, request_id: str) -> None:
+    def __init__(
+        self, bridge: Bridge, actor: str, method: str, request_id: str, mailbox: MailboxView
+    ) -> None:
+        self._bridge = bridge
         self._label = (actor, method)  # formatted only if it is logged
         self._request_id = request_id
+        self._mailbox = mailbox
 
     def set(self, value: Any | None = None) -> None:
-        pass
+        self._mailbox.finished += 1  # only this actor's thread writes it
+
+    def expired(self) -> None:
+        """The cast's time-to-live passed before it started: it never runs."""
+        self._mailbox.finished += 1
+        self._bridge._refusals.note(
+            "expired", "cast %s.%s [%s]", *self._label, self._request_id, level=logging.INFO
+        )
 
     def set_exception(self, exc_info: OptExcInfo | None = None) -> None:
+        self._mailbox.finished += 1
         logger.error(
             "cast %s.%s [%s] raised",
             *self._label,
@@ -166,8 +218,16 @@ class Bridge:
     The bridge binds a ROUTER socket owned by its I/O thread. Each request goes
     straight into the target actor's mailbox; the reply goes out from the actor's
     own thread when the method returns, so a slow actor delays only its own
-    replies. Refusals (unknown actor or method, unsupported version) are answered
-    at once by the I/O thread. Malformed messages are logged and dropped.
+    replies. Refusals (unknown actor or method, unsupported version, a full
+    mailbox) are answered at once by the I/O thread. Malformed messages are
+    dropped. Refusals are counted (`stats()`) and logged at most once per
+    `log_interval` seconds, with a summary.
+
+    Flow control (docs/protocol.rst, "Flow control"): each served actor's
+    mailbox holds at most `mailbox_limit` requests from the bridge (or the
+    actor class's `MAILBOX_LIMIT`, or `expose(..., mailbox_limit=)`); past it a
+    call gets `Overloaded` at once and a cast is dropped and counted. Replies
+    to a peer that does not read are bounded by `reply_hwm` and `backlog_bytes`.
 
     Without `keypair` the endpoint must be local (loopback, `ipc://`) unless
     `allow_insecure` is set.
@@ -183,6 +243,12 @@ class Bridge:
         max_message_size: largest accepted inbound message, in bytes; a larger
             one makes ZeroMQ drop the sender's connection without reading it.
         codec: the codec (default: the standard one).
+        mailbox_limit: the default bound of each served actor's mailbox.
+        reply_hwm: replies queued in ZeroMQ toward one peer; more are held
+            back in the bridge, in order.
+        backlog_bytes: bytes of held-back replies past which a peer's new
+            calls are refused (`Overloaded`).
+        log_interval: seconds between summary lines of refusals.
 
     Raises:
         ValueError: insecure non-loopback endpoint, or keys without allow-list.
@@ -208,6 +274,10 @@ class Bridge:
         allow_insecure: bool = False,
         max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
         codec: Codec = default_codec,
+        mailbox_limit: int = DEFAULT_MAILBOX_LIMIT,
+        reply_hwm: int = DEFAULT_REPLY_HWM,
+        backlog_bytes: int = DEFAULT_BACKLOG_BYTES,
+        log_interval: float = 10.0,
     ) -> None:
         if keypair is None and not allow_insecure and not is_loopback(endpoint):
             raise ValueError(
@@ -226,9 +296,14 @@ class Bridge:
         )  # fmt: skip
         self._max_message_size = max_message_size
         self._codec = codec
-        self._actors: dict[str, pykka.ActorRef[Any]] = {}
-        self._callable_cache: dict[tuple[type, str], bool] = {}
-        self._version_cache: dict[tuple[type, str], bool] = {}
+        if mailbox_limit < 1 or reply_hwm < 1:
+            raise ValueError("mailbox_limit and reply_hwm must be at least 1")
+        self._mailbox_limit = mailbox_limit
+        self._reply_hwm = reply_hwm
+        self._backlog_bytes = backlog_bytes
+        self._actors: dict[str, MailboxView] = {}
+        self._refusals = RefusalLog(logger, interval=log_interval)
+        self._backlog = Backlog()
         # The socket lock: held by whoever touches the socket (I/O thread or an
         # actor thread sending a reply); never held while waiting.
         self._lock = threading.Lock()
@@ -248,16 +323,62 @@ class Bridge:
         """The bound endpoint (with the actual port) once started, else the configured one."""
         return self._bound or self._configured_endpoint
 
-    def expose(self, name: str, actor_ref: pykka.ActorRef[Any]) -> None:
+    def expose(
+        self, name: str, actor_ref: pykka.ActorRef[Any], *, mailbox_limit: int | None = None
+    ) -> None:
         """Serve `actor_ref` under `name` (replacing any actor of that name).
 
-        May be called before or after `start()`, from any thread.
+        The actor's mailbox bound is `mailbox_limit`, else the actor class's
+        `MAILBOX_LIMIT` attribute when set, else the bridge's. An actor served
+        under several names has one mailbox and one bound. May be called before
+        or after `start()`, from any thread.
+
+        Raises:
+            ValueError: a bound below 1.
         """
-        self._actors[name] = actor_ref
+        if mailbox_limit is not None and mailbox_limit < 1:
+            raise ValueError(f"mailbox_limit must be at least 1, not {mailbox_limit}")
+        for view in list(self._actors.values()):
+            if view.ref.actor_urn == actor_ref.actor_urn:
+                if mailbox_limit is not None:
+                    view.limit = mailbox_limit
+                self._actors[name] = view
+                return
+        limit = mailbox_limit
+        if limit is None:
+            limit = getattr(actor_ref.actor_class, "MAILBOX_LIMIT", None) or self._mailbox_limit
+        self._actors[name] = MailboxView(actor_ref, limit)
 
     def unexpose(self, name: str) -> None:
         """Stop serving `name`; later requests for it get `UnknownActor`."""
         self._actors.pop(name, None)
+
+    def stats(self) -> dict[str, int]:
+        """Counters since start: refusals by reason, and what is held now.
+
+        Reasons: ``malformed``, ``unknown_actor``, ``no_such_method``,
+        ``unsupported_version``, ``overloaded`` (calls refused, full mailbox),
+        ``overloaded_cast`` (casts dropped, full mailbox), ``slow_reader``
+        (calls refused because their peer's replies back up),
+        ``slow_reader_dropped`` (calls dropped, the refusals' cap reached),
+        ``expired`` (requests not started: their time-to-live had passed).
+        Also ``accepted``: requests put into the served actors' mailboxes;
+        ``backlog`` and ``backlog_bytes``: replies held for slow readers now;
+        ``mailbox.<name>``: requests each served name's mailbox holds now; and
+        ``accepted.<name>``: requests put into it since it was exposed.
+        """
+        counts = dict.fromkeys(
+            ("malformed", "overloaded", "overloaded_cast", "slow_reader", "expired"), 0
+        )
+        counts.update(self._refusals.totals())
+        counts["backlog"] = self._backlog.size
+        counts["backlog_bytes"] = self._backlog.nbytes
+        views = {id(view): view for view in list(self._actors.values())}
+        counts["accepted"] = sum(view.accepted for view in views.values())
+        for name, view in list(self._actors.items()):
+            counts[f"mailbox.{name}"] = view.depth
+            counts[f"accepted.{name}"] = view.accepted
+        return counts
 
     def start(self, *, timeout: float = 10.0) -> None:
         """Bind and start serving; return once the socket is bound.
@@ -329,9 +450,11 @@ class Bridge:
         try:
             sock.setsockopt(zmq.LINGER, 0)
             sock.setsockopt(zmq.MAXMSGSIZE, self._max_message_size)
-            # A ROUTER silently drops what exceeds its send limit toward a peer. Replies
-            # are bounded by the calls a client has in flight, so never drop them.
-            sock.setsockopt(zmq.SNDHWM, 0)
+            # A ROUTER silently drops what exceeds its send limit toward a peer,
+            # unless it is "mandatory": then the send fails and the reply is held
+            # in the backlog (transport/_flow.py).
+            sock.setsockopt(zmq.SNDHWM, self._reply_hwm)
+            sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
             if self._keypair is not None:
                 sock.setsockopt(zmq.CURVE_SERVER, 1)
                 sock.setsockopt(zmq.CURVE_SECRETKEY, self._keypair.secret)
@@ -378,8 +501,8 @@ class Bridge:
             for frames in batch:
                 try:
                     delivery = self._handle(frames)
-                except Exception:
-                    logger.exception("failed to handle a message; dropped")
+                except Exception as exc:  # noqa: BLE001  # pragma: no cover - defensive
+                    self._refusals.note("malformed", "failed to handle: %s", brief(exc))
                     continue
                 if delivery is not None:
                     deliveries.append(delivery)
@@ -393,10 +516,28 @@ class Bridge:
             # (releasing the GIL), so the woken actor thread finds the GIL free.
             for inbox, envelope in deliveries:
                 inbox.put(envelope)
+            timeout = self._housekeeping(sock) if self._backlog or self._refusals.pending else None
+            if not idle:
+                # Under a flood this thread never blocks: hand the GIL over once per
+                # batch, so the actors woken by this and earlier batches (and their
+                # replies) do not wait for the interpreter's 5 ms switch interval.
+                time.sleep(0)
             if idle:
-                for fd, _ in poller.poll():
+                for fd, _ in poller.poll(timeout):
                     if fd == waker_fd:
                         waker.clear()
+
+    def _housekeeping(self, sock: zmq.Socket[bytes]) -> float | None:
+        """Retry backlogged replies, write a due refusal summary; return the poll timeout (ms)."""
+        timeout = self._refusals.flush()
+        if timeout is not None:
+            timeout = timeout * 1000 + 1
+        if self._backlog:
+            with self._lock:
+                self._backlog.flush(functools.partial(self._try_send, sock))
+                if self._backlog:
+                    timeout = _RETRY_MS if timeout is None else min(timeout, _RETRY_MS)
+        return timeout
 
     @staticmethod
     def _drain(sock: zmq.Socket[bytes], batch: list[list[zmq.Frame]], *, greedy: bool) -> None:
@@ -425,27 +566,35 @@ class Bridge:
     def _handle(self, frames: list[zmq.Frame]) -> tuple[Any, Envelope[Any]] | None:
         """Check one request; refuse it, or return what to put into which inbox."""
         if not 2 <= len(frames) <= MAX_ROUTING_FRAMES + 1:
-            logger.warning("dropping a message of %d frames", len(frames))
+            self._refusals.note("malformed", "a message of %d frames", len(frames))
             return None
         try:
             req = decode_request(self._codec, frames[-1].buffer)
         except ProtocolError as exc:
-            logger.warning("dropping a malformed message: %s", exc)
+            self._refusals.note("malformed", str(exc))
             if exc.msg_id is not None:
                 routing = [frame.bytes for frame in frames[:-1]]
-                self._send_refusal(routing, exc.msg_id, "invalid_request", str(exc))
+                if self._no_room_for_refusal(routing[0]):
+                    self._refusals.note("slow_reader_dropped", "call #%d dropped", exc.msg_id)
+                else:
+                    self._send_refusal(routing, exc.msg_id, "invalid_request", str(exc))
             return None
         is_call = req.kind is Kind.CALL
         # The routing frames address the reply: a cast has none.
         routing = [frame.bytes for frame in frames[:-1]] if is_call else []
         rc = RequestContext.from_wire(req.context)
-        ref = self._actors.get(req.actor)
-        if ref is None or ref.actor_stopped.is_set():
+        if is_call and self._backlog.held(routing[0]) >= self._backlog_bytes:
+            self._refuse(routing, req.msg_id, is_call=True, kind="overloaded",
+                         message="replies to this client back up: it does not read them",
+                         rc=rc, reason="slow_reader")  # fmt: skip
+            return None
+        view = self._actors.get(req.actor)
+        if view is None or view.ref.actor_stopped.is_set():
             self._refuse(routing, req.msg_id, is_call=is_call, kind="unknown_actor",
                          message=f"no actor {req.actor!r}", rc=rc)  # fmt: skip
             return None
-        cls = ref.actor_class
-        if req.version is not None and not self._version_ok(cls, req.version):
+        cls = view.ref.actor_class
+        if req.version is not None and not _version_ok(cls, req.version):  # type: ignore[arg-type]
             implemented = getattr(cls, "RPC_API_VERSION", "1.0")
             self._refuse(
                 routing, req.msg_id, is_call=is_call, kind="unsupported_version",
@@ -454,29 +603,30 @@ class Bridge:
                 rc=rc,
             )  # fmt: skip
             return None
-        key = (cls, req.method)
-        ok = self._callable_cache.get(key)
-        if ok is None:
-            ok = self._callable_cache[key] = is_remotely_callable(cls, req.method)
-        if not ok:
+        if not _callable_cached(cls, req.method):  # type: ignore[arg-type]  # classes hash
             self._refuse(routing, req.msg_id, is_call=is_call, kind="no_such_method",
                          message=f"{req.actor} has no method {req.method!r}", rc=rc)  # fmt: skip
             return None
-        message = ContextProxyCall((req.method,), req.args, req.kwargs, run_context(rc))
+        if view.full():
+            if not is_call:  # the flood's path: keep it to a count
+                self._refusals.note(
+                    "overloaded_cast", "dropped a cast [%s] to %s: its mailbox is full (%d)",
+                    rc.request_id, req.actor, view.limit,
+                )  # fmt: skip
+                return None
+            self._refuse(routing, req.msg_id, is_call=is_call, kind="overloaded",
+                         message=f"{req.actor}'s mailbox is full ({view.limit} requests)",
+                         rc=rc)  # fmt: skip
+            return None
+        deadline = None if req.ttl is None else time.monotonic() + req.ttl / 1000
+        message = ContextProxyCall((req.method,), req.args, req.kwargs, run_context(rc), deadline)
         future: pykka.Future[Any] = (
-            _ReplyFuture(self, routing, req.msg_id)
+            _ReplyFuture(self, routing, req.msg_id, view)
             if is_call
-            else _CastFuture(req.actor, req.method, rc.request_id)
+            else _CastFuture(self, req.actor, req.method, rc.request_id, view)
         )
-        return ref.actor_inbox, Envelope(message, reply_to=future)
-
-    def _version_ok(self, cls: type, version: str) -> bool:
-        key = (cls, version)
-        ok = self._version_cache.get(key)
-        if ok is None:
-            implemented = str(getattr(cls, "RPC_API_VERSION", "1.0"))
-            ok = self._version_cache[key] = version_is_compatible(implemented, version)
-        return ok
+        view.accepted += 1  # only this (the I/O) thread writes it
+        return view.inbox, Envelope(message, reply_to=future)
 
     def _refuse(
         self,
@@ -487,12 +637,22 @@ class Bridge:
         kind: str,
         message: str,
         rc: RequestContext,
+        reason: str | None = None,
     ) -> None:
+        reason = reason or kind
         if is_call:
-            logger.info("refused a call [%s]: %s", rc.request_id, message)
+            if self._no_room_for_refusal(routing[0]):  # it could not read the refusal either
+                self._refusals.note("slow_reader_dropped", "call #%d dropped", msg_id)
+                return
+            self._refusals.note(reason, "refused a call [%s]: %s", rc.request_id, message)
             self._send_refusal(routing, msg_id, kind, message)
         else:
-            logger.warning("dropped a cast [%s]: %s", rc.request_id, message)
+            self._refusals.note(f"{reason}_cast", "dropped a cast [%s]: %s", rc.request_id, message)
+
+    def _no_room_for_refusal(self, peer: bytes) -> bool:
+        """Whether `peer`'s replies back up past the bound and its refusals are capped too."""
+        backlog = self._backlog
+        return backlog.held(peer) >= self._backlog_bytes and not backlog.refusals_room(peer)
 
     def _send_refusal(self, routing: list[bytes], msg_id: int, kind: str, message: str) -> None:
         from transport._errors import BRIDGE_ERRORS  # noqa: PLC0415 - cold path
@@ -502,9 +662,33 @@ class Bridge:
             self._codec, msg_id, error_kind=kind, exc_module="transport",
             exc_name=cls.__qualname__, message=message, exc_args=[message], traceback="",
         )  # fmt: skip
-        self._send(routing, body)
+        self._send(routing, body, refusal=True)
 
     # -- actor threads (and the I/O thread for refusals) ---------------------------------
+
+    @staticmethod
+    def _try_send(sock: zmq.Socket[bytes], routing: list[bytes], body: bytes) -> bool | None:
+        """Send one reply (the caller holds the lock).
+
+        Returns:
+            True when queued, False when the peer's queue is full (nothing was
+            sent), None when it could not be sent at all (the peer is gone).
+        """
+        try:
+            sock.send(routing[0], _SNDMORE_NOBLOCK)  # a full or unknown peer fails here
+        except zmq.Again:
+            return False
+        except zmq.ZMQError as exc:
+            logger.debug("reply dropped: %s", exc)
+            return None
+        try:
+            for frame in routing[1:]:
+                sock.send(frame, _SNDMORE_NOBLOCK)
+            sock.send(body, _NOBLOCK)
+        except zmq.ZMQError as exc:  # pragma: no cover - the peer was checked above
+            logger.debug("reply dropped: %s", exc)
+            return None
+        return True
 
     def _send_reply(self, routing: list[bytes], msg_id: int, value: Any) -> None:
         try:
@@ -534,18 +718,19 @@ class Bridge:
             )  # fmt: skip
         self._send(routing, body)
 
-    def _send(self, routing: list[bytes], body: bytes) -> None:
+    def _send(self, routing: list[bytes], body: bytes, *, refusal: bool = False) -> None:
         with self._lock:
             sock = self._sock
             if sock is None:
                 logger.debug("bridge stopped; reply dropped")
                 return
-            try:
-                for frame in routing:
-                    sock.send(frame, _SNDMORE_NOBLOCK)
-                sock.send(body, _NOBLOCK)
-            except zmq.ZMQError as exc:
-                logger.debug("reply dropped: %s", exc)
+            backlog = self._backlog
+            if backlog.holds(routing[0]) or self._try_send(sock, routing, body) is False:
+                # The peer does not read fast enough: hold the reply, in order.
+                if not backlog:
+                    assert self._waker is not None
+                    self._waker.wake()  # the I/O thread starts retrying
+                backlog.add(routing, body, refusal=refusal)
             # The socket's FD is edge-triggered and this send may have consumed
             # the edge: if input is pending, make sure the I/O thread wakes.
             if self._polling and sock.getsockopt(_EVENTS) & _POLLIN:  # type: ignore[operator]

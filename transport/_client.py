@@ -309,10 +309,11 @@ class Connection:
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
         version: str | None,
+        ttl: int | None = None,
     ) -> bytes:
         body = encode_request(
             self._codec, kind=kind, msg_id=msg_id, actor=actor, method=method, args=args,
-            kwargs=kwargs, version=version, context=wire_context(),
+            kwargs=kwargs, version=version, context=wire_context(), ttl=ttl,
         )  # fmt: skip
         if len(body) > self.max_message_size:
             raise MessageTooLarge(
@@ -361,7 +362,8 @@ class Connection:
         if self._closed:
             raise ConnectionClosed(f"connection to {self.endpoint} closed")
         msg_id = next(self._ids)
-        body = self._encode(Kind.CALL, msg_id, actor, method, args, kwargs, version)
+        ttl = int((self.timeout if timeout is None else timeout) * 1000) + 1  # ms, rounded up
+        body = self._encode(Kind.CALL, msg_id, actor, method, args, kwargs, version, ttl)
         future = RemoteFuture()
         future._conn = self
         now = time.monotonic()

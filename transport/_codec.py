@@ -10,7 +10,8 @@ What travels (and how it comes back):
 - timezone-aware `datetime.datetime`: comes back equal, with the same wall time
   and UTC offset, its `tzinfo` a fixed-offset `datetime.timezone`. Naive
   datetimes are refused (attach a `tzinfo`; there is no implicit "local time").
-- `uuid.UUID`, `decimal.Decimal` (exact, including NaN and exponents).
+- `uuid.UUID`, `decimal.Decimal` (exact, including quiet NaN and exponents;
+  a signalling NaN is refused on both sides: it raises when compared).
 - exceptions (instances of `Exception`): come back as their own class when their
   module is allow-listed (builtins always), otherwise as `RemoteError`.
 - subclasses of `str`, `int`, `float`, `bytes`, `list` and `dict` (enums,
@@ -143,6 +144,8 @@ def _default(obj: Any) -> Any:
     if isinstance(obj, UUID):
         return msgpack.ExtType(EXT_UUID, obj.bytes)
     if isinstance(obj, Decimal):
+        if obj.is_snan():
+            raise TypeError("cannot encode a signalling-NaN Decimal")
         return msgpack.ExtType(EXT_DECIMAL, str(obj).encode("ascii"))
     if isinstance(obj, bool):
         return bool(obj)
@@ -298,7 +301,10 @@ class Codec:
             if code == EXT_UUID:
                 return UUID(bytes=data)
             if code == EXT_DECIMAL:
-                return Decimal(data.decode("ascii"))
+                value = Decimal(data.decode("ascii"))
+                if value.is_snan():  # it raises when compared or hashed
+                    raise ValueError("signalling-NaN Decimal")
+                return value
             if code == EXT_BIGINT:
                 return int.from_bytes(data, "big", signed=True)
             if code == EXT_EXCEPTION:

@@ -97,6 +97,7 @@ BRIDGE_ERRORS: dict[str, type[MessagingError]] = {
     "unsupported_version": UnsupportedVersion,
     "message_too_large": MessageTooLarge,
     "invalid_request": InvalidRequest,
+    "overloaded": Overloaded,
 }
 ERROR_KINDS: dict[type[MessagingError], str] = {cls: kind for kind, cls in BRIDGE_ERRORS.items()}
 

@@ -5,8 +5,8 @@ Frames: a client's DEALER (or REQ) socket sends zero or more routing frames
 bridge's ROUTER socket sees the peer identity first. A reply echoes every frame
 before the body, then its own body. Bodies are msgpack arrays:
 
-- request: ``[1, kind, msg_id, actor, method, args, kwargs, rpc_version, context]``
-  with kind CALL (1) or CAST (2);
+- request: ``[1, kind, msg_id, actor, method, args, kwargs, rpc_version, context, ttl?]``
+  with kind CALL (1) or CAST (2) and an optional time-to-live in milliseconds;
 - reply: ``[1, 3, msg_id, result]``;
 - error: ``[1, 4, msg_id, error_kind, exc_module, exc_name, message, exc_args, traceback]``.
 """
@@ -14,6 +14,7 @@ before the body, then its own body. Bodies are msgpack arrays:
 from __future__ import annotations
 
 import enum
+import reprlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -25,9 +26,12 @@ __all__ = [
     "MAX_MSG_ID",
     "MAX_NAME_LENGTH",
     "MAX_ROUTING_FRAMES",
+    "MAX_TTL_MS",
     "PROTOCOL_VERSION",
     "Kind",
+    "ProtocolError",
     "Request",
+    "brief",
     "decode_request",
     "decode_response_fields",
     "encode_error",
@@ -42,6 +46,7 @@ DEFAULT_MAX_MESSAGE_SIZE = 16 * 1024 * 1024
 MAX_ROUTING_FRAMES = 8
 MAX_NAME_LENGTH = 255
 MAX_MSG_ID = 2**64 - 1
+MAX_TTL_MS = 2**32 - 1
 _REQUEST_FIELDS = 9
 _RESPONSE_FIELDS = {3: 4, 4: 9}
 _CALL = 1
@@ -72,6 +77,26 @@ class Request:
     kwargs: dict[str, Any]
     version: str | None
     context: dict[str, Any]
+    ttl: int | None = None
+    """Milliseconds the caller still waits, counted from receipt; None: no limit."""
+
+
+_BRIEF = reprlib.Repr()
+_BRIEF.maxlevel, _BRIEF.maxstring, _BRIEF.maxother, _BRIEF.maxlist, _BRIEF.maxdict = 2, 40, 40, 4, 4
+
+
+def brief(value: Any) -> str:
+    """A short description of a received value for an error message; never raises.
+
+    Sender-chosen values may not format at all (integers beyond Python's 4,300
+    digit limit) or cost much to format (long strings, deep containers).
+    """
+    if type(value) is int and value.bit_length() > 64:
+        return f"<int of {value.bit_length()} bits>"
+    try:
+        return _BRIEF.repr(value)
+    except Exception:  # noqa: BLE001 - anything a sender made that does not format
+        return f"<{type(value).__name__}>"
 
 
 class ProtocolError(ValueError):
@@ -93,8 +118,13 @@ def encode_request(
     kwargs: dict[str, Any],
     version: str | None,
     context: dict[str, Any],
+    ttl: int | None = None,
 ) -> bytes:
     """Encode a call or cast body.
+
+    `ttl` is how many milliseconds the caller still waits for the result (the
+    bridge does not start the request after that); `None` sends the 9-field
+    body of older clients.
 
     Raises:
         TypeError: an argument (or context field) cannot be encoded; the message
@@ -114,6 +144,8 @@ def encode_request(
         version,
         context,
     ]
+    if ttl is not None:
+        body.append(min(max(int(ttl), 0), MAX_TTL_MS))
     return codec.encode(
         body,
         roots=(
@@ -126,6 +158,7 @@ def encode_request(
             "kwargs",
             "rpc_version",
             "context",
+            "ttl",
         ),
     )
 
@@ -194,20 +227,22 @@ def decode_request(codec: Codec, body: bytes | memoryview) -> Request:
     try:
         msg = codec.decode(body)
     except Exception as exc:  # noqa: BLE001 - any decoding failure means a bad body
-        raise ProtocolError(f"undecodable body: {exc!r}") from None
-    if not isinstance(msg, list) or len(msg) < _REQUEST_FIELDS:
+        raise ProtocolError(f"undecodable body: {brief(exc)}") from None
+    # Type checks come before comparisons: a received value may not compare at
+    # all (a signalling-NaN Decimal raises) or format (a huge integer).
+    if type(msg) is not list or len(msg) < _REQUEST_FIELDS:
         raise ProtocolError("body is not an array of 9 elements")
     version, kind, msg_id, actor, method, args, kwargs, rpc_version, context = msg[:_REQUEST_FIELDS]
-    if version != PROTOCOL_VERSION or type(version) is not int:
-        raise ProtocolError(f"unsupported protocol version {version!r}")
-    if kind == _CALL and type(kind) is int:
+    if type(version) is not int or version != PROTOCOL_VERSION:
+        raise ProtocolError(f"unsupported protocol version {brief(version)}")
+    if type(kind) is int and kind == _CALL:
         if type(msg_id) is not int or not 0 <= msg_id <= MAX_MSG_ID:
-            raise ProtocolError(f"bad msg_id {msg_id!r}")
+            raise ProtocolError(f"bad msg_id {brief(msg_id)}")
         reply_id: int | None = msg_id
-    elif kind == _CAST and type(kind) is int:
+    elif type(kind) is int and kind == _CAST:
         reply_id = msg_id = None
     else:
-        raise ProtocolError(f"kind {kind!r} is not a request")
+        raise ProtocolError(f"kind {brief(kind)} is not a request")
     if type(actor) is not str or not 0 < len(actor) <= MAX_NAME_LENGTH:
         raise ProtocolError("actor must be a non-empty string", reply_id)
     if type(method) is not str or not 0 < len(method) <= MAX_NAME_LENGTH:
@@ -222,6 +257,9 @@ def decode_request(codec: Codec, body: bytes | memoryview) -> Request:
         context = {}
     elif type(context) is not dict or not _str_keys(context):
         raise ProtocolError("context must be a map with string keys or nil", reply_id)
+    ttl = msg[_REQUEST_FIELDS] if len(msg) > _REQUEST_FIELDS else None
+    if ttl is not None and (type(ttl) is not int or not 0 <= ttl <= MAX_TTL_MS):
+        raise ProtocolError("ttl must be an integer 0..2**32-1 (milliseconds) or nil", reply_id)
     return Request(
         Kind.CALL if reply_id is not None else Kind.CAST,
         msg_id or 0,
@@ -231,6 +269,7 @@ def decode_request(codec: Codec, body: bytes | memoryview) -> Request:
         kwargs,
         rpc_version,
         context,
+        ttl,
     )
 
 
@@ -253,13 +292,18 @@ def decode_response_fields(codec: Codec, body: bytes) -> tuple[int, bool, list[A
     try:
         msg = codec.decode(body)
     except Exception as exc:  # noqa: BLE001
-        raise ProtocolError(f"undecodable body: {exc!r}") from None
-    if type(msg) is not list or len(msg) < 4 or msg[0] != PROTOCOL_VERSION:
+        raise ProtocolError(f"undecodable body: {brief(exc)}") from None
+    if (
+        type(msg) is not list
+        or len(msg) < 4
+        or type(msg[0]) is not int
+        or msg[0] != PROTOCOL_VERSION
+    ):
         raise ProtocolError("body is not a protocol 1 response")
     kind, msg_id = msg[1], msg[2]
     size = _RESPONSE_FIELDS.get(kind) if type(kind) is int else None
     if size is None or type(msg_id) is not int or not 0 <= msg_id <= MAX_MSG_ID:
-        raise ProtocolError(f"bad response kind or id: {kind!r}, {msg_id!r}")
+        raise ProtocolError(f"bad response kind or id: {brief(kind)}, {brief(msg_id)}")
     if len(msg) < size:
         raise ProtocolError("response too short")
     return msg_id, kind == _REPLY, msg[3:size]

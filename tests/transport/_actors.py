@@ -28,6 +28,7 @@ class ContextActor(Manager):
 
 
 class Echo(ContextActor):
+    MAILBOX_LIMIT = 20_000  # the client tests keep thousands of calls in flight to it
     RPC_API_VERSION = "1.3"
     RPC_PRIVATE = frozenset({"lifecycle_only"})  # added to the Manager's own hidden names
     not_a_method = 42
