@@ -22,7 +22,6 @@ from typing import Any
 
 import pytest
 
-import transport
 from tests.faults._lab import Lab, Postgres, Process
 from tests.faults.conftest import (
     ACTOR,
@@ -330,11 +329,6 @@ def rss_mib(pid: int) -> float:
     raise AssertionError(f"no VmRSS for {pid}")
 
 
-@pytest.mark.skipif(
-    not hasattr(transport, "DEFAULT_MAILBOX_LIMIT"),
-    reason="flow control (issue 13 item 1, bounded mailboxes) is not on this branch yet: "
-    "without it a 4 s flood grew the node by over 200 MiB (with it, merged on trial: 6 MiB)",
-)  # the lead: drop this marker once the bounded mailboxes are merged
 def test_memory_stays_bounded_under_a_cast_flood(lab: Lab, node: Node) -> None:
     """A client casts 1 KiB messages at a manager that takes 1 ms each, as fast as it can."""
     pid = node.log.pid
