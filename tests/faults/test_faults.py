@@ -280,6 +280,22 @@ def test_partitioned_node_turns_down_then_up(lab: Lab, pg: Postgres, node: Node)
     assert node.log.log_count("Recovered model server connection") == recovered + 1
 
 
+def test_kill_9_of_a_client_mid_call_leaves_the_node_serving(lab: Lab, node: Node) -> None:
+    fresh_journal(node)
+    process = client(lab, "calls", ENDPOINT, ACTOR, "--count", "100000", "--timeout", "5",
+                     "--keys", str(node.keys))
+    for _ in range(20):  # it is calling
+        line = process.line(timeout=30)
+        assert line is not None
+        assert json.loads(line)["outcome"] == "value", line
+    process.kill()  # SIGKILL, most likely with a call on the wire
+    assert node.log.proc.poll() is None
+    after = run_calls(lab, node, senders=1, count=5, extra=("--prefix", "after"))
+    assert after.count("value") == 5
+    arrived = [seq for sender, seq in node.journal_lines() if sender == "s0"]
+    assert arrived == list(range(len(arrived)))  # the dead client's calls: once each, in order
+
+
 @pytest.mark.parametrize("outage", ["stopped", "unreachable"])
 def test_database_outage_node_keeps_serving(
     lab: Lab, pg: Postgres, node: Node, outage: str
