@@ -187,6 +187,7 @@ class Service:
     def start(self) -> None:
         """Start the manager and bring it into service, in Cinder's order."""
         self._stopping.clear()
+        self._heartbeats.stop(timeout=5.0)  # a writer left from an earlier start, if any
         self._heartbeats = self._heartbeat_writer()
         self._start_manager()
 
