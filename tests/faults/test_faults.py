@@ -22,8 +22,7 @@ from typing import Any
 
 import pytest
 
-from tests.faults._lab import Lab, Postgres, Process
-from tests.faults.conftest import (
+from tests.faults._cluster import (
     ACTOR,
     DB_ATTEMPT,
     ENDPOINT,
@@ -32,6 +31,7 @@ from tests.faults.conftest import (
     SERVICE_DOWN_TIME,
     Node,
 )
+from tests.faults._lab import Lab, Postgres, Process
 
 CALL_TIMEOUT = 1.0
 ENDS_WITHIN = CALL_TIMEOUT + 3.0  # get() returns by its timeout, plus a loaded machine's delays
