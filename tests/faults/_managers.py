@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any, ClassVar
+from typing import Any
 
 from actors import Manager
 
@@ -13,7 +13,7 @@ class Ledger(Manager):
     """Appends one line per processed ``record`` to a journal file (one write each)."""
 
     TOPIC = "ledger"
-    OPTIONS: ClassVar[tuple[str, ...]] = ("journal",)  # what its node config may set
+    OPTIONS = ("journal",)
 
     def __init__(self, *, journal: str = "", **kwargs: Any) -> None:
         super().__init__(**kwargs)
