@@ -306,7 +306,19 @@ def decode_response_fields(codec: Codec, body: bytes) -> tuple[int, bool, list[A
         raise ProtocolError(f"bad response kind or id: {brief(kind)}, {brief(msg_id)}")
     if len(msg) < size:
         raise ProtocolError("response too short")
-    return msg_id, kind == _REPLY, msg[3:size]
+    fields = msg[3:size]
+    if kind != _REPLY:
+        error_kind, module, name, message, args, traceback = fields
+        if (
+            type(error_kind) is not str
+            or type(module) is not str
+            or type(name) is not str
+            or type(message) is not str
+            or (args is not None and type(args) is not list)
+            or (traceback is not None and type(traceback) is not str)
+        ):
+            raise ProtocolError("error fields have the wrong types")
+    return msg_id, kind == _REPLY, fields
 
 
 def parse_version(version: str) -> tuple[int, int]:

@@ -185,3 +185,21 @@ def test_the_method_and_version_caches_are_bounded(bridge: transport.Bridge) -> 
     assert _callable_cached.cache_info().currsize <= 4096
     assert _version_ok.cache_info().currsize <= 4096
     assert bridge.stats()["no_such_method_cast"] >= 6000
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        [HUGE, "builtins", "ValueError", "m", [], ""],
+        ["remote", "builtins", "ValueError", HUGE, [], ""],
+        ["remote", ["builtins"], "ValueError", "m", [], ""],
+        ["remote", "builtins", "ValueError", "m", "not a list", ""],
+        ["remote", "builtins", "ValueError", "m", [], 7],
+    ],
+)
+def test_error_responses_with_wrong_field_types_are_protocol_errors(fields: list[Any]) -> None:
+    # The client formats these fields (str(message)): they must be strings.
+    error = refusal(decode_response_fields, msgpack.packb([1, 4, 9, *fields]))
+    assert error == "error fields have the wrong types"
+    good = msgpack.packb([1, 4, 9, "remote", "builtins", "ValueError", "m", None, None])
+    assert decode_response_fields(default_codec, good)[0] == 9
