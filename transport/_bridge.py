@@ -23,6 +23,7 @@ from transport._flow import (
     DEFAULT_REPLY_HWM,
     Backlog,
     MailboxView,
+    TransitClock,
 )
 from transport._protocol import (
     DEFAULT_MAX_MESSAGE_SIZE,
@@ -304,6 +305,7 @@ class Bridge:
         self._actors: dict[str, MailboxView] = {}
         self._refusals = RefusalLog(logger, interval=log_interval)
         self._backlog = Backlog()
+        self._transit = TransitClock()
         # The socket lock: held by whoever touches the socket (I/O thread or an
         # actor thread sending a reply); never held while waiting.
         self._lock = threading.Lock()
@@ -618,7 +620,16 @@ class Bridge:
                          message=f"{req.actor}'s mailbox is full ({view.limit} requests)",
                          rc=rc)  # fmt: skip
             return None
-        deadline = None if req.ttl is None else time.monotonic() + req.ttl / 1000
+        deadline = None
+        if req.ttl is not None:
+            now = time.monotonic()
+            deadline = now + req.ttl / 1000
+            if req.sent is not None:  # what the caller's timeout already spent on the way
+                peer = routing[0] if routing else frames[0].bytes
+                deadline -= self._transit.lateness(peer, req.sent, now)
+            if deadline <= now:  # its caller has given up already
+                self._refusals.note("expired", "%s #%d on arrival", req.kind.name, req.msg_id)
+                return None
         message = ContextProxyCall((req.method,), req.args, req.kwargs, run_context(rc), deadline)
         future: pykka.Future[Any] = (
             _ReplyFuture(self, routing, req.msg_id, view)

@@ -69,15 +69,19 @@ def refusal(decode: Any, body: bytes) -> str | None:
     return None
 
 
-def test_ttl_is_optional_and_checked() -> None:
+def test_ttl_and_sent_are_optional_and_checked() -> None:
     base = [1, 1, 5, "echo", "add", [1, 2], {}, None, {}]
     assert decode_request(default_codec, msgpack.packb(base)).ttl is None
     assert decode_request(default_codec, msgpack.packb([*base, None])).ttl is None
     assert decode_request(default_codec, msgpack.packb([*base, 250])).ttl == 250
-    assert decode_request(default_codec, msgpack.packb([*base, 250, "later"])).ttl == 250
+    full = decode_request(default_codec, msgpack.packb([*base, 250, 7, "a later field"]))
+    assert (full.ttl, full.sent) == (250, 7)
+    assert decode_request(default_codec, msgpack.packb([*base, None, 7])).sent == 7
     with pytest.raises(ProtocolError, match="ttl") as info:
         decode_request(default_codec, msgpack.packb([*base, "soon"]))
     assert info.value.msg_id == 5  # a call: the bridge answers invalid_request
+    with pytest.raises(ProtocolError, match="sent"):
+        decode_request(default_codec, msgpack.packb([*base, 250, -1]))
 
 
 ext = st.builds(

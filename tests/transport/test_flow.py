@@ -18,6 +18,7 @@ from actors._node import Node, NodeConfig
 from tests.transport._actors import Echo
 from transport._bridge import ContextProxyCall
 from transport._codec import default_codec
+from transport._flow import TransitClock
 from transport._protocol import Kind, decode_request, encode_request
 
 if TYPE_CHECKING:
@@ -207,14 +208,18 @@ def test_the_client_sends_its_remaining_timeout_as_ttl() -> None:
     server.setsockopt(zmq.LINGER, 0)
     port = server.bind_to_random_port("tcp://127.0.0.1")
     try:
+        before = int(time.monotonic() * 1000)
         with transport.connect(f"tcp://127.0.0.1:{port}", timeout=7.5) as conn:
             conn.proxy("x").method(1)
             conn.proxy("x", timeout=0.25).method(2)
             conn.proxy("x").method.defer(3)
             assert server.poll(int(TIMEOUT * 1000))
             bodies = [server.recv_multipart()[-1] for _ in range(3)]
+        after = int(time.monotonic() * 1000)
         requests = [decode_request(default_codec, body) for body in bodies]
         assert [r.ttl for r in requests] == [7501, 251, None]
+        assert all(before <= (r.sent or 0) <= after for r in requests[:2])
+        assert requests[2].sent is None
     finally:
         server.close(linger=0)
 
@@ -359,3 +364,59 @@ def test_refusals_to_a_client_that_does_not_read_are_bounded(tmp_path: Path) -> 
     finally:
         gate.set()
         client.close(linger=0)
+
+
+def test_a_request_that_spent_its_ttl_in_transit_never_runs(served: Served) -> None:
+    # The bridge compares each request's `sent` (the client's clock) with its
+    # receipt: B claims to have been sent 20 s before A yet arrives after it, so it
+    # spent 20 s on the way, more than its 5 s ttl: its caller has given up.
+    sock: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.connect(served.bridge.endpoint)
+    served.gate.set()
+    t0 = 50_000_000  # the client's clock: unrelated to the bridge's
+
+    def request(msg_id: int, sent: int, ttl: int) -> bytes:
+        fields = [1, 1, msg_id, "held", "hold", [msg_id], {}, None, {}, ttl, sent]
+        body: bytes = msgpack.packb(fields)
+        return body
+
+    try:
+        sock.send(request(1, t0, 5_000))  # on time: sets the peer's fastest transit
+        assert msgpack.unpackb(sock.recv(), raw=False) == [1, 3, 1, 1]
+        sock.send(request(2, t0 - 20_000, 5_000))  # 20 s late: dropped on arrival
+        sock.send(request(3, t0 + 1, 5_000))  # on time again
+        assert msgpack.unpackb(sock.recv(), raw=False) == [1, 3, 3, 3]
+        assert served.held.ran_so_far().get(timeout=TIMEOUT) == [1, 3]
+        assert served.bridge.stats()["expired"] == 1
+    finally:
+        sock.close(linger=0)
+
+
+def test_transit_lateness_is_relative_to_the_recent_fastest_and_drift_tolerant() -> None:
+    clock = TransitClock(window=60.0, max_peers=2)
+    # Peer a's clock is 1,000 s ahead of ours; transit is 1 ms at best.
+    assert clock.lateness(b"a", 1_000_000_000 - 1, 0.0) == 0.0  # first request: no basis
+    assert clock.lateness(b"a", 1_000_010_000 - 1, 10.0) == 0.0
+    assert clock.lateness(b"a", 1_000_020_000 - 1, 22.5) == pytest.approx(2.5)  # 2.5 s queued
+    assert clock.lateness(b"a", 1_000_025_000, 25.0) == 0.0  # faster than ever: new basis
+    # A slow drift (the peer's clock 0.01 % slow) is forgotten after a window, not
+    # accumulated as lateness: after 10 minutes it costs well under a second.
+    lateness = [
+        clock.lateness(b"a", int(1_000_025_000 + (t - 25.0) * 1000 * 0.9999), t)
+        for t in range(30, 630, 5)
+    ]
+    assert max(lateness) < 0.01
+    # The table of peers is bounded.
+    clock.lateness(b"b", 5, 1.0)
+    clock.lateness(b"c", 5, 1.0)
+    assert len(clock) <= 2
+
+
+def test_transit_lateness_forgets_a_basis_older_than_the_window() -> None:
+    # After an hour without requests, the clocks may have drifted apart by a
+    # second or more: the old minimum is not used (a late request then runs).
+    clock = TransitClock(window=60.0)
+    assert clock.lateness(b"a", 0, 0.0) == 0.0
+    assert clock.lateness(b"a", 3_600_000 - 2_000, 3600.0) == 0.0  # 2 s "late": unknown
+    assert clock.lateness(b"a", 3_610_000 - 3_000, 3610.0) == pytest.approx(1.0)
