@@ -43,7 +43,7 @@ from pykka import messages
 if TYPE_CHECKING:
     from types import TracebackType
 
-    from pykka._envelope import Envelope
+    from transport._pykka import Envelope
 
 __all__ = ["ResilientActor", "Supervisor"]
 

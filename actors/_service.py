@@ -8,10 +8,15 @@ the bridge does not know it before then.
 
 The heartbeat is a periodic task the service adds to its manager, so it runs
 inside the manager's mailbox like everything else: when ``is_working()`` is
-true, ``report_count`` grows by one and ``updated_at`` becomes now; when false,
-nothing is written and the service reads as down after ``service_down_time``.
-A failing write is logged and flagged (``model_disconnected``) and recovered
-from on the next beat; a deleted row is re-created.
+true, ``report_count`` grows by one and ``updated_at`` becomes the beat's time;
+when false, nothing is written and the service reads as down after
+``service_down_time``. The write itself runs on the service's heartbeat thread
+(`HeartbeatWriter`): the mailbox waits for it at most ``heartbeat_wait``
+seconds, so a slow or unreachable database never stalls the manager, and beats
+that come while a write is in flight are skipped. A database outage is logged
+once when it starts ("model server went away", flagged in
+``model_disconnected``) and once when it ends ("Recovered model server
+connection!"), on the first beat that gets through; a deleted row is re-created.
 
 If the manager dies (a ``BaseException``, a failing ``on_start``), the service
 logs it and starts a fresh manager with exponential back-off; meanwhile remote
@@ -28,10 +33,12 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 
 from actors._clock import DEFAULT_CLOCK, Clock
+from actors._heartbeat import HeartbeatWriter
 from actors._periodic import periodic_task
 from actors.db import ServiceRecord
 
 if TYPE_CHECKING:
+    import datetime as dt
     from collections.abc import Mapping
 
     import pykka
@@ -79,6 +86,8 @@ class Service:
         manager_kwargs: more keyword arguments for the manager's constructor.
         restart_backoff: (first, longest) seconds between restarts of a dead manager.
         call_timeout: seconds to wait for each start hook.
+        heartbeat_wait: the longest a heartbeat holds the manager's mailbox
+            waiting for its database write (which goes on in the background).
     """
 
     def __init__(
@@ -99,6 +108,7 @@ class Service:
         manager_kwargs: Mapping[str, Any] | None = None,
         restart_backoff: tuple[float, float] = (1.0, 60.0),
         call_timeout: float = 60.0,
+        heartbeat_wait: float = 1.0,
     ) -> None:
         topic = topic or manager_class.TOPIC
         if not topic:
@@ -130,12 +140,16 @@ class Service:
         self.manager_kwargs = dict(manager_kwargs or {})
         self.restart_backoff = restart_backoff
         self.call_timeout = call_timeout
+        self.heartbeat_wait = heartbeat_wait
+        self._heartbeats = self._heartbeat_writer()
         self.service_id: int | None = None
         self.added_to_cluster: bool | None = None
         self.model_disconnected = False
         self.restarts = 0
         self.manager_ref: pykka.ActorRef[Manager] | None = None
         self._stopping = threading.Event()
+        self._lifecycle = threading.Lock()  # orders a restart's start against stop()
+        self._restarter: threading.Thread | None = None
         self._starting = False
         self._restarted = threading.Condition()
         self._rng = random.Random()
@@ -172,13 +186,24 @@ class Service:
     def start(self) -> None:
         """Start the manager and bring it into service, in Cinder's order."""
         self._stopping.clear()
+        self._heartbeats = self._heartbeat_writer()
         self._start_manager()
 
     def stop(self, *, timeout: float = 30.0) -> None:
-        """Stop taking messages, drain what the mailbox holds, then stop the timers."""
-        self._stopping.set()
+        """Stop taking messages, drain what the mailbox holds, then stop the timers.
+
+        A restart under way is waited for (up to `timeout`): it gives up at its
+        next step, and whichever manager it started is stopped here with the rest.
+        """
+        with self._lifecycle:
+            self._stopping.set()
+            restarter, self._restarter = self._restarter, None
         with self._restarted:
             self._restarted.notify_all()
+        if restarter is not None and restarter is not threading.current_thread():
+            restarter.join(timeout)
+            if restarter.is_alive():
+                logger.warning("%s: its restart did not give up within %ss", self, timeout)
         if self.bridge is not None:
             for name in self.names:
                 self.bridge.unexpose(name)
@@ -190,10 +215,15 @@ class Service:
             ref.stop(block=True, timeout=timeout)
         if self.timer.is_alive():
             self.timer.proxy().unregister(ref).get(timeout=timeout)
+        self._heartbeats.stop(timeout=min(timeout, 5.0))
 
     def reset(self) -> None:
         """SIGHUP: the manager drops its version pins and rebuilds its clients."""
         self.proxy.reset().get(timeout=self.call_timeout)
+
+    def wait_for_heartbeat_write(self, *, timeout: float) -> bool:
+        """Wait until no heartbeat write is in flight; for tests and tools."""
+        return self._heartbeats.wait_idle(timeout)
 
     def wait_for_restart(self, count: int, *, timeout: float) -> bool:
         """Wait until the manager was restarted `count` times in all; for tests and tools."""
@@ -219,6 +249,7 @@ class Service:
             proxy.init_host(
                 service_id=self.service_id, added_to_cluster=self.added_to_cluster
             ).get(timeout=self.call_timeout)
+            self._check_not_stopping()
             if self.bridge is not None:
                 for name in self.names:
                     self.bridge.expose(name, ref)
@@ -228,6 +259,7 @@ class Service:
             first_tick = self._rng.uniform(0, self.periodic_fuzzy_delay)
             if self.report_interval:
                 first_tick = min(first_tick, self.report_interval)
+            self._check_not_stopping()
             self.timer.proxy().register(ref, initial_delay=first_tick).get(
                 timeout=self.call_timeout
             )
@@ -239,6 +271,11 @@ class Service:
         finally:
             self._starting = False
         logger.info("%s started (service id %s)", self, self.service_id)
+
+    def _check_not_stopping(self) -> None:
+        if self._stopping.is_set():
+            msg = "the service is stopping"
+            raise ServiceStartError(msg)
 
     def _register(self) -> tuple[int, bool]:
         """Create or refresh this service's row; return its id and ``added_to_cluster``."""
@@ -277,6 +314,9 @@ class Service:
             report_count=0,
         )
 
+    def _heartbeat_writer(self) -> HeartbeatWriter:
+        return HeartbeatWriter(self._write_heartbeat, name=f"heartbeat-{self.topic}.{self.host}")
+
     def _heartbeat_task(self) -> Any:
         service = self
 
@@ -287,7 +327,11 @@ class Service:
         return report_state
 
     def report_state(self, manager: Manager) -> None:
-        """One heartbeat; runs in the manager's thread (the task the service adds)."""
+        """One heartbeat; runs in the manager's thread (the task the service adds).
+
+        Asks ``is_working()``, then hands the write to the heartbeat thread and
+        waits for it at most ``heartbeat_wait`` seconds.
+        """
         if not manager.is_working():
             logger.error(
                 "Manager for service %s %s is reporting problems, not sending heartbeat. "
@@ -296,6 +340,10 @@ class Service:
                 self.host,
             )
             return
+        self._heartbeats.beat(self.clock.utcnow(), wait=self.heartbeat_wait)
+
+    def _write_heartbeat(self, now: dt.datetime) -> None:
+        """Write one heartbeat stamped `now`; runs on the heartbeat thread."""
         try:
             with self.db.begin() as session:
                 row = session.get(ServiceRecord, self.service_id) if self.service_id else None
@@ -304,7 +352,7 @@ class Service:
                     row = self._new_row()
                     session.add(row)
                 row.report_count += 1
-                row.updated_at = self.clock.utcnow()
+                row.updated_at = now
                 session.flush()
                 self.service_id = row.id
         except Exception:
@@ -321,12 +369,19 @@ class Service:
     def _manager_died(self, ref: pykka.ActorRef[Any], failure: BaseException | None) -> None:
         if self._stopping.is_set() or self._starting or ref is not self.manager_ref:
             return  # a stop, a start that reports its own failure, or an old manager
-        logger.error("%s: manager died (%r); restarting it", self, failure)
-        threading.Thread(
-            target=self._restart, name=f"restart-{self.topic}.{self.host}", daemon=True
-        ).start()
+        with self._lifecycle:
+            if self._stopping.is_set():
+                return
+            logger.error("%s: manager died (%r); restarting it", self, failure)
+            self._restarter = threading.Thread(
+                target=self._restart, name=f"restart-{self.topic}.{self.host}", daemon=True
+            )
+            self._restarter.start()
 
     def _restart(self) -> None:
+        dead = self.manager_ref
+        if dead is not None and self.timer.is_alive():
+            self.timer.proxy().unregister.defer(dead)  # the timer would drop it on a tick
         delay, longest = self.restart_backoff
         while not self._stopping.is_set():
             if self._stopping.wait(delay):
@@ -334,6 +389,8 @@ class Service:
             try:
                 self._start_manager()
             except Exception:
+                if self._stopping.is_set():
+                    return  # stop() stops what this start left behind
                 logger.exception("%s: restart failed; next try in %ss", self, delay)
                 delay = min(max(delay * 2, 0.1), longest)
                 continue

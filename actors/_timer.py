@@ -43,12 +43,11 @@ import threading
 from typing import Any, NamedTuple
 
 import pykka
-from pykka import ActorDeadError
-from pykka._envelope import Envelope
-from pykka._threading import ThreadingFuture
+from pykka import ActorDeadError, ThreadingFuture
 
 from actors._clock import DEFAULT_CLOCK, Clock, ManualClock
 from actors._mailbox import ResilientActor
+from transport._pykka import Envelope
 
 AnyRef = pykka.ActorRef[Any]
 

@@ -22,6 +22,7 @@ Example:
 from __future__ import annotations
 
 import datetime as dt
+import math
 import os
 import threading
 from contextlib import contextmanager
@@ -36,6 +37,7 @@ from sqlalchemy import (
     UniqueConstraint,
     create_engine,
     event,
+    make_url,
     select,
     text,
 )
@@ -147,12 +149,59 @@ def service_is_up(row: _Heartbeating, down_time: float, now: dt.datetime) -> boo
     return (now - updated_at).total_seconds() <= down_time
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA busy_timeout=30000")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.close()
+def _sqlite_pragmas(busy_timeout_ms: int) -> Any:
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={busy_timeout_ms:d}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    return on_connect
+
+
+def _engine_options(url: str, connect_timeout: float, statement_timeout: float) -> dict[str, Any]:
+    """The engine's keyword arguments that bound how long any database call can block.
+
+    SQLite: a lock is waited for at most `statement_timeout` (``busy_timeout``).
+    PostgreSQL (libpq drivers): ``connect_timeout`` (libpq waits 2 s at least),
+    a server-side ``statement_timeout``, and ``tcp_user_timeout`` (the connect
+    timeout: a live server acknowledges within milliseconds, however long its
+    query runs) plus keepalives, so that a server that vanished from the network
+    (packets dropped, no reset) fails a statement instead of hanging until the
+    kernel gives up; stale pooled connections are replaced by the pre-ping.
+    MySQL drivers: connect, read and write timeouts. Everywhere: waiting for a
+    pooled connection is bounded too. A driver option given in the URL's query
+    (``?connect_timeout=1``) wins over the one derived here.
+    """
+    parsed = make_url(url)
+    backend, driver = parsed.get_backend_name(), parsed.get_driver_name()
+    if backend == "sqlite":
+        return {"connect_args": {"timeout": statement_timeout}}
+    options: dict[str, Any] = {"pool_pre_ping": True, "pool_timeout": connect_timeout}
+    whole = max(1, math.ceil(connect_timeout))
+    if backend == "postgresql" and driver in ("psycopg2", "psycopg"):
+        statement_ms = max(1, round(statement_timeout * 1000))
+        connect_ms = max(1, round(connect_timeout * 1000))
+        connect_args: dict[str, Any] = {
+            "connect_timeout": whole,
+            "options": f"-c statement_timeout={statement_ms}",
+            "keepalives": 1,
+            "keepalives_idle": whole,
+            "keepalives_interval": whole,
+            "keepalives_count": 3,
+            "tcp_user_timeout": connect_ms,  # unacknowledged data: no server is listening
+        }
+    elif backend == "mysql" and driver in ("pymysql", "mysqldb"):
+        connect_args = {
+            "connect_timeout": whole,
+            "read_timeout": max(1, math.ceil(statement_timeout)),
+            "write_timeout": max(1, math.ceil(statement_timeout)),
+        }
+    else:
+        return options
+    options["connect_args"] = {k: v for k, v in connect_args.items() if k not in parsed.query}
+    return options
 
 
 class Database:
@@ -162,6 +211,10 @@ class Database:
         url: a SQLAlchemy URL (default: `default_url`).
         create: create the tables of `Base.metadata` that do not exist yet.
         echo: log every statement.
+        connect_timeout: seconds a new connection (or a free pooled one) is
+            waited for at most.
+        statement_timeout: seconds one statement (or a SQLite lock) may take at
+            most; see `_engine_options` for how each backend enforces it.
 
     Use ``with db.begin() as session:`` for a unit of work that commits on
     success and rolls back on error, ``with db.session() as session:`` to read.
@@ -170,15 +223,22 @@ class Database:
     _shared: ClassVar[dict[str, Database]] = {}
     _shared_lock: ClassVar[threading.Lock] = threading.Lock()
 
-    def __init__(self, url: str | None = None, *, create: bool = True, echo: bool = False):
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        create: bool = True,
+        echo: bool = False,
+        connect_timeout: float = 5.0,
+        statement_timeout: float = 30.0,
+    ):
         self.url = url or default_url()
         is_sqlite = self.url.startswith("sqlite")
-        kwargs: dict[str, Any] = {"echo": echo}
-        if not is_sqlite:
-            kwargs["pool_pre_ping"] = True
-        self.engine: Engine = create_engine(self.url, **kwargs)
+        kwargs = _engine_options(self.url, connect_timeout, statement_timeout)
+        self.engine: Engine = create_engine(self.url, echo=echo, **kwargs)
         if is_sqlite and self.url not in ("sqlite://", "sqlite:///:memory:"):
-            event.listen(self.engine, "connect", _sqlite_pragmas)
+            busy_ms = max(1, round(statement_timeout * 1000))
+            event.listen(self.engine, "connect", _sqlite_pragmas(busy_ms))
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         if create:
             self.create_all()

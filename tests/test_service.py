@@ -85,6 +85,7 @@ def make_service(
 ) -> Service:
     kw.setdefault("report_interval", 10)
     kw.setdefault("periodic_fuzzy_delay", 0)
+    kw.setdefault("heartbeat_wait", 30)  # these tests read the row right after a beat
     host = kw.pop("host", "node-1")
     return Service(Journal, host=host, db=db, timer=timer, bridge=bridge, clock=clock, **kw)
 
@@ -320,3 +321,61 @@ def test_heartbeat_timestamps_follow_the_clock(
     timer.proxy().advance(5).get(timeout=10)
     assert row_of(db, service).updated_at == start + dt.timedelta(seconds=5)
     service.stop()
+
+
+def test_stop_during_a_restart_leaves_no_manager_behind(
+    db: Database, timer: Any, clock: ManualClock, bridge: Any
+) -> None:
+    """stop() while the restarted manager is in init_host: nothing stays exposed or ticked."""
+    gate = threading.Event()
+    in_init_host = threading.Event()
+    starts: list[Journal] = []
+    original = Journal.__init__
+
+    def gated_on_restart(self: Journal, **kwargs: Any) -> None:
+        original(self, **kwargs)
+        starts.append(self)
+        if len(starts) > 1:  # the restarted one holds in init_host until the test lets go
+            self.gate = gate
+            in_init_host.set()
+
+    service = make_service(db, timer, clock, bridge, restart_backoff=(0.01, 0.05))
+    Journal.__init__ = gated_on_restart  # type: ignore[method-assign]
+    try:
+        service.start()
+        first = service.manager_ref
+        assert first is not None
+        service.proxy.explode.defer()  # a BaseException: the manager dies, a restart begins
+        assert in_init_host.wait(timeout=10)
+        stopper = threading.Thread(target=service.stop, kwargs={"timeout": 20})
+        stopper.start()
+        stopper.join(timeout=0.2)  # stop() may wait for the restart, or (the bug) return
+        gate.set()
+        stopper.join(timeout=30)
+        assert not stopper.is_alive()
+        restarter = [t for t in threading.enumerate() if t.name == "restart-journal.node-1"]
+        for thread in restarter:
+            thread.join(timeout=30)
+            assert not thread.is_alive()
+    finally:
+        gate.set()
+        Journal.__init__ = original  # type: ignore[method-assign]
+    second = service.manager_ref
+    assert second is not None
+    assert second is not first
+    assert not second.is_alive()
+    conn = transport.connect(bridge.endpoint, timeout=5)
+    with pytest.raises(transport.UnknownActor):
+        conn.proxy("journal.node-1").note("after stop").get(timeout=5)
+    conn.close()
+    assert timer.proxy().registered().get(timeout=5) == 0
+
+
+def test_stop_ends_the_heartbeat_thread(db: Database, timer: Any, clock: ManualClock) -> None:
+    service = make_service(db, timer, clock)
+    service.start()
+    timer.proxy().advance(10).get(timeout=10)
+    assert row_of(db, service).report_count == 1
+    assert any(t.name == "heartbeat-journal.node-1" for t in threading.enumerate())
+    service.stop()
+    assert not any(t.name == "heartbeat-journal.node-1" for t in threading.enumerate())

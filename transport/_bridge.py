@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Any
 
 import pykka
 import zmq
-from pykka._envelope import Envelope  # the one hand-off: straight into the inbox
 from pykka.messages import ProxyCall
 
 from transport._codec import Codec, default_codec, describe_exception, format_traceback
@@ -36,6 +35,7 @@ from transport._protocol import (
     encode_error,
     version_is_compatible,
 )
+from transport._pykka import Envelope  # the one hand-off: straight into the inbox
 from transport._ratelog import RefusalLog
 from transport._security import is_loopback, start_authenticator
 from transport._waker import Waker
@@ -45,9 +45,9 @@ if TYPE_CHECKING:
     import os
     from collections.abc import Callable, Iterable
 
-    from pykka._types import OptExcInfo
     from zmq.auth.thread import ThreadAuthenticator
 
+    from transport._pykka import OptExcInfo
     from transport._security import KeyPair
 
 __all__ = ["Bridge", "ContextProxyCall", "is_remotely_callable"]

@@ -42,9 +42,7 @@ from transport._waker import Waker
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
 
-    from pykka._future import GetHookFunc
-    from pykka._types import OptExcInfo
-
+    from transport._pykka import GetHookFunc, OptExcInfo
     from transport._security import KeyPair
 
 __all__ = ["Connection", "RemoteFuture", "RemoteProxy", "connect", "fanout_cast"]

@@ -1,0 +1,1 @@
+"""Fault tests: node and client processes in network namespaces, with iptables faults."""

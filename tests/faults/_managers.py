@@ -1,0 +1,35 @@
+"""The manager the fault tests run inside real node processes."""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+from actors import Manager
+
+
+class Ledger(Manager):
+    """Appends one line per processed ``record`` to a journal file (one write each)."""
+
+    TOPIC = "ledger"
+
+    def __init__(self, *, journal: str = "", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._fd = os.open(journal, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+
+    def record(self, sender: str, seq: int) -> int:
+        """Journal ``sender seq`` (a kill -9 right after loses nothing written)."""
+        os.write(self._fd, f"{sender} {seq}\n".encode())
+        return seq
+
+    def slow(self, seq: int, payload: bytes) -> int:
+        """Take about a millisecond (simulated work in the manager, not a test wait)."""
+        time.sleep(0.001)
+        return seq
+
+    def ping(self) -> str:
+        return "pong"
+
+    def on_stop(self) -> None:
+        os.close(self._fd)
