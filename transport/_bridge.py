@@ -297,8 +297,8 @@ class Bridge:
         )  # fmt: skip
         self._max_message_size = max_message_size
         self._codec = codec
-        if mailbox_limit < 1 or reply_hwm < 1:
-            raise ValueError("mailbox_limit and reply_hwm must be at least 1")
+        if mailbox_limit < 1 or reply_hwm < 1 or backlog_bytes < 1:
+            raise ValueError("mailbox_limit, reply_hwm and backlog_bytes must be at least 1")
         self._mailbox_limit = mailbox_limit
         self._reply_hwm = reply_hwm
         self._backlog_bytes = backlog_bytes

@@ -160,6 +160,12 @@ def test_the_bound_comes_from_the_class_or_expose_and_is_shared_by_names() -> No
             assert [f.get(timeout=TIMEOUT) for f in (first, second, third)] == [1, 2, 1]
     with pytest.raises(ValueError, match="at least 1"):
         transport.Bridge("tcp://127.0.0.1:*", mailbox_limit=0)
+    with pytest.raises(ValueError, match="at least 1"):
+        transport.Bridge("tcp://127.0.0.1:*", reply_hwm=0)
+    with pytest.raises(ValueError, match="at least 1"):
+        transport.Bridge("tcp://127.0.0.1:*", backlog_bytes=0)
+    with pytest.raises(ValueError, match="at least 1"):
+        transport.Bridge("tcp://127.0.0.1:*").expose("x", small, mailbox_limit=0)
 
 
 def test_a_request_whose_ttl_passed_in_the_mailbox_never_runs(served: Served) -> None:
