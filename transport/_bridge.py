@@ -205,12 +205,10 @@ class _CastFuture(pykka.Future[Any]):
 
     def set_exception(self, exc_info: OptExcInfo | None = None) -> None:
         self._mailbox.finished += 1
-        logger.error(
-            "cast %s.%s [%s] raised",
-            *self._label,
-            self._request_id,
-            exc_info=(exc_info or sys.exc_info())[1],
-        )
+        self._bridge._cast_failures.note(  # a flood of failing casts logs one line each interval
+            "cast_failed", "cast %s.%s [%s] raised", *self._label, self._request_id,
+            level=logging.ERROR, exc_info=(exc_info or sys.exc_info())[1],
+        )  # fmt: skip
 
 
 class Bridge:
@@ -303,7 +301,12 @@ class Bridge:
         self._reply_hwm = reply_hwm
         self._backlog_bytes = backlog_bytes
         self._actors: dict[str, MailboxView] = {}
-        self._refusals = RefusalLog(logger, interval=log_interval)
+        # Actor threads note too (expired requests, failed casts): a summary that
+        # becomes due wakes the I/O thread, which writes it.
+        self._refusals = RefusalLog(logger, interval=log_interval, on_pending=self._wake)
+        self._cast_failures = RefusalLog(
+            logger, interval=log_interval, what="failed", on_pending=self._wake
+        )
         self._backlog = Backlog()
         self._transit = TransitClock()
         # The socket lock: held by whoever touches the socket (I/O thread or an
@@ -363,7 +366,9 @@ class Bridge:
         ``overloaded_cast`` (casts dropped, full mailbox), ``slow_reader``
         (calls refused because their peer's replies back up),
         ``slow_reader_dropped`` (calls dropped, the refusals' cap reached),
-        ``expired`` (requests not started: their time-to-live had passed).
+        ``expired`` (requests not started: their time-to-live had passed);
+        ``cast_failed``: casts whose method raised (logged like refusals: the
+        first at once, with its traceback, then a summary per interval).
         Also ``accepted``: requests put into the served actors' mailboxes;
         ``backlog`` and ``backlog_bytes``: replies held for slow readers now;
         ``mailbox.<name>``: requests each served name's mailbox holds now; and
@@ -373,6 +378,7 @@ class Bridge:
             ("malformed", "overloaded", "overloaded_cast", "slow_reader", "expired"), 0
         )
         counts.update(self._refusals.totals())
+        counts.update(self._cast_failures.totals())
         counts["backlog"] = self._backlog.size
         counts["backlog_bytes"] = self._backlog.nbytes
         views = {id(view): view for view in list(self._actors.values())}
@@ -518,7 +524,8 @@ class Bridge:
             # (releasing the GIL), so the woken actor thread finds the GIL free.
             for inbox, envelope in deliveries:
                 inbox.put(envelope)
-            timeout = self._housekeeping(sock) if self._backlog or self._refusals.pending else None
+            pending = self._backlog or self._refusals.pending or self._cast_failures.pending
+            timeout = self._housekeeping(sock) if pending else None
             if not idle:
                 # Under a flood this thread never blocks: hand the GIL over once per
                 # batch, so the actors woken by this and earlier batches (and their
@@ -529,11 +536,15 @@ class Bridge:
                     if fd == waker_fd:
                         waker.clear()
 
+    def _wake(self) -> None:
+        waker = self._waker
+        if waker is not None and threading.current_thread() is not self._thread:
+            waker.wake()
+
     def _housekeeping(self, sock: zmq.Socket[bytes]) -> float | None:
         """Retry backlogged replies, write a due refusal summary; return the poll timeout (ms)."""
-        timeout = self._refusals.flush()
-        if timeout is not None:
-            timeout = timeout * 1000 + 1
+        due = [t for t in (self._refusals.flush(), self._cast_failures.flush()) if t is not None]
+        timeout = min(due) * 1000 + 1 if due else None
         if self._backlog:
             with self._lock:
                 self._backlog.flush(functools.partial(self._try_send, sock))

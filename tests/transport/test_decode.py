@@ -207,3 +207,20 @@ def test_error_responses_with_wrong_field_types_are_protocol_errors(fields: list
     assert error == "error fields have the wrong types"
     good = msgpack.packb([1, 4, 9, "remote", "builtins", "ValueError", "m", None, None])
     assert decode_response_fields(default_codec, good)[0] == 9
+
+
+def test_a_flood_of_failing_casts_logs_one_traceback_then_counts(
+    bridge: transport.Bridge, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="transport.bridge")
+    with transport.connect(bridge.endpoint, timeout=TIMEOUT) as conn:
+        echo = conn.proxy("echo")
+        for i in range(500):
+            echo.fail.defer("ValueError", f"bad {i}")
+        assert echo.add(1, 2).get(timeout=TIMEOUT) == 3  # after every cast before it
+    failures = [r for r in caplog.records if "cast_failed" in r.getMessage()]
+    assert len(failures) == 1
+    assert failures[0].levelno == logging.ERROR
+    assert failures[0].exc_info is not None
+    assert isinstance(failures[0].exc_info[1], ValueError)
+    assert bridge.stats()["cast_failed"] == 500
