@@ -636,8 +636,8 @@ class Bridge:
             now = time.monotonic()
             deadline = now + req.ttl / 1000
             if req.sent is not None:  # what the caller's timeout already spent on the way
-                peer = routing[0] if routing else frames[0].bytes
-                deadline -= self._transit.lateness(peer, req.sent, now)
+                sender = tuple(routing) if routing else tuple(f.bytes for f in frames[:-1])
+                deadline -= self._transit.lateness(sender, req.sent, now)
             if deadline <= now:  # its caller has given up already
                 self._refusals.note("expired", "%s #%d on arrival", req.kind.name, req.msg_id)
                 return None

@@ -171,10 +171,14 @@ class TransitClock:
         self._window = window
         self._max_peers = max_peers
         # peer -> [current minimum, its bucket's start, previous minimum, its start]
-        self._peers: dict[bytes, list[float]] = {}
+        self._peers: dict[tuple[bytes, ...], list[float]] = {}
 
-    def lateness(self, peer: bytes, sent_ms: int, now: float) -> float:
-        """Seconds this request spent in transit beyond the peer's fastest; 0 or more."""
+    def lateness(self, peer: tuple[bytes, ...], sent_ms: int, now: float) -> float:
+        """Seconds this request spent in transit beyond the peer's fastest; 0 or more.
+
+        `peer` is the request's whole routing prefix: behind a ZeroMQ proxy the
+        first frame names the proxy, shared by clients whose clocks differ.
+        """
         offset = now * 1000.0 - sent_ms
         state = self._peers.get(peer)
         if state is None:

@@ -402,20 +402,20 @@ def test_a_request_that_spent_its_ttl_in_transit_never_runs(served: Served) -> N
 def test_transit_lateness_is_relative_to_the_recent_fastest_and_drift_tolerant() -> None:
     clock = TransitClock(window=60.0, max_peers=2)
     # Peer a's clock is 1,000 s ahead of ours; transit is 1 ms at best.
-    assert clock.lateness(b"a", 1_000_000_000 - 1, 0.0) == 0.0  # first request: no basis
-    assert clock.lateness(b"a", 1_000_010_000 - 1, 10.0) == 0.0
-    assert clock.lateness(b"a", 1_000_020_000 - 1, 22.5) == pytest.approx(2.5)  # 2.5 s queued
-    assert clock.lateness(b"a", 1_000_025_000, 25.0) == 0.0  # faster than ever: new basis
+    assert clock.lateness((b"a",), 1_000_000_000 - 1, 0.0) == 0.0  # first request: no basis
+    assert clock.lateness((b"a",), 1_000_010_000 - 1, 10.0) == 0.0
+    assert clock.lateness((b"a",), 1_000_020_000 - 1, 22.5) == pytest.approx(2.5)  # 2.5 s queued
+    assert clock.lateness((b"a",), 1_000_025_000, 25.0) == 0.0  # faster than ever: new basis
     # A slow drift (the peer's clock 0.01 % slow) is forgotten after a window, not
     # accumulated as lateness: after 10 minutes it costs well under a second.
     lateness = [
-        clock.lateness(b"a", int(1_000_025_000 + (t - 25.0) * 1000 * 0.9999), t)
+        clock.lateness((b"a",), int(1_000_025_000 + (t - 25.0) * 1000 * 0.9999), t)
         for t in range(30, 630, 5)
     ]
     assert max(lateness) < 0.01
     # The table of peers is bounded.
-    clock.lateness(b"b", 5, 1.0)
-    clock.lateness(b"c", 5, 1.0)
+    clock.lateness((b"b",), 5, 1.0)
+    clock.lateness((b"c",), 5, 1.0)
     assert len(clock) <= 2
 
 
@@ -423,6 +423,32 @@ def test_transit_lateness_forgets_a_basis_older_than_the_window() -> None:
     # After an hour without requests, the clocks may have drifted apart by a
     # second or more: the old minimum is not used (a late request then runs).
     clock = TransitClock(window=60.0)
-    assert clock.lateness(b"a", 0, 0.0) == 0.0
-    assert clock.lateness(b"a", 3_600_000 - 2_000, 3600.0) == 0.0  # 2 s "late": unknown
-    assert clock.lateness(b"a", 3_610_000 - 3_000, 3610.0) == pytest.approx(1.0)
+    assert clock.lateness((b"a",), 0, 0.0) == 0.0
+    assert clock.lateness((b"a",), 3_600_000 - 2_000, 3600.0) == 0.0  # 2 s "late": unknown
+    assert clock.lateness((b"a",), 3_610_000 - 3_000, 3610.0) == pytest.approx(1.0)
+
+
+def test_transit_is_estimated_per_client_behind_a_proxy(served: Served) -> None:
+    # A proxy in between: one peer socket, clients told apart by the routing frames
+    # that follow. Client b's clock reads 10,000 s behind client a's: that is not
+    # lateness, and b's call runs.
+    sock: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.connect(served.bridge.endpoint)
+    served.gate.set()
+
+    def request(msg_id: int, sent: int) -> bytes:
+        fields = [1, 1, msg_id, "held", "hold", [msg_id], {}, None, {}, 5_000, sent]
+        body: bytes = msgpack.packb(fields)
+        return body
+
+    try:
+        sock.send_multipart([b"client-a", request(1, 10_000_000_000)])
+        assert sock.recv_multipart()[0] == b"client-a"
+        sock.send_multipart([b"client-b", request(2, 1_000)])
+        assert sock.poll(int(TIMEOUT * 1000)), served.bridge.stats()
+        client, body = sock.recv_multipart()
+        assert (client, msgpack.unpackb(body, raw=False)) == (b"client-b", [1, 3, 2, 2])
+        assert served.bridge.stats()["expired"] == 0
+    finally:
+        sock.close(linger=0)
