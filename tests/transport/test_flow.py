@@ -70,6 +70,15 @@ class Served:
         self.held = held  # the local proxy: reaches the inbox without the bridge
 
 
+def raw_dealer(endpoint: str) -> zmq.Socket[bytes]:
+    """A bare DEALER socket: a missing reply fails the test in 10 s instead of hanging."""
+    sock: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.setsockopt(zmq.RCVTIMEO, int(TIMEOUT * 1000))
+    sock.connect(endpoint)
+    return sock
+
+
 def drained(bridge: transport.Bridge, name: str) -> None:
     """Wait (bounded) until the bridge's requests to `name` have all been handled.
 
@@ -169,9 +178,7 @@ def test_the_bound_comes_from_the_class_or_expose_and_is_shared_by_names() -> No
 
 
 def test_a_request_whose_ttl_passed_in_the_mailbox_never_runs(served: Served) -> None:
-    sock: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.DEALER)
-    sock.setsockopt(zmq.LINGER, 0)
-    sock.connect(served.bridge.endpoint)
+    sock = raw_dealer(served.bridge.endpoint)
     try:
 
         def request(msg_id: int, seq: int, ttl: int | None) -> bytes:
@@ -194,9 +201,7 @@ def test_a_request_whose_ttl_passed_in_the_mailbox_never_runs(served: Served) ->
 
 
 def test_an_expired_cast_never_runs(served: Served) -> None:
-    sock: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.DEALER)
-    sock.setsockopt(zmq.LINGER, 0)
-    sock.connect(served.bridge.endpoint)
+    sock = raw_dealer(served.bridge.endpoint)
     try:
         sock.send(msgpack.packb([1, 1, 1, "held", "hold", [1], {}, None, {}]))
         sock.send(msgpack.packb([1, 2, 0, "held", "hold", [2], {}, None, {}, 0]))
@@ -376,9 +381,7 @@ def test_a_request_that_spent_its_ttl_in_transit_never_runs(served: Served) -> N
     # The bridge compares each request's `sent` (the client's clock) with its
     # receipt: B claims to have been sent 20 s before A yet arrives after it, so it
     # spent 20 s on the way, more than its 5 s ttl: its caller has given up.
-    sock: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.DEALER)
-    sock.setsockopt(zmq.LINGER, 0)
-    sock.connect(served.bridge.endpoint)
+    sock = raw_dealer(served.bridge.endpoint)
     served.gate.set()
     t0 = 50_000_000  # the client's clock: unrelated to the bridge's
 
@@ -432,9 +435,7 @@ def test_transit_is_estimated_per_client_behind_a_proxy(served: Served) -> None:
     # A proxy in between: one peer socket, clients told apart by the routing frames
     # that follow. Client b's clock reads 10,000 s behind client a's: that is not
     # lateness, and b's call runs.
-    sock: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.DEALER)
-    sock.setsockopt(zmq.LINGER, 0)
-    sock.connect(served.bridge.endpoint)
+    sock = raw_dealer(served.bridge.endpoint)
     served.gate.set()
 
     def request(msg_id: int, sent: int) -> bytes:
