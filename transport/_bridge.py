@@ -143,6 +143,30 @@ def _version_ok(cls: type, version: str) -> bool:
     return version_is_compatible(str(getattr(cls, "RPC_API_VERSION", "1.0")), version)
 
 
+_FIXARRAYS = frozenset({0x99, 0x9A, 0x9B})  # requests of 9, 10 or 11 fields
+
+
+def _cast_target(body: memoryview) -> str | None:
+    """The actor a cast names, read from the body's first bytes without decoding it.
+
+    A cast as the reference client encodes it starts ``[1, 2, 0, "actor", ...``;
+    anything else gives None (and is decoded in full).
+    """
+    if len(body) < 6 or body[0] not in _FIXARRAYS or body[1] != 1 or body[2] != 2 or body[3]:
+        return None
+    tag = body[4]
+    if 0xA0 < tag <= 0xBF:  # fixstr
+        start, size = 5, tag - 0xA0
+    elif tag == 0xD9:  # str 8
+        start, size = 6, body[5]
+    else:
+        return None
+    try:
+        return bytes(body[start : start + size]).decode()
+    except UnicodeDecodeError:
+        return None
+
+
 class _ReplyFuture(pykka.Future[Any]):
     """The `reply_to` of a remote call: setting it sends the reply, from the setter's thread.
 
@@ -581,8 +605,18 @@ class Bridge:
         if not 2 <= len(frames) <= MAX_ROUTING_FRAMES + 1:
             self._refusals.note("malformed", "a message of %d frames", len(frames))
             return None
+        body = frames[-1].buffer
+        target = _cast_target(body)
+        if target is not None:  # a flood's path: a cast at a full mailbox costs a count
+            view = self._actors.get(target)
+            if view is not None and view.full():
+                self._refusals.note(
+                    "overloaded_cast", "dropped a cast to %s: its mailbox is full (%d)",
+                    target, view.limit,
+                )  # fmt: skip
+                return None
         try:
-            req = decode_request(self._codec, frames[-1].buffer)
+            req = decode_request(self._codec, body)
         except ProtocolError as exc:
             self._refusals.note("malformed", str(exc))
             if exc.msg_id is not None:

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 import transport
 from tests.transport._actors import Echo
-from transport._bridge import _callable_cached, _version_ok
+from transport._bridge import _callable_cached, _cast_target, _version_ok
 from transport._codec import EXT_BIGINT, EXT_DECIMAL, EXT_EXCEPTION, EXT_TUPLE, default_codec
 from transport._protocol import ProtocolError, decode_request, decode_response_fields
 
@@ -224,3 +224,21 @@ def test_a_flood_of_failing_casts_logs_one_traceback_then_counts(
     assert failures[0].exc_info is not None
     assert isinstance(failures[0].exc_info[1], ValueError)
     assert bridge.stats()["cast_failed"] == 500
+
+
+@pytest.mark.parametrize(
+    ("body", "target"),
+    [
+        (msgpack.packb([1, 2, 0, "echo", "add", [], {}, None, {}]), "echo"),
+        (msgpack.packb([1, 2, 0, "e" * 200, "add", [], {}, None, {}, None, 5]), "e" * 200),
+        (msgpack.packb([1, 1, 0, "echo", "add", [], {}, None, {}]), None),  # a call
+        (msgpack.packb([1, 2, None, "echo", "add", [], {}, None, {}]), None),  # decoded in full
+        (msgpack.packb([1, 2, 0, "", "add", [], {}, None, {}]), None),
+        (msgpack.packb([1, 2, 0, b"echo", "add", [], {}, None, {}]), None),
+        (b"\x99\x01\x02\x00\xa4\xff\xfe\xfd\xfc", None),  # not UTF-8
+        (b"\x99\x01\x02\x00\xa4ec", "ec"),  # truncated: the full decode refuses it later
+        (b"\x99\x01\x02", None),
+    ],
+)
+def test_the_cast_fast_path_reads_only_what_it_can(body: bytes, target: str | None) -> None:
+    assert _cast_target(memoryview(body)) == target
