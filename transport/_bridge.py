@@ -22,7 +22,6 @@ from transport._flow import (
     DEFAULT_REPLY_HWM,
     Backlog,
     MailboxView,
-    TransitClock,
 )
 from transport._protocol import (
     DEFAULT_MAX_MESSAGE_SIZE,
@@ -38,6 +37,7 @@ from transport._protocol import (
 from transport._pykka import Envelope  # the one hand-off: straight into the inbox
 from transport._ratelog import RefusalLog
 from transport._security import is_loopback, start_authenticator
+from transport._transit import TransitClock
 from transport._waker import Waker
 
 if TYPE_CHECKING:

@@ -18,8 +18,8 @@ from actors._node import Node, NodeConfig
 from tests.transport._actors import Echo
 from transport._bridge import ContextProxyCall
 from transport._codec import default_codec
-from transport._flow import TransitClock
 from transport._protocol import Kind, decode_request, encode_request
+from transport._transit import TransitClock
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
