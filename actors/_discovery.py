@@ -23,6 +23,7 @@ once every node runs the new version the cap rises without a restart.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 import threading
@@ -193,7 +194,7 @@ class Directory:
         *,
         version: str | None = None,
         timeout: float | None = None,
-    ) -> transport.RemoteProxy:
+    ) -> transport.RemoteProxy[Any]:
         """A proxy to `topic`'s manager on `host`, or to the next up one (round robin).
 
         Args:
@@ -245,11 +246,11 @@ class Directory:
 
     def fanout(
         self, topic: str, *, version: str | None = None, timeout: float | None = None
-    ) -> list[transport.RemoteProxy]:
-        """One proxy per up service of `topic`."""
+    ) -> list[transport.RemoteProxy[Any]]:
+        """One proxy per up service of `topic` (unchecked: see `transport.Connection.proxy`)."""
         sent_version = self._check_version(topic, version)
         return [
-            self._proxy_for(row, bridge_name(topic, row.host), sent_version, timeout)
+            self._proxy_for(row, bridge_name(topic, row.host), sent_version, timeout, check=False)
             for row in self.services(topic, up_only=True)
         ]
 
@@ -268,20 +269,46 @@ class Directory:
         return sent
 
     def _proxy_for(
-        self, row: ServiceRecord, name: str, version: str | None, timeout: float | None
-    ) -> transport.RemoteProxy:
+        self,
+        row: ServiceRecord,
+        name: str,
+        version: str | None,
+        timeout: float | None,
+        *,
+        check: bool = True,
+    ) -> transport.RemoteProxy[Any]:
         if not row.endpoint:
             msg = f"service {row.topic!r} on {row.host!r} has no endpoint"
             raise ServiceUnavailable(msg)
-        return self._connection(row.endpoint).proxy(name, version, timeout=timeout)
+        return self._connection(row.endpoint).proxy(name, version, timeout=timeout, check=check)
 
     def _connection(self, endpoint: str) -> transport.Connection:
         with self._lock:
             conn = self._connections.get(endpoint)
             if conn is None:
-                conn = transport.connect(endpoint, timeout=self.timeout, **self._connect_kwargs)
+                conn = transport.connect(
+                    endpoint, timeout=self.timeout,
+                    peer_status=functools.partial(self.peer_status, endpoint),
+                    **self._connect_kwargs,
+                )  # fmt: skip
                 self._connections[endpoint] = conn
             return conn
+
+    def peer_status(self, endpoint: str) -> str:
+        """Say whether the services table shows the services at `endpoint` up (for timeouts)."""
+        rows = [row for row in self.services() if row.endpoint == endpoint]
+        if not rows:
+            return f"services table: no service at {endpoint}"
+        now = self.clock.utcnow()
+        return "services table: " + "; ".join(
+            f"{row.topic} on {row.host} is {'up' if self.is_up(row) else 'DOWN'}"
+            + (
+                f" (last heartbeat {(now - row.updated_at).total_seconds():.1f} s ago)"
+                if row.updated_at is not None
+                else " (never heartbeat)"
+            )
+            for row in rows
+        )
 
     # -- lifecycle --------------------------------------------------------------------
 

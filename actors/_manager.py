@@ -98,9 +98,15 @@ class Manager(PeriodicTasks, ResilientActor):
             "periodic_context",
             "periodic_spacing",
             "periodic_last_run",
+            "clock",
+            "db",
+            "supervisor",
         }
     )
-    """Public names that remote callers may not call (lifecycle and bookkeeping)."""
+    """Public names that remote callers may not call, read or set (lifecycle, bookkeeping)."""
+
+    RPC_READ_ONLY: ClassVar[frozenset[str]] = frozenset({"host", "cluster", "service_name"})
+    """Public fields that remote callers may read but not set (the manager's identity)."""
 
     MAILBOX_LIMIT: ClassVar[int | None] = None
     """Requests from the bridge this manager's mailbox holds; past it calls get

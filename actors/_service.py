@@ -47,7 +47,7 @@ from actors.db import ServiceRecord
 
 if TYPE_CHECKING:
     import datetime as dt
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
 
     import pykka
 
@@ -98,6 +98,8 @@ class Service:
             ``"remove"`` deletes it.
         heartbeat_wait: the longest a heartbeat holds the manager's mailbox
             waiting for its database write (which goes on in the background).
+        heartbeat_writer: makes the service's `HeartbeatWriter` from the write
+            function and a name (default: the class; a simulation writes inline).
     """
 
     def __init__(
@@ -120,6 +122,7 @@ class Service:
         call_timeout: float = 60.0,
         on_stop: str = "down",
         heartbeat_wait: float = 1.0,
+        heartbeat_writer: Callable[..., HeartbeatWriter] = HeartbeatWriter,
     ) -> None:
         topic = topic or manager_class.TOPIC
         if on_stop not in ("down", "remove"):
@@ -156,6 +159,7 @@ class Service:
         self.restart_backoff = restart_backoff
         self.call_timeout = call_timeout
         self.heartbeat_wait = heartbeat_wait
+        self._new_heartbeat_writer = heartbeat_writer
         self._heartbeats = self._heartbeat_writer()
         self.service_id: int | None = None
         self.added_to_cluster: bool | None = None
@@ -356,7 +360,8 @@ class Service:
         )
 
     def _heartbeat_writer(self) -> HeartbeatWriter:
-        return HeartbeatWriter(self._write_heartbeat, name=f"heartbeat-{self.topic}.{self.host}")
+        name = f"heartbeat-{self.topic}.{self.host}"
+        return self._new_heartbeat_writer(self._write_heartbeat, name=name)
 
     def _heartbeat_task(self) -> Any:
         service = self
