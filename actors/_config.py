@@ -33,12 +33,14 @@ from transport import DEFAULT_MAILBOX_LIMIT
 __all__ = [
     "CONFIG_ENV",
     "CURVE_KEYS",
+    "METRICS_KEYS",
     "NODE_KEYS",
     "OPTIONAL_TABLES",
     "SERVICE_KEYS",
     "ConfigError",
     "CurveSpec",
     "Key",
+    "MetricsSpec",
     "NodeConfig",
     "ServiceSpec",
     "Table",
@@ -50,6 +52,7 @@ CONFIG_ENV = "ACTORS_CONFIG"
 """The environment variable naming the node config the CLI reads by default."""
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+LOG_FORMATS = ("text", "json")
 ON_STOP = ("down", "remove")
 BIND_SCHEMES = ("tcp://", "ipc://", "inproc://")
 
@@ -152,6 +155,18 @@ def _options(value: Any) -> Mapping[str, Any]:
     return dict(value)
 
 
+def _host_port(value: Any) -> str:
+    from actors._metrics import parse_bind  # noqa: PLC0415  (only when [metrics] is given)
+
+    if not isinstance(value, str):
+        _fail()
+    try:
+        parse_bind(value)
+    except ValueError:
+        _fail()
+    return value
+
+
 def _path(value: Any) -> Path:
     if isinstance(value, Path):
         return value
@@ -234,6 +249,10 @@ NODE_KEYS: tuple[Key, ...] = (
         _choice(ON_STOP)),
     Key("log_level", f"one of {', '.join(LOG_LEVELS)}", '``"INFO"``',
         "The level of the node's log on stderr.", _choice(LOG_LEVELS, upper=True)),
+    Key("log_format", 'one of "text", "json"', '``"text"``',
+        'How log lines look: ``"json"`` writes one JSON object per line with the request, '
+        "trace and span ids (see :doc:`observability`); ``actors node --log-format`` "
+        "overrides it.", _choice(LOG_FORMATS)),
     Key("allowed_exception_modules", "a list of module names", "``[]``",
         "Exceptions from these modules are re-raised as their own class by callers on "
         "this node (others arrive as ``RemoteError``).", _module_list),
@@ -268,6 +287,13 @@ CURVE_KEYS: tuple[Key, ...] = (
         "The public keys allowed to call this node's bridge.", _path),
 )
 """The keys of the optional ``[curve]`` table."""
+
+METRICS_KEYS: tuple[Key, ...] = (
+    Key("bind", 'a "HOST:PORT" address, e.g. "127.0.0.1:9464"', "required",
+        "Where to serve ``/metrics`` over HTTP (port 0 takes a free one; the node logs "
+        "the URL). Prometheus scrapes it; ``actors top URL`` shows it live.", _host_port),
+)
+"""The keys of the optional ``[metrics]`` table."""
 
 
 
@@ -320,6 +346,16 @@ class CurveSpec:
 
 
 @dataclass(frozen=True)
+class MetricsSpec:
+    """The ``[metrics]`` table: where to serve Prometheus metrics."""
+
+    bind: str
+
+    def __post_init__(self) -> None:
+        _freeze_checked(self, METRICS_KEYS, "metrics.")
+
+
+@dataclass(frozen=True)
 class Table:
     """An optional ``[name]`` table of the config: its keys and how it becomes a value."""
 
@@ -339,6 +375,11 @@ OPTIONAL_TABLES: tuple[Table, ...] = (
           title="``[curve]``: encryption and authentication (optional)",
           intro="With it, the bridge encrypts with CURVE and answers only allow-listed "
                 "client keys; see :doc:`deploy`."),
+    Table("metrics", METRICS_KEYS, lambda checked, base: MetricsSpec(**checked),
+          required=("bind",),
+          title="``[metrics]``: Prometheus metrics (optional)",
+          intro="With it, the node serves its managers' and its bridge's metrics over "
+                "HTTP; see :doc:`observability`."),
 )
 """The optional tables; each is a `NodeConfig` field of the same name (``None`` when absent)."""
 
@@ -380,9 +421,11 @@ class NodeConfig:
     mailbox_limit: int = DEFAULT_MAILBOX_LIMIT
     on_stop: str = "down"
     log_level: str = "INFO"
+    log_format: str = "text"
     allowed_exception_modules: tuple[str, ...] = ()
     services: tuple[ServiceSpec, ...] = ()
     curve: CurveSpec | None = None
+    metrics: MetricsSpec | None = None
 
     def __post_init__(self) -> None:
         _freeze_checked(self, NODE_KEYS, "")
