@@ -184,7 +184,7 @@ class Cluster:
 
     def proxy(
         self, topic: str, host: str | None = None, *, version: str | None = None
-    ) -> transport.RemoteProxy:
+    ) -> transport.RemoteProxy[Any]:
         """A remote proxy to `topic` on `host` (round robin over up ones when ``None``)."""
         return self.directory.proxy(topic, host, version=version)
 

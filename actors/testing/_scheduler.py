@@ -528,6 +528,10 @@ class Scheduler:
             return _DONE
         message = envelope.message
         reply_to = envelope.reply_to
+        deadline = getattr(message, "deadline", None)
+        if deadline is not None and proc.resilient and self.clock.monotonic() >= deadline:
+            actor._expire(message, reply_to)  # type: ignore[attr-defined]  # as its loop does
+            return _DONE
         try:
             context = getattr(message, "context", None)
             handle = actor._handle_receive

@@ -308,13 +308,19 @@ class Simulation:
             )  # fmt: skip
         return directory
 
-    def expose(self, name: str, ref: pykka.ActorRef[Any]) -> None:
-        """Serve `ref` as `name` on its host's simulated bridge (like `transport.Bridge.expose`)."""
+    def expose(
+        self, name: str, ref: pykka.ActorRef[Any], *, mailbox_limit: int | None = None
+    ) -> None:
+        """Serve `ref` as `name` on its host's simulated bridge (like `transport.Bridge.expose`).
+
+        `mailbox_limit` bounds the requests from the bridge its mailbox holds;
+        past it calls get `transport.Overloaded` and casts are dropped.
+        """
         proc = self.scheduler.proc_of(ref)
         if proc is None:
             msg = f"{ref} is not an actor of this simulation"
             raise SimulationError(msg)
-        self.network.host(proc.host).bridge.expose(name, ref)
+        self.network.host(proc.host).bridge.expose(name, ref, mailbox_limit=mailbox_limit)
 
     def connect(
         self,

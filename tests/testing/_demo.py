@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from actors import RemotePublisher, ServiceUnavailable
+from transport import MessagingTimeout
 from actors.demo import SchedulerManager, VolumeManager
 from actors.demo.volume import Volume
 from actors.testing import Simulation
@@ -42,8 +43,8 @@ def run_demo(sim: Simulation, sizes: tuple[int, ...] = SIZES) -> dict[str, Any]:
         volume_id = f"v{i}"
         try:
             scheduler = client.proxy("scheduler", host=f"sched-{i % 2 + 1}")
-        except ServiceUnavailable:  # a fault took that scheduler down
-            outcomes[volume_id] = "ServiceUnavailable"
+        except (ServiceUnavailable, MessagingTimeout) as exc:  # a fault took it down or away
+            outcomes[volume_id] = type(exc).__name__  # (its describe round trip got no answer)
             continue
         futures.append((volume_id, scheduler.create_volume(volume_id, size)))
     for volume_id, future in futures:
