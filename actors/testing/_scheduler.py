@@ -191,7 +191,7 @@ class Scheduler:
 
     def simulated(self, cls: type[Any]) -> type[Any]:
         """The simulated subclass of actor class `cls` (made once per simulation)."""
-        if getattr(cls, "simulated_class", None) is not None and cls in self._classes.values():
+        if getattr(cls, "_simulated_class", None) is not None and cls in self._classes.values():
             return cls
         sim_cls = self._classes.get(cls)
         if sim_cls is None:

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from actors import RemotePublisher, ServiceUnavailable
-from transport import MessagingTimeout
 from actors.demo import SchedulerManager, VolumeManager
 from actors.demo.volume import Volume
 from actors.testing import Simulation
+from transport import MessagingTimeout
 
 BACKENDS = (("vol-1", 50), ("vol-2", 80))
 SIZES = (20, 30, 25, 10, 40, 15)
