@@ -55,8 +55,8 @@ def test_a_service_gets_its_declared_dependencies_and_options() -> None:
     with Simulation(seed=1) as sim:
         svc = sim.service(Needy, host="h1", service_down_time=90.0, report_interval=5.0,
                           rpc_timeout=7.0, options={"colour": "blue"})  # fmt: skip
-        assert svc.manager_ref is not None
-        seen = svc.manager_ref.proxy().seen().get()
+        ref: Any = svc.manager_ref  # a Needy
+        seen = ref.proxy().seen().get()
         assert seen == [
             ["directory", "publisher", "report_interval", "rpc_timeout", "service_down_time"],
             True, True, 90.0, 5.0, 7.0, "blue",
