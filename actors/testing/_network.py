@@ -18,8 +18,10 @@ Flow control is modelled as the bridge does it: each served actor's mailbox
 holds at most its bound of requests from the bridge (`expose(...,
 mailbox_limit=)`, the class's `MAILBOX_LIMIT`, else 1000); past it a call gets
 `transport.Overloaded` and a cast is dropped. A request carries its time to
-live: a call taken from the mailbox after its caller gave up is not run (no
-reply), as in `actors.Manager`'s mailbox. Replies to slow readers are not
+live and its send time (the bridge's `TransitClock` estimates how late it
+arrives): one that arrives after its caller gave up is dropped, and one taken
+from the mailbox after that is not run (no reply), as in `actors.Manager`'s
+mailbox. Replies to slow readers are not
 modelled (a simulated reader always reads).
 
 Faults are scheduler choices: a packet may be lost (a request, or a reply after
@@ -67,6 +69,7 @@ from transport._protocol import (
 )
 from transport._proxy import Description, RemoteProxy
 from transport._pykka import Envelope, actor_of
+from transport._transit import TransitClock
 
 if TYPE_CHECKING:
     import datetime as dt
@@ -129,6 +132,8 @@ class SimBridge:
         self.host = host
         self.endpoint = f"{SCHEME}{host}"
         self.mailbox_limit = mailbox_limit
+        self.transit = TransitClock()
+        """How late requests arrive (the bridge's estimate, from their `sent` field)."""
         self.actors: dict[str, MailboxView] = {}
         """What it serves, by name: the bridge's view of each actor's mailbox."""
 
@@ -354,6 +359,7 @@ class SimNetwork:
             kwargs=kwargs, version=version,
             context=ctx.to_dict() if ctx is not None else {"request_id": f"sim-{msg_id}"},
             ttl=None if cast else int(timeout * 1000) + 1,
+            sent=None if cast else int(sched.clock.monotonic() * 1000),
         )  # fmt: skip
         sender = sched.current
         src = sender.host if sender is not None else origin
@@ -523,6 +529,16 @@ class SimNetwork:
             return ("overloaded", f"{req.actor}'s mailbox is full ({view.limit} requests)")
         return None
 
+    def _deadline(self, req: Request, packet: _Packet, now: float) -> float | None:
+        """When the request's caller gives up, as the bridge estimates it (TTL less lateness)."""
+        if req.ttl is None:
+            return None
+        deadline = now + req.ttl / 1000
+        if req.sent is not None:  # what the caller's timeout already spent on the way
+            transit = self.host(packet.dst).bridge.transit
+            deadline -= transit.lateness((packet.caller.encode(),), req.sent, now)
+        return deadline
+
     def _arrive(self, packet: _Packet, now: float) -> None:
         """Check a request as the bridge does; refuse it, answer it, or put it in the mailbox."""
         sched = self.scheduler
@@ -555,7 +571,10 @@ class SimNetwork:
         elif req.kind is Kind.SET:
             message = messages.ProxySetAttr(attr_path=(req.method,), value=req.args[0])
         else:
-            deadline = None if req.ttl is None else now + req.ttl / 1000
+            deadline = self._deadline(req, packet, now)
+            if deadline is not None and deadline <= now:  # its caller has given up already
+                sched.trace.add(now, f"{packet.dst} bridge", f"{packet.label} expired on arrival")
+                return
             context = run_context(RequestContext.from_wire(req.context))
             message = ContextProxyCall((req.method,), req.args, req.kwargs, context, deadline)
         reply_to: pykka.Future[Any] = (

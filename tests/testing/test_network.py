@@ -15,6 +15,7 @@ from actors._clock import DEFAULT_CLOCK
 from actors.db import ServiceRecord, select
 from actors.testing import Simulation, SimulationEscape
 from actors.testing._network import Faults
+from tests.testing._systems import Store
 
 
 class Overdrawn(Exception):
@@ -224,3 +225,19 @@ def test_escapes_fail_loudly_naming_what_escaped(method: str, what: str) -> None
         assert f"h1/Escaper handling {method}()" in str(info.value)
     threading.Thread(target=lambda: None).start()  # and nothing stays patched
     time.sleep(0)
+
+
+def test_a_request_delayed_past_its_callers_deadline_is_not_run() -> None:
+    with Simulation(seed=1) as sim:
+        ref = sim.start(Store, host="h2")
+        sim.expose("store", ref)
+        store = sim.connect("h2", origin="h1", timeout=3).proxy("store")
+        store.set(1).get()  # the bridge learns this peer's fastest transit
+        sim.network.faults = Faults(drop_request=0, drop_reply=0, delay=100, delay_seconds=5,
+                                    stall=0, node=0)  # fmt: skip
+        with pytest.raises(transport.MessagingTimeout):
+            store.set(2).get()  # held 5 s on the way: its caller gives up after 3
+        sim.network.faults = Faults.none()
+        sim.run()
+        assert "store.set(2) expired on arrival" in str(sim.trace)
+        assert ref.proxy().get().get() == 1  # the bridge did not start it (its lateness: 5 s)
