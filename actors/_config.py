@@ -8,7 +8,7 @@ a `Table` in `OPTIONAL_TABLES` plus a field of the same name; then regenerate
 it (whether it comes from a file or from Python), so a wrong value gives one line
 naming the key, the value and what was expected::
 
-    node.toml: report_interval = "ten": expected a number of seconds greater than 0
+    node.toml: report_interval = "ten": expected a number of seconds, 0 or more
 
 and `render_reference` writes ``docs/config.rst`` from the same declarations, so the
 reference cannot drift from what the node accepts (a test compares them).
@@ -222,8 +222,10 @@ NODE_KEYS: tuple[Key, ...] = (
     Key("bind", "an endpoint starting with tcp://, ipc:// or inproc://", '``"tcp://127.0.0.1:*"``',
         "The bridge's endpoint; ``*`` as the port picks a free one. Without ``[curve]`` "
         "keys only loopback and ``ipc://`` are allowed.", _bind),
-    Key("report_interval", "a number of seconds greater than 0", "``10``",
-        "Seconds between two heartbeats of each service.", _seconds(allow_zero=False)),
+    Key("report_interval", "a number of seconds, 0 or more", "``10``",
+        "Seconds between two heartbeats of each service; 0: none (a service then reads as "
+        "down once its ready mark is older than ``service_down_time``).",
+        _seconds(allow_zero=True)),
     Key("service_down_time", "a number of seconds greater than 0", "``60``",
         "A service whose last heartbeat is older is down. Raised to 2.5 times "
         "``report_interval`` when not above it. Recorded with each service row, so every "
@@ -404,8 +406,8 @@ class NodeConfig:
         >>> NodeConfig(report_interval="ten")
         Traceback (most recent call last):
         ...
-        actors._config.ConfigError: report_interval = "ten": expected a number of seconds \
-greater than 0
+        actors._config.ConfigError: report_interval = "ten": expected a number of seconds, \
+0 or more
     """
 
     host: str = field(default_factory=_default_host)
@@ -436,7 +438,7 @@ greater than 0
     @property
     def effective_down_time(self) -> float:
         """The down time in force: raised to 2.5 times `report_interval` when not above it."""
-        if self.service_down_time <= self.report_interval:
+        if self.report_interval and self.service_down_time <= self.report_interval:
             return float(int(self.report_interval * 2.5))
         return self.service_down_time
 
@@ -527,7 +529,7 @@ one line naming the file, the key, the value and what was expected:
 
 .. code-block:: text
 
-    node.toml: report_interval = "ten": expected a number of seconds greater than 0
+    node.toml: report_interval = "ten": expected a number of seconds, 0 or more
 
 ``actors config check FILE`` checks a file without starting anything, including that
 each service's manager can be imported and accepts its options.

@@ -20,8 +20,9 @@ true, ``report_count`` grows by one and ``updated_at`` becomes the beat's time;
 when false, nothing is written and the service reads as down after
 ``service_down_time``. The write itself runs on the service's heartbeat thread
 (`HeartbeatWriter`): the mailbox waits for it at most ``heartbeat_wait``
-seconds, so a slow or unreachable database never stalls the manager, and beats
-that come while a write is in flight are skipped. A database outage is logged
+seconds, and not at all once an outage was seen, so a slow or unreachable
+database never stalls the manager; beats that come while a write is in flight
+are skipped. A database outage is logged
 once when it starts ("model server went away", flagged in
 ``model_disconnected``) and once when it ends ("Recovered model server
 connection!"), on the first beat that gets through; a deleted row is re-created.
@@ -212,6 +213,7 @@ class Service:
     def start(self) -> None:
         """Start the manager and bring it into service, in Cinder's order."""
         self._stopping.clear()
+        self._heartbeats.stop(timeout=5.0)  # a writer left from an earlier start, if any
         self._heartbeats = self._heartbeat_writer()
         self._start_manager()
 
@@ -384,7 +386,8 @@ class Service:
         """One heartbeat; runs in the manager's thread (the task the service adds).
 
         Asks ``is_working()``, then hands the write to the heartbeat thread and
-        waits for it at most ``heartbeat_wait`` seconds.
+        waits for it at most ``heartbeat_wait`` seconds (not at all while the
+        database is known to be away).
         """
         if self._stopping.is_set():
             return  # stopping: the row stays as `stop` marked it
@@ -396,7 +399,9 @@ class Service:
                 self.host,
             )
             return
-        self._heartbeats.beat(self.clock.utcnow(), wait=self.heartbeat_wait)
+        # during an outage nobody waits: the write goes on, the mailbox with it
+        wait = 0.0 if self.model_disconnected else self.heartbeat_wait
+        self._heartbeats.beat(self.clock.utcnow(), wait=wait)
 
     def _write_heartbeat(self, now: dt.datetime, *, ready: bool = False) -> None:
         """Write one heartbeat stamped `now`; runs on the heartbeat thread.
