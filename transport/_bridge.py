@@ -628,7 +628,10 @@ class Bridge:
                     # from now on sees the flag and wakes us if input is pending.
                     self._polling = True
             deliveries: list[tuple[Any, Envelope[Any]]] = []
+            traffic = self.traffic  # only this (the I/O) thread writes the inbound counts
+            traffic.messages_in += len(batch)
             for frames in batch:
+                traffic.bytes_in += len(frames[-1])
                 try:
                     delivery = self._handle(frames)
                 except Exception as exc:  # noqa: BLE001  # pragma: no cover - defensive
@@ -700,9 +703,6 @@ class Bridge:
 
     def _handle(self, frames: list[zmq.Frame]) -> tuple[Any, Envelope[Any]] | None:
         """Check one request; refuse it, or return what to put into which inbox."""
-        traffic = self.traffic
-        traffic.messages_in += 1
-        traffic.bytes_in += len(frames[-1])
         if not 2 <= len(frames) <= MAX_ROUTING_FRAMES + 1:
             self._refusals.note("malformed", "a message of %d frames", len(frames))
             return None
