@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from tests.faults._cluster import Node
 from tests.faults._lab import Lab
-from tests.faults.conftest import Node
 from tests.faults.test_faults import Run, check_run, fresh_journal, run_calls, summary
 
 
