@@ -707,15 +707,8 @@ class Bridge:
             self._refusals.note("malformed", "a message of %d frames", len(frames))
             return None
         body = frames[-1].buffer
-        target = _cast_target(body)
-        if target is not None:  # a flood's path: a cast at a full mailbox costs a count
-            view = self._actors.get(target)
-            if view is not None and view.full():
-                self._refusals.note(
-                    "overloaded_cast", "dropped a cast to %s: its mailbox is full (%d)",
-                    target, view.limit,
-                )  # fmt: skip
-                return None
+        if self._cast_to_full_mailbox(body):
+            return None
         try:
             req = decode_request(self._codec, body)
         except ProtocolError as exc:
@@ -786,6 +779,19 @@ class Bridge:
         )
         view.accepted += 1  # only this (the I/O) thread writes it
         return view.inbox, Envelope(message, reply_to=future)
+
+    def _cast_to_full_mailbox(self, body: memoryview) -> bool:
+        """A flood's path: drop a cast at a full mailbox, seen from its first bytes."""
+        target = _cast_target(body)
+        if target is None:
+            return False
+        view = self._actors.get(target)
+        if view is None or not view.full():
+            return False
+        self._refusals.note(
+            "overloaded_cast", "dropped a cast to %s: its mailbox is full (%d)", target, view.limit
+        )
+        return True
 
     def _handle_member(
         self, routing: list[bytes], req: Request, view: MailboxView, rc: RequestContext
