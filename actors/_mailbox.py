@@ -32,7 +32,9 @@ actor ever runs concurrently with anything else in the same actor.
 from __future__ import annotations
 
 import logging
+import os
 import queue
+import select
 import sys
 import time
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
@@ -40,10 +42,12 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 import pykka
 from pykka import messages
 
+from transport._pykka import AttachSource, DetachSource
+
 if TYPE_CHECKING:
     from types import TracebackType
 
-    from transport._pykka import Envelope
+    from transport._pykka import Envelope, MessageSource
 
 __all__ = ["ResilientActor", "Supervisor"]
 
@@ -55,6 +59,13 @@ def describe(message: Any) -> str:
     if isinstance(message, messages.ProxyCall):
         return ".".join(message.attr_path) + "()"
     return type(message).__name__
+
+
+class _Inbox(queue.SimpleQueue):  # type: ignore[type-arg]
+    """A `queue.SimpleQueue` whose `put` may be replaced per instance (see `_serve_source`)."""
+
+
+_WAKE = (1).to_bytes(8, sys.byteorder)
 
 
 class Supervisor(Protocol):
@@ -99,7 +110,7 @@ class ResilientActor(pykka.ThreadingActor):
 
     @staticmethod
     def _create_actor_inbox() -> queue.SimpleQueue[Envelope[Any]]:
-        return queue.SimpleQueue()
+        return _Inbox()
 
     def _mailbox_timeout(self) -> float | None:
         """Seconds to wait for a message before `_mailbox_idle` runs (timed actors)."""
@@ -125,6 +136,9 @@ class ResilientActor(pykka.ThreadingActor):
             else:
                 envelope = get()
             message = envelope.message
+            if message.__class__ is AttachSource:
+                self._serve_source(message.source)
+                continue
             reply_to = envelope.reply_to
             deadline = getattr(message, "deadline", None)
             if deadline is not None and monotonic() >= deadline:
@@ -153,6 +167,114 @@ class ResilientActor(pykka.ThreadingActor):
                     reply_to.set(response)
                 except queue.Full:
                     logger.warning("%s: reply to %s was already set", self, describe(message))
+
+    def _dispatch(self, envelope: Envelope[Any]) -> bool:
+        """Handle one message as `_actor_loop_running` does; False once the actor must stop."""
+        message = envelope.message
+        reply_to = envelope.reply_to
+        deadline = getattr(message, "deadline", None)
+        if deadline is not None and time.monotonic() >= deadline:
+            self._expire(message, reply_to)
+            return True
+        try:
+            context = getattr(message, "context", None)
+            handle = self._handle_receive
+            response = handle(message) if context is None else context.run(handle, message)
+        except Exception:
+            if reply_to is None:
+                logger.exception("%s: cast %s failed", self, describe(message))
+            else:
+                self._reply_exception(reply_to)
+            return True
+        except BaseException:  # noqa: BLE001  (stops this actor, as pykka does)
+            self._handle_failure(*sys.exc_info())
+            if reply_to is not None:
+                self._reply_exception(reply_to)
+            try:
+                self.on_failure(*sys.exc_info())
+            except Exception:
+                logger.exception("%s: on_failure failed", self)
+            return False
+        if reply_to is not None:
+            try:
+                reply_to.set(response)
+            except queue.Full:
+                logger.warning("%s: reply to %s was already set", self, describe(message))
+        return True
+
+    def _serve_source(self, source: MessageSource) -> None:
+        """Serve `source` and the inbox from this thread until detached or stopped.
+
+        One wait covers both: `poll` on the source's descriptor and on an
+        eventfd that a `put` into the inbox signals only while this thread is
+        about to block (so a local message costs no system call while the
+        actor is busy). Local and remote messages alternate, one each, so
+        neither starves the other; each side keeps its own order.
+        """
+        inbox = self.actor_inbox
+        if not isinstance(inbox, _Inbox):  # pragma: no cover - a subclass's own inbox
+            logger.error("%s: cannot serve a socket with inbox %r", self, inbox)
+            source.close()
+            return
+        wake_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+        raw_put = queue.SimpleQueue.put.__get__(inbox)
+        waiting = [False]
+        write = os.write
+
+        def put(item: Envelope[Any], block: bool = True, timeout: float | None = None) -> None:
+            raw_put(item)
+            if waiting[0]:
+                write(wake_fd, _WAKE)
+
+        poller = select.poll()
+        poller.register(source.fileno(), select.POLLIN)
+        poller.register(wake_fd, select.POLLIN)
+        get = inbox.get_nowait
+        take = source.take
+        is_stopped = self.actor_stopped.is_set
+        timed = self._mailbox_timed
+        inbox.put = put  # type: ignore[method-assign]
+        try:
+            while not is_stopped():
+                try:
+                    envelope: Envelope[Any] | None = get()
+                except queue.Empty:
+                    envelope = None
+                if envelope is not None:
+                    message = envelope.message
+                    if message.__class__ is DetachSource and message.source is source:
+                        return
+                    if not self._dispatch(envelope):
+                        return
+                remote = take()
+                if remote is not None:
+                    if not self._dispatch(remote):
+                        return
+                    continue
+                if envelope is not None:
+                    continue
+                timeout = source.timeout()
+                if timed:
+                    mine = self._mailbox_timeout()
+                    if mine is not None:
+                        timeout = mine if timeout is None else min(timeout, mine)
+                waiting[0] = True
+                events = [] if not inbox.empty() else poller.poll(
+                    None if timeout is None else timeout * 1000
+                )
+                waiting[0] = False
+                for fd, _ in events:
+                    if fd == wake_fd:
+                        try:
+                            os.read(wake_fd, 8)
+                        except BlockingIOError:  # pragma: no cover - drained already
+                            pass
+                if not events and timed and inbox.empty():
+                    self._run_idle()
+        finally:
+            del inbox.put
+            source.close()
+            os.close(wake_fd)
 
     def _expire(self, message: Any, reply_to: pykka.Future[Any] | None) -> None:
         expired = getattr(reply_to, "expired", None)

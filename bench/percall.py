@@ -13,7 +13,9 @@ dumped around the window). These counts do not move with the machine's load.
 
 Pairings: ``raw`` is a REP socket served by one thread's blocking loop, called
 by a REQ socket (the floor); ``bridge`` is `transport.Bridge` serving an
-`actors.Manager`, called through `transport.connect(...).proxy(...)`.
+`actors.Manager`, called through `transport.connect(...).proxy(...)`; ``own``
+is the same with ``own_sockets=True``: the manager's thread reads and answers
+its own socket (transport/_direct.py).
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from bench import _harness as h
 
 SMALL: Any = [1, "x"]
 WARM = 300
-SERVERS = ("raw", "bridge")
+SERVERS = ("raw", "bridge", "own")
 
 
 # -- the processes ---------------------------------------------------------------------
@@ -62,11 +64,11 @@ def serve(kind: str) -> None:
             return value
 
     ref = Sink.start(host="percall")
-    bridge = transport.Bridge("tcp://127.0.0.1:*")
+    bridge = transport.Bridge("tcp://127.0.0.1:*", own_sockets=kind == "own")
     bridge.expose("sink", ref)
     bridge.start()
     try:
-        h.serve_until_stdin_closes(bridge.endpoint)
+        h.serve_until_stdin_closes(bridge.endpoint_of("sink"))
     finally:
         bridge.stop()
         ref.stop()
