@@ -31,6 +31,7 @@ actor ever runs concurrently with anything else in the same actor.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import queue
@@ -45,6 +46,7 @@ from pykka import messages
 from transport._pykka import AttachSource, DetachSource
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from types import TracebackType
 
     from transport._pykka import Envelope, MessageSource
@@ -253,28 +255,35 @@ class ResilientActor(pykka.ThreadingActor):
                     continue
                 if envelope is not None:
                     continue
-                timeout = source.timeout()
-                if timed:
-                    mine = self._mailbox_timeout()
-                    if mine is not None:
-                        timeout = mine if timeout is None else min(timeout, mine)
-                waiting[0] = True
-                events = [] if not inbox.empty() else poller.poll(
-                    None if timeout is None else timeout * 1000
-                )
-                waiting[0] = False
-                for fd, _ in events:
-                    if fd == wake_fd:
-                        try:
-                            os.read(wake_fd, 8)
-                        except BlockingIOError:  # pragma: no cover - drained already
-                            pass
-                if not events and timed and inbox.empty():
+                if self._wait(source, poller, wake_fd, waiting, inbox.empty) and timed:
                     self._run_idle()
         finally:
             del inbox.put
             source.close()
             os.close(wake_fd)
+
+    def _wait(
+        self,
+        source: MessageSource,
+        poller: select.poll,
+        wake_fd: int,
+        waiting: list[bool],
+        empty: Callable[[], bool],
+    ) -> bool:
+        """Block until the source or the inbox has something; True when it timed out idle."""
+        timeout = source.timeout()
+        if self._mailbox_timed:
+            mine = self._mailbox_timeout()
+            if mine is not None:
+                timeout = mine if timeout is None else min(timeout, mine)
+        waiting[0] = True
+        events = [] if not empty() else poller.poll(None if timeout is None else timeout * 1000)
+        waiting[0] = False
+        for fd, _ in events:
+            if fd == wake_fd:
+                with contextlib.suppress(BlockingIOError):
+                    os.read(wake_fd, 8)
+        return not events and empty()
 
     def _expire(self, message: Any, reply_to: pykka.Future[Any] | None) -> None:
         expired = getattr(reply_to, "expired", None)

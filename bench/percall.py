@@ -44,7 +44,7 @@ def serve(kind: str) -> None:
         import msgpack  # type: ignore[import-untyped]  # noqa: PLC0415
         import zmq  # noqa: PLC0415
 
-        rep = zmq.Context.instance().socket(zmq.REP)
+        rep: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.REP)
         port = rep.bind_to_random_port("tcp://127.0.0.1")
 
         def loop() -> None:
@@ -80,7 +80,7 @@ def client(kind: str, endpoint: str) -> None:
         import msgpack  # noqa: PLC0415
         import zmq  # noqa: PLC0415
 
-        req = zmq.Context.instance().socket(zmq.REQ)
+        req: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.REQ)
         req.connect(endpoint)
         request = msgpack.packb([1, 1, 0, "sink", "echo", [SMALL], {}, None, {}])
 
@@ -110,7 +110,8 @@ def client(kind: str, endpoint: str) -> None:
 
 
 def _run(cli: h.Server, calls: int) -> None:
-    assert cli.proc.stdin is not None and cli.proc.stdout is not None
+    assert cli.proc.stdin is not None
+    assert cli.proc.stdout is not None
     cli.proc.stdin.write(f"{calls}\n")
     cli.proc.stdin.flush()
     assert cli.proc.stdout.readline().strip() == "done"
@@ -119,25 +120,27 @@ def _run(cli: h.Server, calls: int) -> None:
 def measure(kind: str, calls: int, *, callgrind: bool) -> dict[str, float]:
     """Every count per call for one pairing."""
     out: dict[str, float] = {}
-    with h.spawn("bench.percall", "--serve", kind) as server:
-        with h.spawn("bench.percall", "--client", kind, server.line) as cli:
-            _run(cli, WARM)
-            before = (h.switches(server.pid), h.switches(cli.pid))
+    with (
+        h.spawn("bench.percall", "--serve", kind) as server,
+        h.spawn("bench.percall", "--client", kind, server.line) as cli,
+    ):
+        _run(cli, WARM)
+        before = (h.switches(server.pid), h.switches(cli.pid))
+        _run(cli, calls)
+        after = (h.switches(server.pid), h.switches(cli.pid))
+        for side, b, a in (("server", before[0], after[0]), ("client", before[1], after[1])):
+            delta = h.switch_delta(b, a)
+            out[f"{side} voluntary switches"] = sum(v for v, _ in delta.values()) / calls
+            out[f"{side} involuntary switches"] = sum(i for _, i in delta.values()) / calls
+            out[f"{side} threads woken"] = sum(1 for v, _ in delta.values() if v >= calls / 2)
+        with h.strace_window(server.pid) as srv, h.strace_window(cli.pid) as cln:
             _run(cli, calls)
-            after = (h.switches(server.pid), h.switches(cli.pid))
-            for side, b, a in (("server", before[0], after[0]), ("client", before[1], after[1])):
-                delta = h.switch_delta(b, a)
-                out[f"{side} voluntary switches"] = sum(v for v, _ in delta.values()) / calls
-                out[f"{side} involuntary switches"] = sum(i for _, i in delta.values()) / calls
-                out[f"{side} threads woken"] = sum(1 for v, _ in delta.values() if v >= calls / 2)
-            with h.strace_window(server.pid) as srv, h.strace_window(cli.pid) as cln:
-                _run(cli, calls)
-            out["server syscalls"] = sum(srv.values()) / calls
-            out["client syscalls"] = sum(cln.values()) / calls
-            for name, count in sorted(srv.items()):
-                out[f"server {name}"] = count / calls
-            for name, count in sorted(cln.items()):
-                out[f"client {name}"] = count / calls
+        out["server syscalls"] = sum(srv.values()) / calls
+        out["client syscalls"] = sum(cln.values()) / calls
+        for name, count in sorted(srv.items()):
+            out[f"server {name}"] = count / calls
+        for name, count in sorted(cln.items()):
+            out[f"client {name}"] = count / calls
     if callgrind:
         n = max(50, calls // 10)
         with tempfile.TemporaryDirectory() as tmp:
@@ -149,9 +152,10 @@ def measure(kind: str, calls: int, *, callgrind: bool) -> dict[str, float]:
                 wrapper=h.callgrind_wrapper(cfile), start_timeout=600,
             ) as cli:  # fmt: skip
                 _run(cli, 20)
-                with h.callgrind_window(server.pid, sfile) as sg, h.callgrind_window(
-                    cli.pid, cfile
-                ) as cg:
+                with (
+                    h.callgrind_window(server.pid, sfile) as sg,
+                    h.callgrind_window(cli.pid, cfile) as cg,
+                ):
                     _run(cli, n)
                 out["server instructions"] = sg["instructions"] / n
                 out["client instructions"] = cg["instructions"] / n

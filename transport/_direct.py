@@ -60,9 +60,7 @@ class ActorSocket(Bridge):
     and that thread closes it.
     """
 
-    def __init__(
-        self, bridge: Bridge, ref: pykka.ActorRef[Any], limit: int, endpoint: str
-    ) -> None:
+    def __init__(self, bridge: Bridge, ref: pykka.ActorRef[Any], limit: int, endpoint: str) -> None:
         # Not Bridge.__init__: this shares the bridge's settings, not its socket.
         self._bridge = bridge
         self._codec = bridge._codec
@@ -74,6 +72,7 @@ class ActorSocket(Bridge):
         self.view = MailboxView(ref, limit)
         self._actors: dict[str, MailboxView] = {}
         self._queue: collections.deque[Envelope[Any]] = collections.deque()
+        self._idle = True  # the last take() found nothing: the actor then blocked
         self.closed = threading.Event()
         assert bridge._context is not None
         sock: zmq.Socket[bytes] = bridge._context.socket(zmq.ROUTER)
@@ -96,7 +95,7 @@ class ActorSocket(Bridge):
         self._bound = last.decode()
         self._configured_endpoint = endpoint
         self._sock: zmq.Socket[bytes] | None = sock
-        self._fd = int(sock.getsockopt(zmq.FD))  # type: ignore[arg-type]
+        self._fd = int(sock.getsockopt(zmq.FD))
 
     # -- the MessageSource protocol (actors._mailbox), on the actor's thread -----------
 
@@ -114,6 +113,26 @@ class ActorSocket(Bridge):
             self._backlog.flush(functools.partial(self._try_send, sock))
         recv = sock.recv
         handle = self._handle
+        if self._idle and not queue:
+            # Woken from a wait: what is there arrived just now. Take one request
+            # and leave the rest (and the Again that ends a drain) for after it.
+            while True:
+                try:
+                    frame = recv(_NOBLOCK, copy=False)
+                except zmq.Again:
+                    return None
+                frames = [frame]
+                while frame.more:
+                    frame = recv(_NOBLOCK, copy=False)
+                    frames.append(frame)
+                try:
+                    delivery = handle(frames)
+                except Exception as exc:  # noqa: BLE001  # pragma: no cover - defensive
+                    self._refusals.note("malformed", "failed to handle: %r", exc)
+                    continue
+                if delivery is not None:
+                    self._idle = False
+                    return delivery[1]
         try:
             while True:
                 frame = recv(_NOBLOCK, copy=False)
@@ -132,7 +151,11 @@ class ActorSocket(Bridge):
             pass
         if self._refusals.pending:
             self._refusals.flush()
-        return queue.popleft() if queue else None
+        if queue:
+            self._idle = False
+            return queue.popleft()
+        self._idle = True
+        return None
 
     def timeout(self) -> float | None:
         """Seconds until held replies are retried or a refusal summary is due."""

@@ -42,6 +42,7 @@ __all__ = [
     "check_hooks",
 ]
 
+
 class MessageSource(Protocol):
     """Messages an actor's own thread reads itself, beside its inbox (a socket it owns).
 
