@@ -194,12 +194,57 @@ def report(results: dict[str, dict[str, float]]) -> None:
     h.print_table("per sequential call: counts that do not move with load", columns, rows)
 
 
+def latency(kinds: list[str], rounds: int, block: int = 250) -> dict[str, dict[str, float]]:
+    """Sequential call p50/p99 (us) per pairing, in interleaved blocks (same noise for all)."""
+    import msgpack  # noqa: PLC0415
+    import zmq  # noqa: PLC0415
+
+    import transport  # noqa: PLC0415
+
+    servers = {kind: h.spawn("bench.percall", "--serve", kind) for kind in kinds}
+    calls: dict[str, Any] = {}
+    closers: list[Any] = []
+    try:
+        for kind, server in servers.items():
+            if kind == "raw":
+                req: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.REQ)
+                req.connect(server.line)
+                closers.append(req)
+                body = msgpack.packb([1, 1, 0, "sink", "echo", [SMALL], {}, None, {}])
+                calls[kind] = lambda req=req, body=body: msgpack.unpackb(
+                    req.send(body) or req.recv()
+                )
+            else:
+                conn = transport.connect(server.line, timeout=60)
+                closers.append(conn)
+                proxy = conn.proxy("sink")
+                calls[kind] = lambda proxy=proxy: proxy.echo(SMALL).get()
+        samples: dict[str, list[float]] = {kind: [] for kind in kinds}
+        for kind in kinds:
+            h.timed_calls(calls[kind], WARM)
+        for _ in range(rounds):
+            for kind in kinds:
+                samples[kind] += h.timed_calls(calls[kind], block + 10)[10:]
+    finally:
+        for closer in closers:
+            closer.close(linger=0)
+        for server in servers.values():
+            server.stop()
+    return {
+        kind: {"p50 us": h.pct(s, 0.5) * 1e6, "p99 us": h.pct(s, 0.99) * 1e6}
+        for kind, s in samples.items()
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--calls", type=int, default=2000)
     parser.add_argument("--servers", default=",".join(SERVERS))
     parser.add_argument("--callgrind", action="store_true", help="count instructions too (slow)")
     parser.add_argument("--json", metavar="FILE", help="write the results as JSON (- for stdout)")
+    parser.add_argument(
+        "--latency", type=int, metavar="ROUNDS", help="also time sequential calls, interleaved"
+    )
     parser.add_argument("--serve", help=argparse.SUPPRESS)
     parser.add_argument("--client", nargs=2, help=argparse.SUPPRESS)
     options = parser.parse_args()
@@ -209,10 +254,19 @@ def main() -> None:
     if options.client:
         client(*options.client)
         return
-    results = {
-        kind: measure(kind, options.calls, callgrind=options.callgrind)
-        for kind in options.servers.split(",")
-    }
+    kinds = options.servers.split(",")
+    if options.latency:
+        lat = latency(kinds, options.latency)
+        rows = [
+            [kind, f"{v['p50 us']:.0f}", f"{v['p99 us']:.0f}",
+             f"{h.ratio(v['p50 us'], lat.get('raw', v)['p50 us']):.2f}x"]
+            for kind, v in lat.items()
+        ]  # fmt: skip
+        h.print_table("sequential call latency (interleaved blocks)", ["server", "p50 us",
+                      "p99 us", "p50/raw"], rows)  # fmt: skip
+        if options.callgrind is False and options.calls == 0:
+            return
+    results = {kind: measure(kind, options.calls, callgrind=options.callgrind) for kind in kinds}
     report(results)
     if options.json:
         h.write_json(options.json, results)
