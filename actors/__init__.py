@@ -13,9 +13,11 @@ from actors._capabilities import (
     LocalPublisher,
 )
 from actors._clock import Clock, ManualClock, MonotonicClock
+from actors._config import ConfigError, NodeConfig
 from actors._discovery import Directory, RemotePublisher, RPCVersionCapError, ServiceUnavailable
 from actors._drivers import DriverNotFound, create_driver, load_driver
 from actors._manager import Manager, SchedulerDependentManager
+from actors._node import Node
 from actors._periodic import DEFAULT_INTERVAL, InvalidPeriodicTaskArg, periodic_task
 from actors._service import Service, ServiceStartError
 from actors._timer import Tick, TimerActor
@@ -27,6 +29,7 @@ __all__ = [
     "CapabilityReport",
     "CapabilityStore",
     "Clock",
+    "ConfigError",
     "Directory",
     "DriverNotFound",
     "InvalidPeriodicTaskArg",
@@ -34,6 +37,8 @@ __all__ = [
     "Manager",
     "ManualClock",
     "MonotonicClock",
+    "Node",
+    "NodeConfig",
     "RPCVersionCapError",
     "RemotePublisher",
     "SchedulerDependentManager",

@@ -8,8 +8,11 @@ heartbeat says whether it is up. A `Directory` turns that into proxies:
 * ``directory.fanout_cast("scheduler", "update_service_capabilities", ...)``:
   one cast to every up service of a topic.
 
-A node that died stops being chosen once its heartbeat is older than
-``service_down_time``; until then a call to it ends in ``MessagingTimeout``.
+Each row is judged by the liveness rule its own node recorded (its ``down_time``;
+the directory's ``service_down_time`` is for rows without one). A node that stopped
+gracefully marked its rows down, so callers get `ServiceUnavailable` at once; a node
+that died stops being chosen once its heartbeat is older than its down time; until
+then a call to it ends in ``MessagingTimeout``.
 
 Version pins, for rolling upgrades: the version a client may send to a topic
 is capped at the lowest ``rpc_version`` among that topic's up services. The pin
@@ -20,6 +23,7 @@ once every node runs the new version the cap rises without a restart.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 import threading
@@ -30,12 +34,12 @@ from sqlalchemy import select
 import transport
 from actors._clock import DEFAULT_CLOCK, Clock
 from actors._service import bridge_name
-from actors.db import ServiceRecord, service_is_up
+from actors.db import Database, ServiceRecord, service_is_up
 from transport import parse_version, version_is_compatible
 
 if TYPE_CHECKING:
     from actors._capabilities import CapabilityReport
-    from actors.db import Database
+    from actors._config import NodeConfig
 
 __all__ = [
     "Directory",
@@ -71,7 +75,8 @@ class Directory:
 
     Args:
         db: the database holding the services table.
-        service_down_time: a service whose heartbeat is older is down.
+        service_down_time: a service whose heartbeat is older is down (for rows that
+            record no down time of their own).
         clock: where "now" comes from.
         timeout: the default deadline of calls, in seconds.
         connect_kwargs: more arguments for `transport.connect` (CURVE keys, ...).
@@ -96,6 +101,39 @@ class Directory:
         self._pins: dict[str, str | None] = {}
         self._round_robin: dict[str, itertools.count[int]] = {}
 
+    @classmethod
+    def from_config(
+        cls,
+        config: NodeConfig,
+        *,
+        db: Database | None = None,
+        clock: Clock | None = None,
+        timeout: float | None = None,
+    ) -> Directory:
+        """The directory a node with `config` uses: its database, keys, timeouts and rules.
+
+        Args:
+            config: the node's configuration.
+            db: the database to use (default: a new one for ``config.database_url``).
+            clock: where "now" comes from.
+            timeout: the calls' deadline (default: ``config.rpc_timeout``).
+        """
+        connect: dict[str, Any] = {}
+        if config.curve is not None:
+            server = transport.load_keypair(config.curve.server_keys)
+            connect = {
+                "keypair": transport.load_keypair(config.curve.client_keys),
+                "server_key": server.public,
+            }
+        return cls(
+            db if db is not None else Database(config.database_url),
+            service_down_time=config.effective_down_time,
+            clock=clock,
+            timeout=config.rpc_timeout if timeout is None else timeout,
+            allowed_exception_modules=config.allowed_exception_modules,
+            **connect,
+        )
+
     # -- the services table ------------------------------------------------------
 
     def services(self, topic: str | None = None, *, up_only: bool = False) -> list[ServiceRecord]:
@@ -115,7 +153,7 @@ class Directory:
         return rows
 
     def is_up(self, row: ServiceRecord) -> bool:
-        """Whether `row`'s service heartbeat within ``service_down_time``."""
+        """Whether `row`'s service is up by its node's rule (see `actors.db.service_is_up`)."""
         return service_is_up(row, self.service_down_time, self.clock.utcnow())
 
     # -- version pins ---------------------------------------------------------------
@@ -156,7 +194,7 @@ class Directory:
         *,
         version: str | None = None,
         timeout: float | None = None,
-    ) -> transport.RemoteProxy:
+    ) -> transport.RemoteProxy[Any]:
         """A proxy to `topic`'s manager on `host`, or to the next up one (round robin).
 
         Args:
@@ -173,7 +211,7 @@ class Directory:
         if host is not None:
             rows = [row for row in rows if host in (row.host, row.cluster)]
             if not rows:
-                msg = f"no {topic!r} service is up on {host!r}"
+                msg = f"no {topic!r} service is up on {host!r}{self._why_not_up(topic, host)}"
                 raise ServiceUnavailable(msg)
             row = rows[0]
             name = bridge_name(topic, host)
@@ -188,13 +226,31 @@ class Directory:
         sent_version = self._check_version(topic, version)
         return self._proxy_for(row, name, sent_version, timeout)
 
+    def _why_not_up(self, topic: str, host: str) -> str:
+        """What the table says of `host`'s `topic` service, for the error an operator reads."""
+        found = [row for row in self.services(topic) if host in (row.host, row.cluster)]
+        if not found:
+            return " (no such service in the services table)"
+        row = found[0]
+        if row.disabled:
+            return f" (disabled: {row.disabled_reason or 'no reason given'})"
+        if row.stopped_at is not None:
+            return f" (stopped at {row.stopped_at.isoformat(timespec='seconds')})"
+        if row.updated_at is None:
+            return " (it never heartbeat)"
+        down_time = row.down_time if row.down_time is not None else self.service_down_time
+        return (
+            f" (last heartbeat {row.updated_at.isoformat(timespec='seconds')}, "
+            f"down after {down_time:g} s)"
+        )
+
     def fanout(
         self, topic: str, *, version: str | None = None, timeout: float | None = None
-    ) -> list[transport.RemoteProxy]:
-        """One proxy per up service of `topic`."""
+    ) -> list[transport.RemoteProxy[Any]]:
+        """One proxy per up service of `topic` (unchecked: see `transport.Connection.proxy`)."""
         sent_version = self._check_version(topic, version)
         return [
-            self._proxy_for(row, bridge_name(topic, row.host), sent_version, timeout)
+            self._proxy_for(row, bridge_name(topic, row.host), sent_version, timeout, check=False)
             for row in self.services(topic, up_only=True)
         ]
 
@@ -213,20 +269,46 @@ class Directory:
         return sent
 
     def _proxy_for(
-        self, row: ServiceRecord, name: str, version: str | None, timeout: float | None
-    ) -> transport.RemoteProxy:
+        self,
+        row: ServiceRecord,
+        name: str,
+        version: str | None,
+        timeout: float | None,
+        *,
+        check: bool = True,
+    ) -> transport.RemoteProxy[Any]:
         if not row.endpoint:
             msg = f"service {row.topic!r} on {row.host!r} has no endpoint"
             raise ServiceUnavailable(msg)
-        return self._connection(row.endpoint).proxy(name, version, timeout=timeout)
+        return self._connection(row.endpoint).proxy(name, version, timeout=timeout, check=check)
 
     def _connection(self, endpoint: str) -> transport.Connection:
         with self._lock:
             conn = self._connections.get(endpoint)
             if conn is None:
-                conn = transport.connect(endpoint, timeout=self.timeout, **self._connect_kwargs)
+                conn = transport.connect(
+                    endpoint, timeout=self.timeout,
+                    peer_status=functools.partial(self.peer_status, endpoint),
+                    **self._connect_kwargs,
+                )  # fmt: skip
                 self._connections[endpoint] = conn
             return conn
+
+    def peer_status(self, endpoint: str) -> str:
+        """Say whether the services table shows the services at `endpoint` up (for timeouts)."""
+        rows = [row for row in self.services() if row.endpoint == endpoint]
+        if not rows:
+            return f"services table: no service at {endpoint}"
+        now = self.clock.utcnow()
+        return "services table: " + "; ".join(
+            f"{row.topic} on {row.host} is {'up' if self.is_up(row) else 'DOWN'}"
+            + (
+                f" (last heartbeat {(now - row.updated_at).total_seconds():.1f} s ago)"
+                if row.updated_at is not None
+                else " (never heartbeat)"
+            )
+            for row in rows
+        )
 
     # -- lifecycle --------------------------------------------------------------------
 

@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 import pykka
 from pykka import messages
 
+from actors._awaitable import AwaitableFuture
 from transport._pykka import AttachSource, DetachSource
 
 if TYPE_CHECKING:
@@ -113,6 +114,10 @@ class ResilientActor(pykka.ThreadingActor):
     @staticmethod
     def _create_actor_inbox() -> queue.SimpleQueue[Envelope[Any]]:
         return _Inbox()
+
+    @staticmethod
+    def _create_future() -> pykka.Future[Any]:
+        return AwaitableFuture()  # `await` on a call never blocks an event loop
 
     def _mailbox_timeout(self) -> float | None:
         """Seconds to wait for a message before `_mailbox_idle` runs (timed actors)."""

@@ -52,6 +52,11 @@ class Manager(PeriodicTasks, ResilientActor):
     A method that raises during a call gives the caller the exception; during a
     cast it is logged; either way the manager keeps serving.
 
+    What a node gives it: the context (``host``, ``cluster``, ``db``, ``clock``,
+    ``supervisor``), the dependencies its class lists in `DEPENDENCIES` and the options
+    of its ``[[services]]`` table, which must be listed in `OPTIONS` (both are collected
+    over the bases; see ``docs/dependencies.rst``). Unknown keywords are refused.
+
     Hooks, in the order a service calls them (each runs in the manager's own
     thread when called through its proxy): `init_host`, `init_host_with_rpc`;
     then `is_working` before each heartbeat, `reset` on SIGHUP and
@@ -76,6 +81,12 @@ class Manager(PeriodicTasks, ResilientActor):
     TOPIC: ClassVar[str | None] = None
     """The topic a service of this manager serves by default (e.g. "volume")."""
 
+    DEPENDENCIES: ClassVar[tuple[str, ...]] = ()
+    """What this class needs from the node, by provider name (``"directory"``, ...)."""
+
+    OPTIONS: ClassVar[tuple[str, ...]] = ()
+    """The keyword arguments a node config's ``options`` may set for this class."""
+
     RPC_PRIVATE: ClassVar[frozenset[str]] = frozenset(
         {
             "init_host",
@@ -87,9 +98,15 @@ class Manager(PeriodicTasks, ResilientActor):
             "periodic_context",
             "periodic_spacing",
             "periodic_last_run",
+            "clock",
+            "db",
+            "supervisor",
         }
     )
-    """Public names that remote callers may not call (lifecycle and bookkeeping)."""
+    """Public names that remote callers may not call, read or set (lifecycle, bookkeeping)."""
+
+    RPC_READ_ONLY: ClassVar[frozenset[str]] = frozenset({"host", "cluster", "service_name"})
+    """Public fields that remote callers may read but not set (the manager's identity)."""
 
     MAILBOX_LIMIT: ClassVar[int | None] = None
     """Requests from the bridge this manager's mailbox holds; past it calls get
@@ -106,7 +123,6 @@ class Manager(PeriodicTasks, ResilientActor):
         run_external_periodic_tasks: bool = True,
         periodic_jitter: Callable[[], float] = random.random,
         supervisor: Supervisor | None = None,
-        **_kwargs: Any,
     ) -> None:
         super().__init__()
         self.supervisor = supervisor
@@ -121,6 +137,16 @@ class Manager(PeriodicTasks, ResilientActor):
 
     def __str__(self) -> str:
         return f"{type(self).__name__}({self.host})"
+
+    @classmethod
+    def declared_dependencies(cls) -> tuple[str, ...]:
+        """`DEPENDENCIES` of this class and its bases, each name once, bases first."""
+        return _collect(cls, "DEPENDENCIES")
+
+    @classmethod
+    def declared_options(cls) -> tuple[str, ...]:
+        """`OPTIONS` of this class and its bases, each name once, bases first."""
+        return _collect(cls, "OPTIONS")
 
     @property
     def db(self) -> Database:
@@ -173,6 +199,17 @@ class Manager(PeriodicTasks, ResilientActor):
         return super().on_receive(message)
 
 
+def _collect(cls: type, attribute: str) -> tuple[str, ...]:
+    names: dict[str, None] = {}
+    for klass in reversed(cls.__mro__):
+        declared = vars(klass).get(attribute, ())
+        if isinstance(declared, str):
+            msg = f"{klass.__name__}.{attribute} must be a tuple of names, not a string"
+            raise TypeError(msg)
+        names.update(dict.fromkeys(declared))
+    return tuple(names)
+
+
 class SchedulerDependentManager(Manager):
     """A manager that periodically sends its capabilities to the schedulers.
 
@@ -190,12 +227,14 @@ class SchedulerDependentManager(Manager):
             (default: the decorated 60).
     """
 
+    DEPENDENCIES: ClassVar[tuple[str, ...]] = ("publisher",)
+    OPTIONS: ClassVar[tuple[str, ...]] = ("capabilities_interval",)
     RPC_PRIVATE = Manager.RPC_PRIVATE | {"update_service_capabilities"}
 
     def __init__(
         self,
         host: str | None = None,
-        service_name: str = "undefined",
+        service_name: str | None = None,
         cluster: str | None = None,
         *,
         publisher: CapabilityPublisher | None = None,

@@ -1,7 +1,8 @@
 """The node: the one process per host that runs its services.
 
 A node owns one database handle, one bridge endpoint, one timer actor and one
-directory (discovery), and runs the services its TOML config lists::
+directory (discovery), and runs the services its TOML config lists (every key, and
+what it must be, in ``docs/config.rst``; the schema is `actors._config`)::
 
     host = "node-1"
     database_url = "sqlite:////var/lib/actors/state.sqlite3"
@@ -21,137 +22,48 @@ directory (discovery), and runs the services its TOML config lists::
     client_keys = "keys/node-1.key_secret"    # this node's key pair as a client
     allowed_clients = "keys/clients"          # public keys allowed to call
 
-Signals: SIGTERM (and SIGINT) stop the node gracefully within ``stop_timeout``;
-SIGHUP calls ``reset()`` on every manager and drops the discovery pins, without
-restarting anything. Logs go to stderr and carry the request id.
+Before anything starts, `Node.check` loads every manager class and checks what it
+declares (`actors._dependencies`); each manager then gets exactly its declared
+dependencies and options. When `Node.start` returns every service is discoverable;
+`Node.serve` then prints "ready" and tells systemd ``READY=1``.
+
+Signals: SIGTERM (and SIGINT) stop the node gracefully within ``stop_timeout``: each
+service is marked down (or its row removed, ``on_stop``), then drained. SIGHUP calls
+``reset()`` on every manager and drops the discovery pins, without restarting
+anything. Logs go to stderr and carry the request id.
 """
 
 from __future__ import annotations
 
 import contextlib
 import gc
-import inspect
 import logging
 import os
 import signal
 import sys
 import threading
-import tomllib
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import transport
 from actors._clock import DEFAULT_CLOCK, Clock
+from actors._config import ConfigError, CurveSpec, NodeConfig, ServiceSpec
+from actors._dependencies import CONTEXT, check_service, provide
 from actors._discovery import Directory, RemotePublisher
-from actors._drivers import load_driver
-from actors._manager import Manager, default_host
-from actors._service import Service
+from actors._service import Service, ServiceStartError
+from actors._systemd import notify
 from actors._timer import TimerActor
 from actors.db import Database
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable
 
     import pykka
+
+    from actors._manager import Manager
 
 __all__ = ["ConfigError", "CurveSpec", "Node", "NodeConfig", "ServiceSpec", "configure_logging"]
 
 logger = logging.getLogger(__name__)
-
-
-class ConfigError(ValueError):
-    """A node config that cannot be used; the message says which key and why."""
-
-
-@dataclass(frozen=True)
-class ServiceSpec:
-    """One ``[[services]]`` entry: which manager to run, and how."""
-
-    manager: str
-    topic: str | None = None
-    host: str | None = None
-    cluster: str | None = None
-    options: Mapping[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class CurveSpec:
-    """The ``[curve]`` table: key files for an encrypted, authenticated cluster."""
-
-    server_keys: Path
-    client_keys: Path
-    allowed_clients: Path
-
-
-@dataclass(frozen=True)
-class NodeConfig:
-    """A node's configuration (see the module docstring for the TOML form)."""
-
-    host: str = field(default_factory=default_host)
-    database_url: str | None = None
-    bind: str = "tcp://127.0.0.1:*"
-    report_interval: float = 10.0
-    service_down_time: float = 60.0
-    periodic_fuzzy_delay: float = 60.0
-    rpc_timeout: float = 60.0
-    stop_timeout: float = 30.0
-    mailbox_limit: int = transport.DEFAULT_MAILBOX_LIMIT
-    log_level: str = "INFO"
-    allowed_exception_modules: tuple[str, ...] = ()
-    services: tuple[ServiceSpec, ...] = ()
-    curve: CurveSpec | None = None
-
-    @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> NodeConfig:
-        """Read a TOML file; relative key paths are taken from the file's directory.
-
-        Raises:
-            ConfigError: unknown keys, wrong types, or no services.
-        """
-        path = Path(path)
-        try:
-            data = tomllib.loads(path.read_text())
-        except (OSError, tomllib.TOMLDecodeError) as exc:
-            msg = f"{path}: {exc}"
-            raise ConfigError(msg) from exc
-        return cls.from_dict(data, base=path.parent)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any], *, base: Path = Path()) -> NodeConfig:
-        """Build a config from parsed TOML."""
-        data = dict(data)
-        services = data.pop("services", [])
-        curve = data.pop("curve", None)
-        known = {f for f in cls.__dataclass_fields__ if f not in ("services", "curve")}
-        unknown = set(data) - known
-        if unknown:
-            msg = f"unknown node config key(s): {', '.join(sorted(unknown))}"
-            raise ConfigError(msg)
-        if not isinstance(services, list) or not services:
-            msg = "the config lists no [[services]]"
-            raise ConfigError(msg)
-        specs = []
-        for i, entry in enumerate(services):
-            try:
-                specs.append(ServiceSpec(**entry))
-            except TypeError as exc:
-                msg = f"services[{i}]: {exc}"
-                raise ConfigError(msg) from exc
-        curve_spec = None
-        if curve is not None:
-            try:
-                curve_spec = CurveSpec(**{k: base / v for k, v in curve.items()})
-            except TypeError as exc:
-                msg = f"[curve]: {exc}"
-                raise ConfigError(msg) from exc
-        allowed = data.pop("allowed_exception_modules", ())
-        return cls(
-            **data,
-            allowed_exception_modules=tuple(allowed),
-            services=tuple(specs),
-            curve=curve_spec,
-        )
 
 
 class _RequestIdFilter(logging.Filter):
@@ -195,48 +107,45 @@ class Node:
     @property
     def service_down_time(self) -> float:
         """The down time in force (raised when not above the report interval, as Cinder does)."""
-        cfg = self.config
-        if cfg.report_interval and cfg.service_down_time <= cfg.report_interval:
-            return float(int(cfg.report_interval * 2.5))
-        return cfg.service_down_time
+        return self.config.effective_down_time
+
+    def check(self) -> list[type[Manager]]:
+        """Load every service's manager class and check its dependencies and options.
+
+        Raises:
+            ConfigError: one line naming the service, the key and what is wrong.
+        """
+        return [
+            check_service(spec, f"services[{i}].") for i, spec in enumerate(self.config.services)
+        ]
 
     def start(self) -> None:
-        """Open the database, bind the bridge, start the timer and every service."""
+        """Check every service, open the database, bind the bridge, start the timer and services.
+
+        When it returns, every service is registered, exposed and marked up: discoverable.
+        """
         cfg = self.config
+        manager_classes = self.check()  # before anything starts: a bad option starts nothing
         self.db = Database(cfg.database_url)
         bridge_keys: dict[str, Any] = {}
-        client_keys: dict[str, Any] = {}
         if cfg.curve is not None:
             server = transport.load_keypair(cfg.curve.server_keys)
             bridge_keys = {"keypair": server, "allowed_clients": cfg.curve.allowed_clients}
-            client_keys = {
-                "keypair": transport.load_keypair(cfg.curve.client_keys),
-                "server_key": server.public,
-            }
         self.bridge = transport.Bridge(cfg.bind, mailbox_limit=cfg.mailbox_limit, **bridge_keys)
         self.bridge.start()
         self.timer = TimerActor.start(clock=self.clock, fuzzy_delay=cfg.periodic_fuzzy_delay)
-        self.directory = Directory(
-            self.db,
-            service_down_time=self.service_down_time,
-            clock=self.clock,
-            timeout=cfg.rpc_timeout,
-            allowed_exception_modules=cfg.allowed_exception_modules,
-            **client_keys,
-        )
-        publisher = RemotePublisher(self.directory)
-        for spec in cfg.services:
-            manager_class = load_driver(spec.manager)
-            if not (isinstance(manager_class, type) and issubclass(manager_class, Manager)):
-                msg = f"{spec.manager!r} is not a Manager subclass"
-                raise ConfigError(msg)
-            offered = {
-                "publisher": publisher,
-                "directory": self.directory,
-                "service_down_time": self.service_down_time,
-                "rpc_timeout": cfg.rpc_timeout,
-            }
-            kwargs = {**_accepted(manager_class, offered), **spec.options}
+        self.directory = Directory.from_config(cfg, db=self.db, clock=self.clock)
+        directory = self.directory
+        factories: dict[str, Callable[[], Any]] = {
+            "directory": lambda: directory,
+            "publisher": lambda: RemotePublisher(directory),
+            "service_down_time": lambda: self.service_down_time,
+            "report_interval": lambda: cfg.report_interval,
+            "rpc_timeout": lambda: cfg.rpc_timeout,
+        }
+        for i, (spec, manager_class) in enumerate(
+            zip(cfg.services, manager_classes, strict=True)
+        ):
             service = Service(
                 manager_class,
                 host=spec.host or cfg.host,
@@ -249,10 +158,17 @@ class Node:
                 service_down_time=cfg.service_down_time,
                 periodic_fuzzy_delay=cfg.periodic_fuzzy_delay,
                 clock=self.clock,
-                manager_kwargs=kwargs,
+                manager_kwargs={**provide(manager_class, factories), **spec.options},
                 call_timeout=cfg.rpc_timeout,
+                on_stop=cfg.on_stop,
             )
-            service.start()
+            try:
+                service.start()
+            except ServiceStartError:
+                raise
+            except Exception as exc:  # only the constructor runs outside the start sequence
+                msg = f"services[{i}]: {_constructor_failed(manager_class, exc)}"
+                raise ServiceStartError(msg) from exc
             self.services.append(service)
         logger.info("node %s serving %s", cfg.host, self.bridge.endpoint)
 
@@ -269,8 +185,13 @@ class Node:
         logger.info("SIGHUP: reset done")
 
     def stop(self) -> None:
-        """Stop every service (each drains its mailbox), then the timer and the bridge."""
+        """Mark every service down, drain each mailbox, then stop the timer and the bridge."""
         timeout = self.config.stop_timeout
+        for service in self.services:  # first none is chosen any more, then each drains
+            try:
+                service.quiesce()
+            except Exception:
+                logger.exception("%s: quiesce failed", service)
         for service in reversed(self.services):
             try:
                 service.stop(timeout=timeout)
@@ -297,6 +218,11 @@ class Node:
         signal.pthread_sigmask(signal.SIG_BLOCK, wanted)  # before any thread starts
         try:
             self.start()
+        except (ConfigError, ServiceStartError) as exc:  # the message says it all
+            logger.error("node %s failed to start: %s", self.config.host, exc)
+            logger.debug("what failed, in detail", exc_info=True)  # log_level = "DEBUG"
+            self._stop_within_bound()
+            return 1
         except Exception:
             logger.exception("node %s failed to start", self.config.host)
             self._stop_within_bound()
@@ -308,12 +234,14 @@ class Node:
         gc.freeze()
         if ready is not None:
             ready(self.bridge.endpoint)
+        notify("READY=1")  # systemd (Type=notify): every service is discoverable now
         while True:
             received = signal.sigwait(wanted)
             if received == signal.SIGHUP:
                 self.reset()
                 continue
             logger.info("%s: stopping gracefully", signal.Signals(received).name)
+            notify("STOPPING=1")
             return self._stop_within_bound()
 
     def _stop_within_bound(self) -> int:
@@ -327,13 +255,18 @@ class Node:
         return 0
 
 
-def _accepted(manager_class: type[Manager], offered: Mapping[str, Any]) -> dict[str, Any]:
-    """The node's dependencies that `manager_class`'s constructor takes by name or **kwargs."""
-    params = inspect.signature(manager_class.__init__).parameters.values()
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
-        return dict(offered)
-    names = {p.name for p in params}
-    return {k: v for k, v in offered.items() if k in names}
+def _constructor_failed(manager_class: type[Manager], exc: Exception) -> str:
+    name = f"{manager_class.__module__}:{manager_class.__qualname__}"
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    if isinstance(exc, TypeError) and "keyword argument" in text:
+        context = ", ".join(p.name for p in CONTEXT)
+        declared = manager_class.declared_dependencies() + manager_class.declared_options()
+        return (
+            f"{name} refused its constructor arguments ({text}): a manager receives {context}"
+            + (f", and {', '.join(declared)}" if declared else "")
+            + "; an explicit __init__ must take **kwargs and pass them to super().__init__()"
+        )
+    return f"{name}'s constructor failed: {type(exc).__name__}: {text}"
 
 
 def _force_exit() -> None:  # pragma: no cover - only when a stop hangs

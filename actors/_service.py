@@ -1,10 +1,18 @@
 """Service: one manager's life on a node, in Cinder's start order.
 
-construct the manager → register or refresh its row in the services table →
-``init_host(service_id, added_to_cluster)`` → expose it on the node's bridge →
-``init_host_with_rpc()`` → heartbeats and periodic ticks from the timer actor.
-No remote message reaches the manager before its ``init_host`` returns, because
-the bridge does not know it before then.
+construct the manager → register or refresh its row in the services table (marked
+not ready: ``stopped_at`` set) → ``init_host(service_id, added_to_cluster)`` → expose it
+on the node's bridge → ``init_host_with_rpc()`` → a first heartbeat that marks it up →
+heartbeats and periodic ticks from the timer actor. No remote message reaches the
+manager before its ``init_host`` returns, because the bridge does not know it before
+then; no reader of the services table finds it up before it is exposed, and once
+`start` returns it is discoverable.
+
+`stop` stops taking remote messages (callers holding a proxy get
+`transport.UnknownActor` at once), marks the row down (``on_stop="down"``: ``stopped_at``
+set) or deletes it (``"remove"``), so discovery answers `actors.ServiceUnavailable` at
+once, then drains the mailbox. The row records the service's liveness rule
+(``down_time``), so every reader judges it by its own node's settings.
 
 The heartbeat is a periodic task the service adds to its manager, so it runs
 inside the manager's mailbox like everything else: when ``is_working()`` is
@@ -39,7 +47,7 @@ from actors.db import ServiceRecord
 
 if TYPE_CHECKING:
     import datetime as dt
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
 
     import pykka
 
@@ -86,8 +94,12 @@ class Service:
         manager_kwargs: more keyword arguments for the manager's constructor.
         restart_backoff: (first, longest) seconds between restarts of a dead manager.
         call_timeout: seconds to wait for each start hook.
+        on_stop: what `stop` does with the row: ``"down"`` marks it stopped,
+            ``"remove"`` deletes it.
         heartbeat_wait: the longest a heartbeat holds the manager's mailbox
             waiting for its database write (which goes on in the background).
+        heartbeat_writer: makes the service's `HeartbeatWriter` from the write
+            function and a name (default: the class; a simulation writes inline).
     """
 
     def __init__(
@@ -108,9 +120,15 @@ class Service:
         manager_kwargs: Mapping[str, Any] | None = None,
         restart_backoff: tuple[float, float] = (1.0, 60.0),
         call_timeout: float = 60.0,
+        on_stop: str = "down",
         heartbeat_wait: float = 1.0,
+        heartbeat_writer: Callable[..., HeartbeatWriter] = HeartbeatWriter,
     ) -> None:
         topic = topic or manager_class.TOPIC
+        if on_stop not in ("down", "remove"):
+            msg = f'on_stop = {on_stop!r}: expected "down" or "remove"'
+            raise ValueError(msg)
+        self.on_stop = on_stop
         if not topic:
             msg = f"{manager_class.__name__} has no TOPIC: give the service a topic"
             raise ValueError(msg)
@@ -141,10 +159,12 @@ class Service:
         self.restart_backoff = restart_backoff
         self.call_timeout = call_timeout
         self.heartbeat_wait = heartbeat_wait
+        self._new_heartbeat_writer = heartbeat_writer
         self._heartbeats = self._heartbeat_writer()
         self.service_id: int | None = None
         self.added_to_cluster: bool | None = None
         self.model_disconnected = False
+        self._not_ready = False  # registered, not yet marked up (see `_write_heartbeat`)
         self.restarts = 0
         self.manager_ref: pykka.ActorRef[Manager] | None = None
         self._stopping = threading.Event()
@@ -189,24 +209,36 @@ class Service:
         self._heartbeats = self._heartbeat_writer()
         self._start_manager()
 
+    def quiesce(self) -> None:
+        """Stop taking remote messages and mark the row down (or remove it); `stop` drains.
+
+        A node quiesces all its services before draining any, so none is chosen while
+        another drains. Idempotent until the next `start`.
+        """
+        with self._lifecycle:
+            if self._stopping.is_set():
+                return
+            self._stopping.set()
+        with self._restarted:
+            self._restarted.notify_all()
+        self._unexpose()
+        self._mark_stopped()
+
     def stop(self, *, timeout: float = 30.0) -> None:
-        """Stop taking messages, drain what the mailbox holds, then stop the timers.
+        """Stop taking messages, mark the row down (or remove it), drain, stop the timers.
 
         A restart under way is waited for (up to `timeout`): it gives up at its
         next step, and whichever manager it started is stopped here with the rest.
         """
+        self.quiesce()
         with self._lifecycle:
-            self._stopping.set()
             restarter, self._restarter = self._restarter, None
-        with self._restarted:
-            self._restarted.notify_all()
         if restarter is not None and restarter is not threading.current_thread():
             restarter.join(timeout)
             if restarter.is_alive():
                 logger.warning("%s: its restart did not give up within %ss", self, timeout)
-        if self.bridge is not None:
-            for name in self.names:
-                self.bridge.unexpose(name)
+            self._unexpose()  # what the restart may have exposed meanwhile
+            self._mark_stopped()
         ref = self.manager_ref
         if ref is None:
             return
@@ -216,6 +248,11 @@ class Service:
         if self.timer.is_alive():
             self.timer.proxy().unregister(ref).get(timeout=timeout)
         self._heartbeats.stop(timeout=min(timeout, 5.0))
+
+    def _unexpose(self) -> None:
+        if self.bridge is not None:
+            for name in self.names:
+                self.bridge.unexpose(name)
 
     def reset(self) -> None:
         """SIGHUP: the manager drops its version pins and rebuilds its clients."""
@@ -263,6 +300,10 @@ class Service:
             self.timer.proxy().register(ref, initial_delay=first_tick).get(
                 timeout=self.call_timeout
             )
+            if proxy.is_working().get(timeout=self.call_timeout):
+                # up in the services table before start returns (this thread, not the
+                # heartbeat thread: readiness waits for the write)
+                self._write_heartbeat(self.clock.utcnow(), ready=True)
         except BaseException as exc:
             if ref.is_alive():
                 ref.stop(block=False)
@@ -295,7 +336,10 @@ class Service:
                 row.cluster = self.cluster
                 row.endpoint = self._endpoint
                 row.rpc_version = self.manager_class.RPC_API_VERSION
+                row.down_time = self.service_down_time
+            row.stopped_at = self.clock.utcnow()  # not ready yet: down until the first beat
             session.flush()
+            self._not_ready = True
             return row.id, added
 
     @property
@@ -312,10 +356,12 @@ class Service:
             endpoint=self._endpoint,
             rpc_version=self.manager_class.RPC_API_VERSION,
             report_count=0,
+            down_time=self.service_down_time,
         )
 
     def _heartbeat_writer(self) -> HeartbeatWriter:
-        return HeartbeatWriter(self._write_heartbeat, name=f"heartbeat-{self.topic}.{self.host}")
+        name = f"heartbeat-{self.topic}.{self.host}"
+        return self._new_heartbeat_writer(self._write_heartbeat, name=name)
 
     def _heartbeat_task(self) -> Any:
         service = self
@@ -332,6 +378,8 @@ class Service:
         Asks ``is_working()``, then hands the write to the heartbeat thread and
         waits for it at most ``heartbeat_wait`` seconds.
         """
+        if self._stopping.is_set():
+            return  # stopping: the row stays as `stop` marked it
         if not manager.is_working():
             logger.error(
                 "Manager for service %s %s is reporting problems, not sending heartbeat. "
@@ -342,19 +390,30 @@ class Service:
             return
         self._heartbeats.beat(self.clock.utcnow(), wait=self.heartbeat_wait)
 
-    def _write_heartbeat(self, now: dt.datetime) -> None:
-        """Write one heartbeat stamped `now`; runs on the heartbeat thread."""
+    def _write_heartbeat(self, now: dt.datetime, *, ready: bool = False) -> None:
+        """Write one heartbeat stamped `now`; runs on the heartbeat thread.
+
+        `ready` is the mark, written by the start sequence itself, that the service is
+        up (not counted as a beat). Only it (or the first beat after a start that found
+        the manager not working) clears ``stopped_at``, so a beat racing a `stop` never
+        marks the service up again; nor does a beat re-create a row a stop removed.
+        """
         try:
             with self.db.begin() as session:
                 row = session.get(ServiceRecord, self.service_id) if self.service_id else None
                 if row is None:
+                    if self._stopping.is_set():
+                        return
                     logger.warning("%s: service row is gone; re-creating it", self)
                     row = self._new_row()
                     session.add(row)
-                row.report_count += 1
+                row.report_count += 0 if ready else 1
                 row.updated_at = now
+                if (ready or self._not_ready) and not self._stopping.is_set():
+                    row.stopped_at = None
                 session.flush()
                 self.service_id = row.id
+            self._not_ready = False
         except Exception:
             if not self.model_disconnected:
                 self.model_disconnected = True
@@ -363,6 +422,24 @@ class Service:
         if self.model_disconnected:
             self.model_disconnected = False
             logger.error("Recovered model server connection!")
+
+    def _mark_stopped(self) -> None:
+        """Mark this service's row stopped (or delete it), so readers see it down at once."""
+        if self.service_id is None:
+            return
+        try:
+            with self.db.begin() as session:
+                row = session.get(ServiceRecord, self.service_id)
+                if row is None:
+                    return
+                if self.on_stop == "remove":
+                    session.delete(row)
+                else:
+                    row.stopped_at = self.clock.utcnow()
+        except Exception:
+            logger.exception("%s: could not mark the service down; it ages out instead", self)
+            return
+        logger.info("%s: %s", self, "removed" if self.on_stop == "remove" else "marked down")
 
     # -- supervision ------------------------------------------------------------------
 

@@ -1,24 +1,37 @@
 """The ``actors`` command: run a node, look at the cluster, call a manager, make keys.
 
-Run ``actors --help`` for the commands; ``python -m actors`` is the same.
+Commands that read the cluster take the node's config (``--config FILE`` or
+``$ACTORS_CONFIG``): its database, CURVE client keys and timeouts; ``--database URL``
+overrides the database. Run ``actors --help`` for the commands; ``python -m actors`` is
+the same.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import os
+import shutil
+import sys
 from importlib.metadata import entry_points, version
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
+from rich.measure import Measurement
 from rich.table import Table
+from sqlalchemy import inspect as sa_inspect
+from sqlalchemy import select
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 
 import transport
+from actors._config import ConfigError, NodeConfig, config_path_from_env, render_reference
 from actors._discovery import Directory
 from actors._drivers import DRIVER_GROUP
-from actors.db import Database, default_url
+from actors._node import Node, configure_logging
+from actors.db import ENV_URL, Database, ServiceRecord, default_url
 
 app = typer.Typer(
     name="actors",
@@ -29,10 +42,10 @@ app = typer.Typer(
 
 DatabaseOpt = Annotated[
     str | None,
-    typer.Option("--database", "-d", help="Database URL (default: $ACTORS_DATABASE_URL)."),
-]
-DownTimeOpt = Annotated[
-    float, typer.Option(help="Seconds without a heartbeat before a service is down.")
+    typer.Option(
+        "--database", "-d",
+        help="Database URL (default: the config's, else $ACTORS_DATABASE_URL).",
+    ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
@@ -52,11 +65,42 @@ def _main(
     """OpenStack-style managers as pykka actors."""
 
 
+def _fail(message: str, code: int = 2) -> NoReturn:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def _load_config(config: Path | None, *, check: bool = False) -> NodeConfig | None:
+    """The config `config` or ``$ACTORS_CONFIG`` names (`check`: its managers too), or None."""
+    path = config or config_path_from_env()
+    if path is None:
+        return None
+    try:
+        cfg = NodeConfig.load(path)
+    except ConfigError as exc:
+        _fail(str(exc))
+    if check:
+        try:
+            Node(cfg).check()
+        except ConfigError as exc:
+            _fail(f"{path}: {exc}")
+    return cfg
+
+
 @app.command()
-def info(as_json: JsonOpt = False) -> None:
-    """Show the version, the default database and the installed drivers."""
+def info(
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", "-c", dir_okay=False,
+                     help="A node's TOML config (default: $ACTORS_CONFIG)."),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show the version, the database (the config's, else the default) and the drivers."""
     drivers = {ep.name: ep.value for ep in entry_points(group=DRIVER_GROUP)}
-    release, database = version("actors"), default_url()
+    cfg = _load_config(config)
+    release = version("actors")
+    database = (cfg.database_url if cfg is not None else None) or default_url()
     if as_json:
         facts = {"version": release, "database": database, "drivers": drivers}
         typer.echo(json.dumps(facts, indent=2))
@@ -65,24 +109,21 @@ def info(as_json: JsonOpt = False) -> None:
     table.add_row("version", release)
     table.add_row("database", database)
     table.add_row("drivers", ", ".join(f"{k} ({v})" for k, v in drivers.items()) or "none")
-    Console().print(table)
+    _print_table(table)
 
 
 @app.command()
 def node(
     config: Annotated[
-        Path,
-        typer.Option("--config", "-c", exists=True, dir_okay=False, help="The node's TOML config."),
-    ],
+        Path | None,
+        typer.Option("--config", "-c", dir_okay=False,
+                     help="The node's TOML config (default: $ACTORS_CONFIG)."),
+    ] = None,
 ) -> None:
     """Run a node: its services, until SIGTERM (SIGHUP resets every manager)."""
-    from actors._node import ConfigError, Node, NodeConfig, configure_logging  # noqa: PLC0415
-
-    try:
-        cfg = NodeConfig.load(config)
-    except ConfigError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from exc
+    cfg = _load_config(config, check=True)
+    if cfg is None:
+        _fail("no config: give --config FILE or set ACTORS_CONFIG")
     configure_logging(cfg.log_level, cfg.host)
 
     def ready(endpoint: str) -> None:
@@ -91,48 +132,172 @@ def node(
     raise typer.Exit(Node(cfg).serve(ready=ready))
 
 
+config_app = typer.Typer(help="Check a node config, or print the key reference.")
+app.add_typer(config_app, name="config")
+
+
+@config_app.command("check")
+def config_check(
+    config: Annotated[Path, typer.Argument(help="The node's TOML config.", dir_okay=False)],
+) -> None:
+    """Check a config without starting anything: every key, every manager and its options."""
+    cfg = _load_config(config, check=True)
+    assert cfg is not None
+    typer.echo(f"{config}: ok ({len(cfg.services)} service(s) on {cfg.host})")
+
+
+@config_app.command("reference")
+def config_reference() -> None:
+    """Print the key reference (docs/config.rst is this output)."""
+    typer.echo(render_reference(), nl=False)
+
+
 def _json_default(value: Any) -> Any:
     if isinstance(value, dt.datetime):
         return value.isoformat()
     return str(value)
 
 
+# -- reading the cluster: the node's config is the single source --------------------------
+
+
+def _open_directory(
+    config: Path | None, database: str | None, *, timeout: float | None = None
+) -> Directory:
+    """The directory the CLI reads: from ``--config``/``$ACTORS_CONFIG``, else ``--database``.
+
+    ``--database`` (or ``$ACTORS_DATABASE_URL``) overrides the config's database; with
+    neither a config nor a URL the command stops instead of reading an empty default file.
+    """
+    cfg = _load_config(config)
+    url = database or (cfg.database_url if cfg is not None else None) or os.environ.get(ENV_URL)
+    if url is None:
+        _fail(
+            "no database to read: give --config FILE (or set ACTORS_CONFIG) to use a node's "
+            "config, or --database URL"
+        )
+    parsed = make_url(url)
+    file = parsed.database if parsed.get_backend_name() == "sqlite" else None
+    if file not in (None, "", ":memory:") and not Path(str(file)).exists():
+        _fail(f"no database file {file} (no node has used {url})")
+    try:
+        db = Database(url, create=False)
+        inspector = sa_inspect(db.engine)
+        table = ServiceRecord.__tablename__
+        if not inspector.has_table(table):
+            db.dispose()
+            _fail(f"{db!r} has no services table: no node has used this database")
+        present = {column["name"] for column in inspector.get_columns(table)}
+        missing = sorted(set(ServiceRecord.__table__.columns.keys()) - present)
+        if missing:
+            db.dispose()
+            _fail(
+                f"{db!r}: the services table lacks {', '.join(missing)} (an older release "
+                "made it); start one node of this release, which adds them"
+            )
+    except SQLAlchemyError as exc:
+        _fail(f"cannot open {url}: {str(exc).splitlines()[0]}")
+    if cfg is None:
+        return Directory(db, timeout=30.0 if timeout is None else timeout)
+    return Directory.from_config(cfg, db=db, timeout=timeout)
+
+
+def _state(directory: Directory, row: ServiceRecord) -> str:
+    """The liveness of `row` by its node's rule: up, down, or stopped (it said so)."""
+    if row.stopped_at is not None:
+        return "stopped"
+    return "up" if directory.is_up(row) else "down"
+
+
+def _row_facts(directory: Directory, row: ServiceRecord) -> dict[str, Any]:
+    return {
+        "host": row.host,
+        "topic": row.topic,
+        "endpoint": row.endpoint,
+        "version": row.rpc_version,
+        "state": _state(directory, row),
+        "up": directory.is_up(row) and not row.disabled,
+        "disabled": row.disabled,
+        "disabled_reason": row.disabled_reason,
+        "down_time": row.down_time,
+        "report_count": row.report_count,
+        "last_heartbeat": row.updated_at,
+        "stopped_at": row.stopped_at,
+    }
+
+
+_STYLE = {"up": "green", "down": "red", "stopped": "yellow"}
+
+
+def _when(value: Any) -> str:
+    return value.isoformat(timespec="seconds") if isinstance(value, dt.datetime) else "never"
+
+
+def _print_table(table: Table) -> None:
+    """Print `table` whole: wider than the terminal (or 80 columns) rather than cut."""
+    console = Console()
+    needed = Measurement.get(console, console.options.update_width(10_000), table).maximum
+    if needed > console.width:
+        console = Console(width=needed)
+    console.print(table)
+
+
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--config", "-c", dir_okay=False,
+        help="The node's TOML config (default: $ACTORS_CONFIG): database, keys, timeouts.",
+    ),
+]
+
+
 @app.command()
 def services(
-    database: DatabaseOpt = None, down_time: DownTimeOpt = 60.0, as_json: JsonOpt = False
+    config: ConfigOpt = None, database: DatabaseOpt = None, as_json: JsonOpt = False
 ) -> None:
-    """List the services table: host, topic, endpoint, version, up/down, last heartbeat."""
-    directory = Directory(Database(database), service_down_time=down_time)
-    rows = [
-        {
-            "host": row.host,
-            "topic": row.topic,
-            "endpoint": row.endpoint,
-            "version": row.rpc_version,
-            "up": directory.is_up(row) and not row.disabled,
-            "disabled": row.disabled,
-            "report_count": row.report_count,
-            "last_heartbeat": row.updated_at,
-        }
-        for row in directory.services()
-    ]
+    """List the services: host, topic, endpoint, version, state, last heartbeat.
+
+    Each row is judged by the liveness rule its own node recorded.
+    """
+    directory = _open_directory(config, database)
+    try:
+        rows = [_row_facts(directory, row) for row in directory.services()]
+    finally:
+        directory.close()
+        directory.db.dispose()
     if as_json:
         typer.echo(json.dumps(rows, indent=2, default=_json_default))
         return
     table = Table(title="services")
-    for column in ("host", "topic", "endpoint", "version", "state", "last heartbeat"):
-        table.add_column(column)
+    for column in ("host", "topic", "endpoint", "version", "state", "last heartbeat", "down after"):
+        table.add_column(column, no_wrap=True)
     for r in rows:
-        state = "[green]up[/]" if r["up"] else "[red]down[/]"
+        state = f"[{_STYLE[r['state']]}]{r['state']}[/]"
         if r["disabled"]:
-            state += " (disabled)"
-        beat = r["last_heartbeat"]
-        when = beat.isoformat(timespec="seconds") if isinstance(beat, dt.datetime) else "never"
+            reason = f" ({r['disabled_reason']})" if r["disabled_reason"] else ""
+            state += f", [magenta]disabled[/]{reason}"
+        down_after = f"{r['down_time']:g} s" if r["down_time"] is not None else "-"
         table.add_row(
             str(r["host"]), str(r["topic"]), str(r["endpoint"] or "-"), str(r["version"] or "-"),
-            state, when,
+            state, _when(r["last_heartbeat"]), down_after,
         )
-    Console().print(table)
+    _print_table(table)
+
+
+def _read_args(args: str, args_file: Path | None) -> Any:
+    if args_file is not None:
+        if args != "[]":
+            _fail("give ARGS or --args-file, not both")
+        try:
+            args = args_file.read_text(encoding="utf-8")
+        except OSError as exc:
+            _fail(f"cannot read --args-file {args_file}: {exc.strerror or exc}")
+    elif args == "-":
+        args = sys.stdin.read()
+    try:
+        return json.loads(args)
+    except json.JSONDecodeError as exc:
+        _fail(f"ARGS is not JSON: {exc}")
 
 
 @app.command()
@@ -140,36 +305,120 @@ def call(  # noqa: PLR0917  (typer maps parameters to arguments and options)
     target: Annotated[str, typer.Argument(help="TOPIC or TOPIC@HOST, e.g. volume@node-2.")],
     method: Annotated[str, typer.Argument(help="The manager's method.")],
     args: Annotated[
-        str, typer.Argument(help="JSON: a list (positional) or an object (keywords).")
+        str,
+        typer.Argument(help="JSON: a list (positional) or an object (keywords); - reads stdin."),
     ] = "[]",
+    args_file: Annotated[
+        Path | None,
+        typer.Option("--args-file", dir_okay=False, help="Read the JSON arguments from a file."),
+    ] = None,
+    config: ConfigOpt = None,
     database: DatabaseOpt = None,
-    timeout: Annotated[float, typer.Option(help="Seconds to wait for the reply.")] = 30.0,
+    timeout: Annotated[
+        float | None, typer.Option(help="Seconds to wait for the reply (default: 30).")
+    ] = None,
     rpc_version: Annotated[
         str | None, typer.Option("--version", help="The RPC version to ask for.")
     ] = None,
-    down_time: DownTimeOpt = 60.0,
 ) -> None:
     """Call a manager's method on whichever node serves it; print the result or the remote error."""
     topic, _, host = target.partition("@")
-    try:
-        parsed = json.loads(args)
-    except json.JSONDecodeError as exc:
-        typer.echo(f"error: ARGS is not JSON: {exc}", err=True)
-        raise typer.Exit(2) from exc
+    parsed = _read_args(args, args_file)
     positional, keywords = (
         ([], parsed) if isinstance(parsed, dict) else (parsed, {}) if isinstance(parsed, list)
         else ([parsed], {})
     )
-    directory = Directory(Database(database), service_down_time=down_time, timeout=timeout)
+    wait = 30.0 if timeout is None else timeout
+    directory = _open_directory(config, database, timeout=wait)
     try:
         proxy = directory.proxy(topic, host or None, version=rpc_version)
-        result = getattr(proxy, method)(*positional, **keywords).get(timeout=timeout)
+        result = getattr(proxy, method)(*positional, **keywords).get(timeout=wait)
     except (transport.MessagingError, Exception) as exc:
         typer.echo(f"error: {type(exc).__name__}: {exc}", err=True)
         raise typer.Exit(1) from exc
     finally:
         directory.close()
+        directory.db.dispose()
     typer.echo(json.dumps(result, indent=2, default=_json_default))
+
+
+service_app = typer.Typer(help="Disable, enable or remove a service (as Cinder's operators do).")
+app.add_typer(service_app, name="service")
+
+HostArg = Annotated[str, typer.Argument(help="The service's host.")]
+TopicArg = Annotated[str, typer.Argument(help="The service's topic, e.g. volume.")]
+
+
+def _change_row(
+    config: Path | None, database: str | None, host: str, topic: str, change: Any
+) -> None:
+    directory = _open_directory(config, database)
+    try:
+        with directory.db.begin() as session:
+            row = session.scalars(
+                select(ServiceRecord).where(
+                    ServiceRecord.host == host, ServiceRecord.topic == topic
+                )
+            ).one_or_none()
+            if row is None:
+                _fail(f"no {topic!r} service on {host!r}", 1)
+            typer.echo(change(directory, session, row))
+    finally:
+        directory.close()
+        directory.db.dispose()
+
+
+@service_app.command("disable")
+def service_disable(
+    host: HostArg,
+    topic: TopicArg,
+    reason: Annotated[str | None, typer.Option(help="Why (shown by actors services).")] = None,
+    config: ConfigOpt = None,
+    database: DatabaseOpt = None,
+) -> None:
+    """Disable a service: discovery stops choosing it; it keeps running and heartbeating."""
+
+    def change(_directory: Directory, _session: Any, row: ServiceRecord) -> str:
+        row.disabled, row.disabled_reason = True, reason
+        return f"disabled {topic} on {host}" + (f" ({reason})" if reason else "")
+
+    _change_row(config, database, host, topic, change)
+
+
+@service_app.command("enable")
+def service_enable(
+    host: HostArg, topic: TopicArg, config: ConfigOpt = None, database: DatabaseOpt = None
+) -> None:
+    """Enable a disabled service again."""
+
+    def change(_directory: Directory, _session: Any, row: ServiceRecord) -> str:
+        row.disabled, row.disabled_reason = False, None
+        return f"enabled {topic} on {host}"
+
+    _change_row(config, database, host, topic, change)
+
+
+@service_app.command("remove")
+def service_remove(
+    host: HostArg,
+    topic: TopicArg,
+    force: Annotated[bool, typer.Option(help="Remove it even while it is up.")] = False,
+    config: ConfigOpt = None,
+    database: DatabaseOpt = None,
+) -> None:
+    """Remove a service's row (a host taken out of the cluster); refused while it is up."""
+
+    def change(directory: Directory, session: Any, row: ServiceRecord) -> str:
+        if directory.is_up(row) and not force:
+            _fail(
+                f"{topic} on {host} is up (last heartbeat {_when(row.updated_at)}); stop its "
+                "node first (its next heartbeat would add the row again) or use --force",
+                1,
+            )
+        session.delete(row)
+        return f"removed {topic} on {host}"
+
+    _change_row(config, database, host, topic, change)
 
 
 @app.command()
@@ -182,6 +431,20 @@ def keys(
     """Generate a CURVE key pair: NAME.key (public) and NAME.key_secret (keep private)."""
     public, secret = transport.write_keypair(directory, name)
     typer.echo(f"public: {public}\nsecret: {secret}")
+
+
+@app.command("systemd-unit")
+def systemd_unit(
+    executable: Annotated[
+        str | None,
+        typer.Option(help="The actors executable the unit runs (default: this one)."),
+    ] = None,
+) -> None:
+    """Print the systemd unit actors-node@.service, running this installation's actors."""
+    from actors._systemd import unit_text  # noqa: PLC0415
+
+    found = executable or shutil.which("actors") or sys.argv[0]
+    typer.echo(unit_text(os.path.abspath(found)), nl=False)
 
 
 @app.command()

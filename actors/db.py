@@ -2,8 +2,9 @@
 
 A manager reaches its data through ``self.db``, a `Database`. The default is a
 SQLite file (``actors.sqlite3`` in the working directory, or the URL in
-``$ACTORS_DATABASE_URL``); a PostgreSQL URL works unchanged, which is how hosts
-share one services table. Managers declare their own tables on `Base` and write
+``$ACTORS_DATABASE_URL``); a PostgreSQL URL works unchanged (``postgresql://``, with
+the ``postgres`` extra or any installed driver), which is how hosts share one
+services table. Managers declare their own tables on `Base` and write
 them through ``self.db``; the manager's mailbox is what keeps its writes serial.
 
 Example:
@@ -22,6 +23,7 @@ Example:
 from __future__ import annotations
 
 import datetime as dt
+import importlib.util
 import math
 import os
 import threading
@@ -37,6 +39,7 @@ from sqlalchemy import (
     UniqueConstraint,
     create_engine,
     event,
+    inspect,
     make_url,
     select,
     text,
@@ -46,7 +49,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sess
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-    from sqlalchemy.engine import Engine
+    from sqlalchemy.engine import Connection, Engine
 
 __all__ = [
     "Base",
@@ -54,6 +57,7 @@ __all__ = [
     "ServiceRecord",
     "UTCDateTime",
     "default_url",
+    "resolve_url",
     "select",
     "service_is_up",
 ]
@@ -67,6 +71,36 @@ ENV_URL = "ACTORS_DATABASE_URL"
 def default_url() -> str:
     """Return ``$ACTORS_DATABASE_URL``, or a SQLite file in the working directory."""
     return os.environ.get(ENV_URL) or f"sqlite:///{os.path.abspath('actors.sqlite3')}"
+
+
+POSTGRES_DRIVERS = (("psycopg", "psycopg"), ("psycopg2", "psycopg2"))
+"""(SQLAlchemy driver name, module) pairs a plain ``postgresql://`` URL may use, in order."""
+
+
+def resolve_url(url: str) -> str:
+    """Give a plain ``postgresql://`` URL the PostgreSQL driver that is installed.
+
+    SQLAlchemy 2.1 reads a plain URL as psycopg 3 and 2.0 as psycopg2; either one
+    (psycopg 3 comes with the ``postgres`` extra) makes the URL work unchanged. Other
+    URLs, and URLs that name their driver, are returned as they are.
+
+    Raises:
+        ModuleNotFoundError: a plain PostgreSQL URL and no driver installed; the message
+            says what to install.
+    """
+    parsed = make_url(url)
+    if parsed.drivername not in ("postgresql", "postgres"):
+        return url
+    for driver, module in POSTGRES_DRIVERS:
+        if importlib.util.find_spec(module) is not None:
+            return parsed.set(drivername=f"postgresql+{driver}").render_as_string(
+                hide_password=False
+            )
+    msg = (
+        f"{parsed.render_as_string()}: no PostgreSQL driver is installed; "
+        "pip install 'actors[postgres]' (psycopg 3)"
+    )
+    raise ModuleNotFoundError(msg)
 
 
 class UTCDateTime(TypeDecorator[dt.datetime]):
@@ -123,6 +157,12 @@ class ServiceRecord(Base):
     disabled: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=_utcnow)
     updated_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, default=None)
+    # Added after the first release (`Database.create_all` adds them to older tables):
+    disabled_reason: Mapped[str | None] = mapped_column(String(255), default=None)
+    down_time: Mapped[float | None] = mapped_column(default=None)
+    """The liveness rule of the node that runs it: seconds without a heartbeat before down."""
+    stopped_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, default=None)
+    """Set while the service is stopped or starting (down whatever its heartbeat says)."""
 
     def __repr__(self) -> str:
         return (
@@ -141,12 +181,32 @@ def service_is_up(row: _Heartbeating, down_time: float, now: dt.datetime) -> boo
 
     Cinder's rule (``objects.Service.is_up``): ``updated_at`` is set and
     ``now - updated_at <= down_time``; the boundary itself counts as up. A row
-    that never heartbeat is down.
+    that never heartbeat is down. A `ServiceRecord` is judged by the rule its own
+    node recorded (its ``down_time``; `down_time` is for rows without one) and is
+    down while ``stopped_at`` is set (stopped gracefully, or not ready yet).
     """
     updated_at = row.updated_at
     if updated_at is None:
         return False
+    if isinstance(row, ServiceRecord):
+        if row.stopped_at is not None:
+            return False
+        if row.down_time is not None:
+            down_time = row.down_time
     return (now - updated_at).total_seconds() <= down_time
+
+
+def _add_missing_columns(conn: Connection, table: Any) -> None:
+    """Add the nullable columns a table created by an older release lacks (an upgrade)."""
+    present = {column["name"] for column in inspect(conn).get_columns(table.name)}
+    for column in table.columns:
+        if column.name in present:
+            continue
+        if not column.nullable:
+            msg = f"table {table.name!r} lacks column {column.name!r}, which cannot be added"
+            raise RuntimeError(msg)
+        kind = column.type.compile(dialect=conn.dialect)
+        conn.execute(text(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {kind}'))
 
 
 def _sqlite_pragmas(busy_timeout_ms: int) -> Any:
@@ -232,7 +292,7 @@ class Database:
         connect_timeout: float = 5.0,
         statement_timeout: float = 30.0,
     ):
-        self.url = url or default_url()
+        self.url = resolve_url(url or default_url())
         is_sqlite = self.url.startswith("sqlite")
         kwargs = _engine_options(self.url, connect_timeout, statement_timeout)
         self.engine: Engine = create_engine(self.url, echo=echo, **kwargs)
@@ -270,6 +330,7 @@ class Database:
                 conn.exec_driver_sql("BEGIN IMMEDIATE")
             for metadata in (Base.metadata, *metadatas):
                 metadata.create_all(conn)
+            _add_missing_columns(conn, ServiceRecord.__table__)
 
     def session(self) -> Session:
         """Open a session (use it as a context manager; it does not commit)."""

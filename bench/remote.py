@@ -163,7 +163,7 @@ def raw_oneway(push: zmq.Socket[bytes], back: zmq.Socket[bytes], payload: Any, n
     return n / (time.perf_counter() - t)
 
 
-def bridge_seq(proxy: transport.RemoteProxy, payload: Any, n: int) -> list[float]:
+def bridge_seq(proxy: transport.RemoteProxy[Any], payload: Any, n: int) -> list[float]:
     lat = []
     for _ in range(n):
         t = time.perf_counter()
@@ -172,9 +172,9 @@ def bridge_seq(proxy: transport.RemoteProxy, payload: Any, n: int) -> list[float
     return lat
 
 
-def bridge_pipelined(proxy: transport.RemoteProxy, payload: Any, n: int) -> float:
+def bridge_pipelined(proxy: transport.RemoteProxy[Any], payload: Any, n: int) -> float:
     t = time.perf_counter()
-    window: collections.deque[transport.RemoteFuture] = collections.deque()
+    window: collections.deque[transport.RemoteFuture[Any]] = collections.deque()
     sent = 0
     while sent < min(WINDOW, n):
         window.append(proxy.echo(payload))
@@ -187,7 +187,7 @@ def bridge_pipelined(proxy: transport.RemoteProxy, payload: Any, n: int) -> floa
     return n / (time.perf_counter() - t)
 
 
-def bridge_casts(proxy: transport.RemoteProxy, payload: Any, n: int) -> float:
+def bridge_casts(proxy: transport.RemoteProxy[Any], payload: Any, n: int) -> float:
     t = time.perf_counter()
     for i in range(n):
         proxy.sink.defer(payload, i)

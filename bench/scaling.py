@@ -161,7 +161,7 @@ def connect(stack: contextlib.ExitStack, endpoint: str) -> transport.Connection:
     return conn
 
 
-def gather(futures: list[transport.RemoteFuture]) -> list[Any]:
+def gather(futures: list[transport.RemoteFuture[Any]]) -> list[Any]:
     return [future.get(timeout=CALL_TIMEOUT) for future in futures]
 
 
@@ -176,7 +176,7 @@ def progress(text: str) -> None:
 # -- 1. client connections ----------------------------------------------------------------
 
 
-def closed_loop(proxies: list[transport.RemoteProxy], duration: float, server: Server) -> Row:
+def closed_loop(proxies: list[transport.RemoteProxy[Any]], duration: float, server: Server) -> Row:
     """Each proxy's connection driven by its own thread for `duration` s: sequential calls."""
     latencies: list[list[float]] = [[] for _ in proxies]
     ends = [0.0] * len(proxies)
@@ -235,7 +235,7 @@ def curve_connections(quick: bool) -> list[Row]:
 # -- 2. actors per node ---------------------------------------------------------------------
 
 
-def seq_random(proxies: list[transport.RemoteProxy], order: list[int]) -> list[float]:
+def seq_random(proxies: list[transport.RemoteProxy[Any]], order: list[int]) -> list[float]:
     lat = []
     for i in order:
         t = time.perf_counter()
@@ -244,10 +244,10 @@ def seq_random(proxies: list[transport.RemoteProxy], order: list[int]) -> list[f
     return lat
 
 
-def pipelined_random(proxies: list[transport.RemoteProxy], order: list[int]) -> float:
+def pipelined_random(proxies: list[transport.RemoteProxy[Any]], order: list[int]) -> float:
     """Calls/s with `remote.WINDOW` calls in flight, each to the actor `order` names."""
     start = time.perf_counter()
-    window: collections.deque[transport.RemoteFuture] = collections.deque()
+    window: collections.deque[transport.RemoteFuture[Any]] = collections.deque()
     for i in order:
         if len(window) >= remote.WINDOW:
             window.popleft().get(timeout=CALL_TIMEOUT)
@@ -342,7 +342,7 @@ def curve_payload(quick: bool) -> list[Row]:
 
 
 def fanout_once(
-    conns: list[transport.Connection], proxies: list[transport.RemoteProxy], seq: int
+    conns: list[transport.Connection], proxies: list[transport.RemoteProxy[Any]], seq: int
 ) -> tuple[float, float, float, float]:
     """Seconds: a fan-out cast's send, reach, reach + confirm; a fan-out call."""
     start = time.monotonic()

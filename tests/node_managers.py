@@ -5,8 +5,9 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
+import transport
 from actors import Manager
 
 logger = logging.getLogger(__name__)
@@ -17,6 +18,8 @@ class Recorder(Manager):
 
     TOPIC = "recorder"
     RPC_API_VERSION = "1.2"
+    DEPENDENCIES: ClassVar[tuple[str, ...]] = ("directory",)
+    OPTIONS: ClassVar[tuple[str, ...]] = ("journal",)
 
     def __init__(self, *, journal: str = "", directory: Any = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -46,6 +49,13 @@ class Recorder(Manager):
     def can_send(self, topic: str, version: str) -> bool:
         """Ask this node's discovery whether `version` may be sent to `topic`."""
         return bool(self.directory.can_send_version(topic, version))
+
+    def call_ping(self, topic: str, host: str) -> str:
+        """Ping `topic` on `host` through this node's discovery; the error's name if it fails."""
+        try:
+            return str(self.directory.proxy(topic, host).ping().get(timeout=10))
+        except transport.MessagingError as exc:
+            return type(exc).__name__
 
     def reset_count(self) -> int:
         return self.resets

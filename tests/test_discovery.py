@@ -124,6 +124,22 @@ def test_call_to_a_vanished_node_times_out_not_hangs(cluster: dict[str, Any]) ->
     directory.close()
 
 
+def test_a_timeout_says_whether_the_services_table_shows_the_node_up(
+    cluster: dict[str, Any], clock: ManualClock
+) -> None:
+    directory = Directory(cluster["db"], service_down_time=60, clock=clock, timeout=0.3)
+    proxy = directory.proxy("worker", host="node-0")  # described while it is served
+    cluster["bridges"][0].stop()  # gone, but its row still says up
+    with pytest.raises(transport.MessagingTimeout, match=r"worker\.node-0\.whoami") as caught:
+        proxy.whoami().get()
+    assert "worker on node-0 is up (last heartbeat 0.0 s ago)" in caught.value.__notes__[0]
+    clock.advance(61)  # no heartbeats meanwhile: the table shows it down
+    with pytest.raises(transport.MessagingTimeout) as caught:
+        proxy.whoami().get()
+    assert "worker on node-0 is DOWN (last heartbeat 61.0 s ago)" in caught.value.__notes__[0]
+    directory.close()
+
+
 def test_version_pin_cap_error_and_reset(cluster: dict[str, Any]) -> None:
     directory: Directory = cluster["directory"]
     db: Database = cluster["db"]

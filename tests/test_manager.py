@@ -121,7 +121,7 @@ def test_exception_in_call_reaches_caller_and_manager_survives(clock: ManualCloc
     with pytest.raises(ValueError, match="bad input"):
         proxy.fail("bad input").get(timeout=5)
     with pytest.raises(TypeError):
-        proxy.echo().get(timeout=5)  # wrong arguments
+        proxy.echo().get(timeout=5)  # type: ignore[call-arg]  # wrong arguments
     with pytest.raises(AttributeError):
         proxy.actor_ref.ask(ProxyCall(attr_path=("missing",), args=(), kwargs={}), timeout=5)
     assert proxy.echo(42).get(timeout=5) == 42

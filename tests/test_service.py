@@ -152,8 +152,10 @@ def test_registration_row(db: Database, timer: Any, clock: ManualClock, bridge: 
     assert (row.host, row.binary, row.topic) == ("node-1", "actors-journal", "journal")
     assert row.endpoint == bridge.endpoint
     assert row.rpc_version == "1.4"
-    assert row.report_count == 0
-    assert row.updated_at is None
+    assert row.report_count == 0  # no periodic heartbeat yet...
+    assert row.updated_at == clock.utcnow()  # ...but marked up when start returned
+    assert row.stopped_at is None
+    assert row.down_time == service.service_down_time  # its liveness rule, for every reader
     service.stop()
 
 

@@ -8,7 +8,7 @@ docs/protocol.rst.
 import logging
 
 from transport._bridge import Bridge
-from transport._client import Connection, RemoteFuture, RemoteProxy, connect, fanout_cast
+from transport._connection import Connection, connect
 from transport._context import RequestContext, current_context, use_context
 from transport._errors import (
     ConnectionClosed,
@@ -22,8 +22,11 @@ from transport._errors import (
     UnknownActor,
     UnsupportedVersion,
 )
+from transport._fanout import fanout_cast
 from transport._flow import DEFAULT_MAILBOX_LIMIT
+from transport._future import RemoteFuture
 from transport._protocol import parse_version, version_is_compatible
+from transport._proxy import Description, RemoteProxy
 from transport._security import (
     KeyPair,
     generate_keypair,
@@ -37,6 +40,7 @@ __all__ = [
     "Bridge",
     "Connection",
     "ConnectionClosed",
+    "Description",
     "InvalidRequest",
     "KeyPair",
     "MessageTooLarge",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import inspect
 import logging
 import select
 import sys
@@ -12,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import pykka
 import zmq
-from pykka.messages import ProxyCall
+from pykka.messages import ProxyCall, ProxyGetAttr, ProxySetAttr
 
 from transport._codec import Codec, default_codec, describe_exception, format_traceback
 from transport._context import RequestContext, run_context
@@ -29,19 +30,21 @@ from transport._protocol import (
     PROTOCOL_VERSION,
     Kind,
     ProtocolError,
+    Request,
     brief,
     decode_request,
     encode_error,
     version_is_compatible,
 )
-from transport._pykka import (  # the one hand-off: straight into the inbox
+from transport._pykka import (  # Envelope: straight into the inbox
     AttachSource,
     DetachSource,
     Envelope,
+    actor_of,
 )
 from transport._ratelog import RefusalLog
 from transport._security import is_loopback, start_authenticator
-from transport._waker import Waker
+from transport._waker import Waker, wake_if_input
 
 if TYPE_CHECKING:
     import contextvars
@@ -54,7 +57,14 @@ if TYPE_CHECKING:
     from transport._pykka import OptExcInfo
     from transport._security import KeyPair
 
-__all__ = ["Bridge", "ContextProxyCall", "is_remotely_callable"]
+__all__ = [
+    "Bridge",
+    "ContextProxyCall",
+    "describe_actor",
+    "is_remotely_callable",
+    "is_remotely_readable",
+    "is_remotely_settable",
+]
 
 logger = logging.getLogger("transport.bridge")
 
@@ -135,6 +145,87 @@ def is_remotely_callable(cls: type, name: str) -> bool:
     except Exception:  # noqa: BLE001 - any failure means "not there"
         return False
     return callable(attr)
+
+
+def is_remotely_readable(cls: type, name: str) -> bool:
+    """Tell whether remote callers may read or set attribute `name` of actor class `cls`.
+
+    The same names are hidden as for calls (`is_remotely_callable`); a name that
+    is callable on the class is a method, not an attribute. Instance attributes
+    (not on the class) are readable.
+
+    Returns:
+        whether a remote caller may read or set it.
+    """
+    if (
+        name.startswith("_")
+        or name in _PYKKA_NAMES
+        or name in ("RPC_PRIVATE", "RPC_READ_ONLY")
+        or name in _private_names(cls)
+    ):
+        return False
+    try:
+        attr = inspect.getattr_static(cls, name)
+    except AttributeError:
+        return True  # an instance attribute, or none (the actor raises AttributeError)
+    return isinstance(attr, property) or not callable(attr)
+
+
+@functools.lru_cache(maxsize=256)  # keyed by served classes only
+def _class_surface(cls: type) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The methods and attributes on actor class `cls` that remote callers may use."""
+    names = dir(cls)
+    methods = tuple(n for n in names if is_remotely_callable(cls, n))
+    attributes = tuple(n for n in names if n not in methods and is_remotely_readable(cls, n))
+    return methods, attributes
+
+
+def is_remotely_settable(actor: Any, name: str) -> bool:
+    """Tell whether remote callers may set attribute `name` on `actor` (an actor instance).
+
+    It must be readable (`is_remotely_readable`), not listed in any
+    `RPC_READ_ONLY` class attribute along the MRO, and exist already, on the
+    instance or its class: a remote caller never adds attributes (their names
+    are the sender's choice). Safe from any thread (one dict lookup).
+
+    Returns:
+        whether a remote caller may set it.
+    """
+    cls: type = type(actor)
+    if not is_remotely_readable(cls, name):
+        return False
+    for klass in cls.__mro__:
+        if name in vars(klass).get("RPC_READ_ONLY", ()):
+            return False
+    if name in vars(actor):
+        return True
+    try:
+        inspect.getattr_static(cls, name)
+    except AttributeError:
+        return False
+    return True
+
+
+def describe_actor(actor: Any) -> dict[str, Any]:
+    """Describe what `actor` (a pykka actor instance) exposes to remote callers.
+
+    The class's part is computed once per class; the instance adds its public
+    fields (`vars(actor)`, copied in one C call, so this may run in any thread,
+    as pykka's own `ActorProxy` introspects its actor from the caller's thread).
+
+    Returns:
+        the describe reply's result (docs/protocol.rst, "Describe, get and set").
+    """
+    cls: type = type(actor)
+    methods, attributes = _class_surface(cls)
+    fields = [n for n in list(vars(actor)) if n not in attributes and is_remotely_readable(cls, n)]
+    return {
+        "class": cls.__qualname__,
+        "module": cls.__module__,
+        "rpc_version": str(getattr(cls, "RPC_API_VERSION", "1.0")),
+        "methods": list(methods),
+        "attributes": sorted([*attributes, *fields]),
+    }
 
 
 @functools.lru_cache(maxsize=_CACHE_SIZE)
@@ -663,7 +754,7 @@ class Bridge:
                 else:
                     self._send_refusal(routing, exc.msg_id, "invalid_request", str(exc))
             return None
-        is_call = req.kind is Kind.CALL
+        is_call = req.kind is not Kind.CAST
         # The routing frames address the reply: a cast has none.
         routing = [frame.bytes for frame in frames[:-1]] if is_call else []
         rc = RequestContext.from_wire(req.context)
@@ -687,6 +778,8 @@ class Bridge:
                 rc=rc,
             )  # fmt: skip
             return None
+        if req.kind is not Kind.CALL and is_call:
+            return self._handle_member(routing, req, view, rc)
         if not _callable_cached(cls, req.method):  # type: ignore[arg-type]  # classes hash
             self._refuse(routing, req.msg_id, is_call=is_call, kind="no_such_method",
                          message=f"{req.actor} has no method {req.method!r}", rc=rc)  # fmt: skip
@@ -711,6 +804,48 @@ class Bridge:
         )
         view.accepted += 1  # only this (the I/O) thread writes it
         return view.inbox, Envelope(message, reply_to=future)
+
+    def _handle_member(
+        self, routing: list[bytes], req: Request, view: MailboxView, rc: RequestContext
+    ) -> tuple[Any, Envelope[Any]] | None:
+        """A describe, get or set request: refuse it, or return its delivery."""
+        ref = view.ref
+        cls = ref.actor_class
+        message: Any
+        if req.kind is Kind.DESCRIBE:  # answered at once, however busy the actor is
+            actor = actor_of(ref)
+            if actor is None:
+                self._refuse(routing, req.msg_id, is_call=True, kind="unknown_actor",
+                             message=f"no actor {req.actor!r}", rc=rc)  # fmt: skip
+            else:
+                self._send_reply(routing, req.msg_id, describe_actor(actor))
+            return None
+        if req.kind is Kind.GET:
+            allowed = is_remotely_readable(cls, req.method)
+        else:
+            actor = actor_of(ref)
+            allowed = actor is not None and is_remotely_settable(actor, req.method)
+        if not allowed:
+            what = "readable" if req.kind is Kind.GET else "settable"
+            self._refuse(routing, req.msg_id, is_call=True, kind="no_such_method",
+                         message=f"{req.actor} has no attribute {req.method!r} {what} by remote "
+                         "callers", rc=rc)  # fmt: skip
+            return None
+        if view.full():
+            self._refuse(routing, req.msg_id, is_call=True, kind="overloaded",
+                         message=f"{req.actor}'s mailbox is full ({view.limit} requests)",
+                         rc=rc)  # fmt: skip
+            return None
+        if req.kind is Kind.GET:
+            message = ProxyGetAttr((req.method,))
+        elif len(req.args) == 1 and not req.kwargs:
+            message = ProxySetAttr((req.method,), req.args[0])
+        else:
+            self._refuse(routing, req.msg_id, is_call=True, kind="invalid_request",
+                         message="a set request takes exactly one argument", rc=rc)  # fmt: skip
+            return None
+        view.accepted += 1  # only this (the I/O) thread writes it
+        return view.inbox, Envelope(message, reply_to=_ReplyFuture(self, routing, req.msg_id, view))
 
     def _refuse(
         self,
@@ -817,6 +952,6 @@ class Bridge:
                 backlog.add(routing, body, refusal=refusal)
             # The socket's FD is edge-triggered and this send may have consumed
             # the edge: if input is pending, make sure the I/O thread wakes.
-            if self._polling and sock.getsockopt(_EVENTS) & _POLLIN:  # type: ignore[operator]
+            if self._polling:
                 assert self._waker is not None
-                self._waker.wake()
+                wake_if_input(sock, self._waker)

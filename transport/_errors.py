@@ -19,6 +19,7 @@ __all__ = [
     "RemoteError",
     "UnknownActor",
     "UnsupportedVersion",
+    "error_from_fields",
     "rebuild_exception",
 ]
 
@@ -31,16 +32,24 @@ class MessagingTimeout(MessagingError, pykka.Timeout):
     """A call got no reply before its deadline, or a send could not be queued.
 
     Whether the remote method ran is unknown (delivery is at-most-once). Also a
-    `pykka.Timeout`, so code written against local proxies keeps working.
+    `pykka.Timeout`, so code written against local proxies keeps working. The
+    message names the endpoint, actor, method and the time since the call was
+    sent; where the connection has a `peer_status` (a `Directory`'s do), a note
+    says whether the services table still shows that node up.
     """
+
+    peer_noted = False
 
 
 class ConnectionClosed(MessagingError):
     """The connection was closed: pending calls fail with this, new ones too."""
 
 
-class UnknownActor(MessagingError):
-    """The bridge serves no live actor under the requested name."""
+class UnknownActor(MessagingError, pykka.ActorDeadError):
+    """The bridge serves no live actor under the requested name.
+
+    Also a `pykka.ActorDeadError`, as for a local proxy of a stopped actor.
+    """
 
 
 class NoSuchMethod(MessagingError, AttributeError):
@@ -156,3 +165,20 @@ def rebuild_exception(
                 return exc
     exc_type = qualname if module == "builtins" else f"{module}.{qualname}"
     return RemoteError(exc_type, message, traceback)
+
+
+def error_from_fields(fields: list[Any], allowed_modules: frozenset[str]) -> BaseException:
+    """Turn an error body's fields (after `msg_id`) into the exception to raise.
+
+    Returns:
+        the rebuilt remote exception, or the refusal's own class.
+    """
+    kind, module, name, message, args, traceback = fields
+    message = str(message)
+    if kind == "remote":
+        return rebuild_exception(
+            module=str(module), qualname=str(name), message=message,
+            args=args if isinstance(args, list) else None, traceback=str(traceback or ""),
+            allowed_modules=allowed_modules,
+        )  # fmt: skip
+    return BRIDGE_ERRORS.get(str(kind), MessagingError)(message)

@@ -6,7 +6,8 @@ bridge's ROUTER socket sees the peer identity first. A reply echoes every frame
 before the body, then its own body. Bodies are msgpack arrays:
 
 - request: ``[1, kind, msg_id, actor, method, args, kwargs, rpc_version, context, ttl?]``
-  with kind CALL (1) or CAST (2) and an optional time-to-live in milliseconds;
+  with kind CALL (1), CAST (2), DESCRIBE (5), GET (6) or SET (7) and an optional
+  time-to-live in milliseconds;
 - reply: ``[1, 3, msg_id, result]``;
 - error: ``[1, 4, msg_id, error_kind, exc_module, exc_name, message, exc_args, traceback]``.
 """
@@ -49,7 +50,6 @@ MAX_MSG_ID = 2**64 - 1
 MAX_TTL_MS = 2**32 - 1
 _REQUEST_FIELDS = 9
 _RESPONSE_FIELDS = {3: 4, 4: 9}
-_CALL = 1
 _CAST = 2
 _REPLY = 3
 _REQUEST_ROOTS = ("protocol", "kind", "msg_id", "actor", "method", "args", "kwargs", "rpc_version",
@@ -63,6 +63,16 @@ class Kind(enum.IntEnum):
     CAST = 2
     REPLY = 3
     ERROR = 4
+    DESCRIBE = 5
+    """Ask what the actor exposes; ``method`` is ``"*"``; the reply's result is a map."""
+    GET = 6
+    """Read the attribute named by ``method`` inside the actor's mailbox."""
+    SET = 7
+    """Set the attribute named by ``method`` to ``args[0]`` inside the actor's mailbox."""
+
+
+# The request kinds that are answered (all but CAST), by their wire value.
+_ANSWERED = {int(k): k for k in (Kind.CALL, Kind.DESCRIBE, Kind.GET, Kind.SET)}
 
 
 @dataclass(slots=True)
@@ -235,7 +245,8 @@ def decode_request(codec: Codec, body: bytes | memoryview) -> Request:
     version, kind, msg_id, actor, method, args, kwargs, rpc_version, context = msg[:_REQUEST_FIELDS]
     if type(version) is not int or version != PROTOCOL_VERSION:
         raise ProtocolError(f"unsupported protocol version {brief(version)}")
-    if type(kind) is int and kind == _CALL:
+    answered = _ANSWERED.get(kind) if type(kind) is int else None
+    if answered is not None:
         if type(msg_id) is not int or not 0 <= msg_id <= MAX_MSG_ID:
             raise ProtocolError(f"bad msg_id {brief(msg_id)}")
         reply_id: int | None = msg_id
@@ -261,7 +272,7 @@ def decode_request(codec: Codec, body: bytes | memoryview) -> Request:
     if ttl is not None and (type(ttl) is not int or not 0 <= ttl <= MAX_TTL_MS):
         raise ProtocolError("ttl must be an integer 0..2**32-1 (milliseconds) or nil", reply_id)
     return Request(
-        Kind.CALL if reply_id is not None else Kind.CAST,
+        answered if answered is not None else Kind.CAST,
         msg_id or 0,
         actor,
         method,

@@ -39,6 +39,7 @@ __all__ = [
     "Hook",
     "MessageSource",
     "OptExcInfo",
+    "actor_of",
     "check_hooks",
 ]
 
@@ -103,6 +104,25 @@ class Hook:
     name: str
     used_by: str
     probe: Callable[[], None]
+
+
+def actor_of(ref: pykka.ActorRef[Any]) -> Any | None:
+    """The actor object behind `ref`, or None once it is gone.
+
+    pykka's own `ActorProxy` introspects its actor through this weak reference,
+    from the caller's thread; the bridge does the same to describe an actor.
+    """
+    return ref._actor_weakref()
+
+
+def _probe_actor_of() -> None:
+    calls: list[str] = []
+    actors: list[_Probe] = []
+    ref = _Probe.start(calls, actors)
+    try:
+        assert actor_of(ref) is actors[0]
+    finally:
+        ref.stop(timeout=5)
 
 
 def _probe_envelope() -> None:
@@ -234,7 +254,51 @@ def _probe_inbox_protocol() -> None:
     assert isinstance(_Probe([], []).actor_stopped, threading.Event)
 
 
+class _Engine(pykka.ThreadingActor):
+    """An actor another engine runs: no thread; its futures and loop start are its own."""
+
+    futures: list[pykka.Future[Any]] = []
+    adopted: list[pykka.Actor] = []
+
+    @staticmethod
+    def _create_future() -> pykka.Future[Any]:
+        future: pykka.Future[Any] = pykka.ThreadingFuture()
+        _Engine.futures.append(future)
+        return future
+
+    def _start_actor_loop(self) -> None:
+        _Engine.adopted.append(self)
+
+    def on_start(self) -> None:
+        raise RuntimeError("probe: failing on_start")
+
+
+def _probe_engine() -> None:
+    _Engine.futures.clear()
+    _Engine.adopted.clear()
+    ref = _Engine.start()
+    try:
+        assert len(_Engine.adopted) == 1, "start() did not call _start_actor_loop"
+        actor = _Engine.adopted[0]
+        future = ref.ask("ping", block=False)
+        assert _Engine.futures == [future], "ask() did not take its future from _create_future"
+        envelope = actor.actor_inbox.get()
+        assert envelope.reply_to is future
+        ref.stop(block=False)
+        assert isinstance(actor.actor_inbox.get().message, pykka.messages._ActorStop)
+        _probe_signature(pykka.Actor._actor_loop_setup, [])
+        actor._actor_loop_setup()  # on_start fails: the actor stops, as in its own thread
+        assert actor.actor_stopped.is_set()
+    finally:
+        pykka.ActorRegistry.unregister(ref)
+
+
 HOOKS: tuple[Hook, ...] = (
+    Hook(
+        "pykka.ActorRef._actor_weakref",
+        "transport._bridge describes an actor (describe requests) from its I/O thread",
+        _probe_actor_of,
+    ),
     Hook(
         "pykka._envelope.Envelope",
         "transport._bridge and actors._timer put messages straight into an actor's inbox",
@@ -269,6 +333,12 @@ HOOKS: tuple[Hook, ...] = (
         "pykka.Actor.actor_inbox (get(timeout=), empty()) / actor_stopped",
         "actors._timer waits on its inbox with a timeout; pykka drains it on stop",
         _probe_inbox_protocol,
+    ),
+    Hook(
+        "pykka.Actor._create_future / _start_actor_loop / _actor_loop_setup / _ActorStop",
+        "actors.testing runs actors on its scheduler: its own futures, no thread, on_start "
+        "as a step, and a stop recognised in a dead actor's queue",
+        _probe_engine,
     ),
 )
 """Every private pykka name the runtime relies on, with its probe."""

@@ -1,11 +1,26 @@
-"""A file descriptor one thread can poll and another can make readable."""
+"""Waking a thread that sleeps on a ZeroMQ socket shared with other threads.
+
+A ZeroMQ socket's file descriptor is edge-triggered: it fires when the socket's
+state changes, and any call on the socket (a send, a ZMQ_EVENTS check) may
+consume that edge. So a thread sleeping in `poll()` on the FD of a socket that
+other threads also use (the client's leader, the bridge's I/O thread) polls a
+`Waker` beside it, and every other thread, after touching the socket under the
+socket lock, calls `wake_if_input`: when input is pending, the sleeper wakes.
+This module owns that rule for the client and the bridge.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import os
+from typing import Any
 
-__all__ = ["Waker"]
+import zmq
+
+__all__ = ["Waker", "wake_if_input"]
+
+_EVENTS = int(zmq.EVENTS)
+_POLLIN = int(zmq.POLLIN)
 
 
 class Waker:
@@ -39,3 +54,13 @@ class Waker:
         os.close(self._read_fd)
         if self._write_fd != self._read_fd:
             os.close(self._write_fd)
+
+
+def wake_if_input(sock: zmq.Socket[Any], waker: Waker) -> None:
+    """Wake the thread sleeping on `sock`'s FD if input is pending (call under the lock).
+
+    Any use of the socket may have consumed the FD's edge, so the sleeper may
+    not see input that is already there.
+    """
+    if sock.getsockopt(_EVENTS) & _POLLIN:  # type: ignore[operator]
+        waker.wake()

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import pykka
 
@@ -78,6 +78,7 @@ class SchedulerManager(Manager):
 
     TOPIC = "scheduler"
     RPC_API_VERSION = "1.0"
+    DEPENDENCIES: ClassVar[tuple[str, ...]] = ("directory", "service_down_time", "rpc_timeout")
 
     def __init__(
         self,

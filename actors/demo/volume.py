@@ -20,7 +20,7 @@ from __future__ import annotations
 import datetime as dt  # noqa: TC003  (SQLAlchemy resolves Mapped[dt.datetime] at run time)
 import logging
 import threading
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from sqlalchemy import MetaData, String, delete, select
 from sqlalchemy.exc import IntegrityError
@@ -120,6 +120,7 @@ class VolumeManager(SchedulerDependentManager):
 
     TOPIC = "volume"
     RPC_API_VERSION = "1.1"
+    OPTIONS: ClassVar[tuple[str, ...]] = ("driver", "driver_options")
 
     def __init__(
         self,

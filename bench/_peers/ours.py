@@ -59,7 +59,7 @@ def serve(argv: Sequence[str]) -> None:
 class BridgeClient(Client):
     """A `transport` connection's proxy to the manager."""
 
-    def __init__(self, proxy: transport.RemoteProxy) -> None:
+    def __init__(self, proxy: transport.RemoteProxy[Any]) -> None:
         self.proxy = proxy
 
     def add(self, a: int, b: int) -> Any:

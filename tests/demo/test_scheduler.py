@@ -227,7 +227,7 @@ def test_a_nodes_directory_gives_the_proxies(db: Database, clock: ManualClock) -
     refs: dict[str, Any] = {}
     asked: list[tuple[str, str | None]] = []
 
-    class Directory:  # what a node offers its managers: service discovery
+    class Directory:  # what a node gives managers that declare it: service discovery
         def proxy(self, topic: str, host: str | None = None) -> Any:
             asked.append((topic, host))
             assert host is not None
@@ -235,9 +235,9 @@ def test_a_nodes_directory_gives_the_proxies(db: Database, clock: ManualClock) -
 
     heartbeat(db, clock, "node-a")
     scheduler = SchedulerManager.start(
-        host="sched", db=db, clock=clock, directory=Directory(), publisher=object()
+        host="sched", db=db, clock=clock, directory=Directory()
     ).proxy()
-    refs["node-a"] = VolumeManager.start(host="node-a", db=db, clock=clock, directory=Directory())
+    refs["node-a"] = VolumeManager.start(host="node-a", db=db, clock=clock)
     refs["node-a"].proxy().init_host().get(timeout=5)
     assert scheduler.create_volume("v", 3).get(timeout=5)["backend"] == "node-a"
     assert asked == [("volume", "node-a")]

@@ -13,6 +13,7 @@ class Ledger(Manager):
     """Appends one line per processed ``record`` to a journal file (one write each)."""
 
     TOPIC = "ledger"
+    OPTIONS = ("journal",)
 
     def __init__(self, *, journal: str = "", **kwargs: Any) -> None:
         super().__init__(**kwargs)

@@ -113,6 +113,73 @@ class Recorder(ContextActor):
         return list(self.log[sender])
 
 
+@pykka.traversable
+class Nested:
+    def ping(self) -> str:
+        return "nested pong"
+
+
+class Fields(ContextActor):
+    """Fields, properties and methods, for pykka's proxy behaviour side by side."""
+
+    label = "fields"  # a class attribute
+    nested = Nested()  # traversable for pykka; a plain attribute remotely
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.count = 0
+        self._level = 1
+        self._secret = "hidden"
+        self.handler = len  # an instance attribute that is callable
+
+    @property
+    def doubled(self) -> int:
+        return self.count * 2
+
+    @property
+    def level(self) -> int:
+        return self._level
+
+    @level.setter
+    def level(self, value: int) -> None:
+        if value < 0:
+            raise ValueError("level must be >= 0")
+        self._level = value
+
+    def bump(self, by: int = 1) -> int:
+        self.count += by
+        return self.count
+
+    def items(self, n: int) -> list[int]:
+        return list(range(n))
+
+    def add_field(self, name: str, value: Any) -> None:
+        setattr(self, name, value)
+
+    def wait_event(self, timeout: float) -> bool:
+        return EVENT.wait(timeout)
+
+    @staticmethod
+    def twice(value: int) -> int:
+        return 2 * value
+
+    @classmethod
+    def class_label(cls) -> str:
+        return cls.label
+
+
+# Set by tests (or the "event" actor) to release Fields.wait_event().
+EVENT = threading.Event()
+
+
+class EventSetter(ContextActor):
+    def set(self) -> None:
+        EVENT.set()
+
+    def clear(self) -> None:
+        EVENT.clear()
+
+
 RECORDERS = ("rec0", "rec1", "rec2")
 
 
@@ -123,6 +190,8 @@ def start_actors() -> dict[str, pykka.ActorRef[Any]]:
         "plain": PlainEcho.start(),
         "slow": Slow.start(),
         "gate": Gate.start(),
+        "fields": Fields.start(),
+        "event": EventSetter.start(),
     }
     for name in RECORDERS:
         refs[name] = Recorder.start()

@@ -16,18 +16,31 @@ from pathlib import Path
 import pykka
 
 import transport
-from tests.transport._actors import start_actors
+from tests.transport._actors import Fields, start_actors
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--endpoint", default="tcp://127.0.0.1:*")
     parser.add_argument("--max-message-size", type=int, default=None)
-    parser.add_argument("--curve-dir", type=Path, default=None,
-                        help="holds server.key_secret and an allowed/ directory of client keys")
+    parser.add_argument(
+        "--waiters",
+        type=int,
+        default=0,
+        help="also serve this many Fields actors as wait0, wait1, ...",
+    )
+    parser.add_argument(
+        "--curve-dir",
+        type=Path,
+        default=None,
+        help="holds server.key_secret and an allowed/ directory of client keys",
+    )
     options = parser.parse_args()
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
-                        format="server %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.WARNING,
+        stream=sys.stderr,
+        format="server %(levelname)s %(name)s: %(message)s",
+    )
     kwargs: dict[str, object] = {}
     if options.max_message_size:
         kwargs["max_message_size"] = options.max_message_size
@@ -35,6 +48,8 @@ def main() -> None:
         kwargs["keypair"] = transport.load_keypair(options.curve_dir / "server.key_secret")
         kwargs["allowed_clients"] = options.curve_dir / "allowed"
     refs = start_actors()
+    for i in range(options.waiters):
+        refs[f"wait{i}"] = Fields.start()
     bridge = transport.Bridge(options.endpoint, **kwargs)  # type: ignore[arg-type]
     for name, ref in refs.items():
         bridge.expose(name, ref)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 import transport
-from tests.transport._actors import GATE, start_actors
+from tests.transport._actors import EVENT, GATE, start_actors
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -121,6 +121,7 @@ def conn(server_endpoint: str) -> Iterator[transport.Connection]:
 def local_bridge() -> Iterator[transport.Bridge]:
     """A bridge in this process, serving the test actors (for server-side observations)."""
     GATE.clear()
+    EVENT.clear()
     refs = start_actors()
     bridge = transport.Bridge("tcp://127.0.0.1:*")
     for name, ref in refs.items():
@@ -130,6 +131,7 @@ def local_bridge() -> Iterator[transport.Bridge]:
         yield bridge
     finally:
         GATE.set()  # unblock a gated actor so it can stop
+        EVENT.set()
         bridge.stop()
 
 

@@ -111,3 +111,33 @@ def test_error_envelopes(dealer: zmq.Socket[bytes]) -> None:
     assert "Traceback" in traceback
     dealer.send(msgpack.packb([1, 1, 5, "echo", "add", "not-a-list", {}, None, None]))
     assert decode(dealer.recv())[:4] == [1, 4, 5, "invalid_request"]
+
+
+def test_describe_get_and_set(req_socket: zmq.Socket[bytes]) -> None:
+    req_socket.send(request(5, 1, "fields", "*"))
+    kind, msg_id, description = decode(req_socket.recv())[1:]
+    assert (kind, msg_id) == (3, 1)
+    assert description["class"] == "Fields"
+    assert {"bump", "items"} <= set(description["methods"])
+    assert {"count", "doubled", "label"} <= set(description["attributes"])
+    req_socket.send(request(7, 2, "fields", "count", 20))
+    assert decode(req_socket.recv()) == [1, 3, 2, None]
+    req_socket.send(request(6, 3, "fields", "doubled"))
+    assert decode(req_socket.recv()) == [1, 3, 3, 40]
+    req_socket.send(request(7, 4, "fields", "doubled", 1))  # a property without a setter
+    error = decode(req_socket.recv())
+    assert error[:6] == [1, 4, 4, "remote", "builtins", "AttributeError"]
+    req_socket.send(request(6, 5, "fields", "_secret"))
+    assert decode(req_socket.recv())[1:4] == [4, 5, "no_such_method"]
+    req_socket.send(request(6, 6, "fields", "bump"))  # a method is not an attribute
+    assert decode(req_socket.recv())[1:4] == [4, 6, "no_such_method"]
+    req_socket.send(request(7, 7, "fields", "count", 1, 2))
+    assert decode(req_socket.recv())[1:4] == [4, 7, "invalid_request"]
+    req_socket.send(request(5, 8, "nobody", "*"))
+    assert decode(req_socket.recv())[1:4] == [4, 8, "unknown_actor"]
+    req_socket.send(request(7, 9, "fields", "brand_new", 1))  # no attribute is ever added
+    assert decode(req_socket.recv())[1:4] == [4, 9, "no_such_method"]
+    req_socket.send(request(7, 10, "fields", "host", "elsewhere"))  # RPC_READ_ONLY
+    assert decode(req_socket.recv())[1:4] == [4, 10, "no_such_method"]
+    req_socket.send(request(6, 11, "fields", "host"))
+    assert decode(req_socket.recv())[1:4] == [3, 11, "transport-test"]

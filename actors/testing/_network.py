@@ -1,0 +1,589 @@
+"""The simulated network: hosts, a bridge per host, and faults.
+
+Managers on different hosts talk through `SimDirectory` proxies. A call is
+encoded with the real codec and protocol (only wire-legal values cross), travels
+as a packet on a per-(sender, destination) FIFO link, and is checked on arrival
+exactly as the bridge checks it (unknown actor, private or missing method,
+incompatible version); the reply or the remote exception comes back encoded
+and is rebuilt with the real error mapping. A call has a deadline, after which
+it fails with `transport.MessagingTimeout`, as through the real client.
+
+Faults are scheduler choices: a packet may be lost (a request, or a reply after
+its handler ran) or delayed; hosts may be partitioned, healed, crashed and
+restarted. Delivery stays at-most-once: nothing is ever sent twice.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections import deque
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import pykka
+from pykka import messages
+
+from actors._discovery import Directory
+from actors._heartbeat import HeartbeatWriter
+from actors.testing._actors import SimFuture
+from actors.testing._scheduler import NET
+from actors.testing._trace import summarize
+from transport._bridge import is_remotely_callable
+from transport._codec import Codec, describe_exception, format_traceback
+from transport._errors import BRIDGE_ERRORS, MessagingError, MessagingTimeout, rebuild_exception
+from transport._protocol import (
+    Kind,
+    ProtocolError,
+    decode_request,
+    decode_response_fields,
+    encode_error,
+    encode_reply,
+    encode_request,
+    version_is_compatible,
+)
+from transport._pykka import Envelope
+
+if TYPE_CHECKING:
+    import datetime as dt
+    from collections.abc import Callable, Iterable
+
+    import transport
+    from actors._service import Service
+    from actors.testing._scheduler import Proc, Scheduler
+    from transport._pykka import OptExcInfo
+
+__all__ = ["Faults", "Host", "InlineHeartbeats", "SimBridge", "SimDirectory", "SimNetwork"]
+
+logger = logging.getLogger(__name__)
+
+SCHEME = "sim://"
+
+
+@dataclass(frozen=True)
+class Faults:
+    """How often each fault is chosen, in percent of the chances it has.
+
+    Args:
+        drop_request: a request packet is lost.
+        drop_reply: a reply packet is lost (after its handler ran).
+        delay: a packet is held for `delay_seconds` of virtual time.
+        delay_seconds: how long a delayed packet waits.
+        stall: pending messages wait while time moves to the next timer tick.
+        node: per step, a partition, heal, crash or restart happens.
+        max_node_faults: at most this many node faults per run.
+        crashes: node faults may crash and restart hosts (else partitions only).
+    """
+
+    drop_request: int = 3
+    drop_reply: int = 3
+    delay: int = 3
+    delay_seconds: float = 5.0
+    stall: int = 1
+    node: int = 1
+    max_node_faults: int = 2
+    crashes: bool = True
+
+    @classmethod
+    def none(cls) -> Faults:
+        """No fault at all."""
+        return cls(0, 0, 0, 0.0, 0, 0, 0, crashes=False)
+
+
+class SimBridge:
+    """A host's bridge in a simulation: what `Service` exposes its manager on."""
+
+    def __init__(self, host: str) -> None:
+        self.host = host
+        self.endpoint = f"{SCHEME}{host}"
+        self.actors: dict[str, pykka.ActorRef[Any]] = {}
+
+    def expose(self, name: str, actor_ref: pykka.ActorRef[Any]) -> None:
+        """Serve `actor_ref` under `name`."""
+        self.actors[name] = actor_ref
+
+    def unexpose(self, name: str) -> None:
+        """Stop serving `name`."""
+        self.actors.pop(name, None)
+
+
+@dataclass
+class Host:
+    """One simulated host: its bridge, its timer, what it starts, whether it is up."""
+
+    name: str
+    bridge: SimBridge
+    timer: pykka.ActorRef[Any] | None = None
+    up: bool = True
+    starts: list[Any] | None = None
+
+    def __post_init__(self) -> None:
+        if self.starts is None:
+            self.starts = []
+
+
+class _Packet:
+    __slots__ = ("body", "caller", "dst", "kind", "label", "link", "msg_id", "not_before",
+                 "sender", "seq", "src")  # fmt: skip
+
+    def __init__(  # noqa: PLR0917
+        self,
+        seq: int,
+        kind: str,
+        sender: Proc | None,
+        src: str,
+        dst: str,
+        body: bytes,
+        msg_id: int,
+        label: str,
+        link: deque[_Packet],
+    ) -> None:
+        self.seq = seq
+        self.kind = kind
+        self.sender = sender
+        self.src = src
+        self.dst = dst
+        self.body = body
+        self.msg_id = msg_id
+        self.label = label
+        self.link = link
+        self.not_before = 0.0
+        self.caller = sender.name if sender is not None else f"test@{src}"
+
+
+class SimRemoteFuture(SimFuture):
+    """The future of a call over the simulated bridge: fails with `MessagingTimeout`."""
+
+    timeout_error = MessagingTimeout
+
+    def __init__(self, scheduler: Scheduler | None = None) -> None:
+        super().__init__(scheduler)
+        self.deadline = 0.0
+
+
+class _BridgeReply(pykka.Future[Any]):
+    """The `reply_to` of a request delivered over the simulated bridge."""
+
+    def __init__(self, network: SimNetwork, request: _Packet, host: str) -> None:
+        super().__init__()
+        self._network = network
+        self._request = request
+        self._host = host
+        self._done = False
+
+    def set(self, value: Any | None = None) -> None:
+        if self._done:
+            raise Exception("reply already sent")
+        self._done = True
+        net = self._network
+        try:
+            body = encode_reply(net.codec, self._request.msg_id, value)
+        except TypeError as exc:
+            body = net.error_body(self._request.msg_id, exc)
+        net.reply(self._request, body, self._host)
+
+    def set_exception(self, exc_info: OptExcInfo | None = None) -> None:
+        if self._done:
+            raise Exception("reply already sent")
+        self._done = True
+        exc = exc_info[1] if exc_info is not None else None
+        if exc is None:
+            exc = RuntimeError("unknown failure")
+        net = self._network
+        net.reply(self._request, net.error_body(self._request.msg_id, exc), self._host)
+
+
+class SimNetwork:
+    """Hosts, links and pending calls of one simulation (the scheduler's `Network`)."""
+
+    def __init__(self, scheduler: Scheduler, faults: Faults) -> None:
+        self.scheduler = scheduler
+        self.faults = faults
+        self.codec = Codec()
+        self.hosts: dict[str, Host] = {}
+        self._links: dict[tuple[str, str, str], deque[_Packet]] = {}
+        self._calls: dict[int, SimRemoteFuture] = {}
+        self._ids = itertools.count(1)
+        self._cut: set[frozenset[str]] = set()
+        self.node_faults = 0
+        self.restarting = False
+
+    # -- hosts -------------------------------------------------------------------------
+
+    def host(self, name: str) -> Host:
+        """The host called `name` (made on first use)."""
+        host = self.hosts.get(name)
+        if host is None:
+            host = self.hosts[name] = Host(name, SimBridge(name))
+        return host
+
+    def reachable(self, a: str, b: str) -> bool:
+        """Whether hosts `a` and `b` can talk now."""
+        return a == b or frozenset((a, b)) not in self._cut
+
+    def partition(self, groups: Iterable[Iterable[str]]) -> list[str]:
+        """Cut every pair of hosts in different `groups`; return the pairs cut."""
+        sets = [sorted(set(g)) for g in groups]
+        cut = []
+        for i, left in enumerate(sets):
+            for right in sets[i + 1 :]:
+                for a in left:
+                    for b in right:
+                        if a != b:
+                            self._cut.add(frozenset((a, b)))
+                            cut.append(f"{a}|{b}")
+        return cut
+
+    def heal(self) -> None:
+        """Remove every partition."""
+        self._cut.clear()
+
+    @property
+    def partitions(self) -> list[str]:
+        """The cut pairs, as ``a|b``."""
+        return sorted("|".join(sorted(pair)) for pair in self._cut)
+
+    # -- sending -------------------------------------------------------------------------
+
+    def send(  # noqa: PLR0917
+        self,
+        dst: str,
+        name: str,
+        method: str,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        version: str | None,
+        timeout: float,
+        *,
+        cast: bool,
+        allowed: frozenset[str],
+        origin: str = "test",
+    ) -> SimRemoteFuture | None:
+        """Send a call or cast from whoever runs now to `name` on host `dst`.
+
+        Raises:
+            TypeError: an argument cannot cross the wire (the real codec's message).
+        """
+        sched = self.scheduler
+        msg_id = next(self._ids)
+        body = encode_request(
+            self.codec, kind=Kind.CAST if cast else Kind.CALL, msg_id=msg_id, actor=name,
+            method=method, args=args, kwargs=kwargs, version=version, context={},
+        )  # fmt: skip
+        sender = sched.current
+        src = sender.host if sender is not None else origin
+        src_name = sender.name if sender is not None else f"test@{origin}"
+        parts = [summarize(a, 24) for a in args] + [
+            f"{k}={summarize(v, 24)}" for k, v in kwargs.items()
+        ]
+        label = f"{name}.{method}({', '.join(parts)})"
+        future: SimRemoteFuture | None = None
+        if not cast:
+            future = SimRemoteFuture(sched)
+            future.label = f"{label} over the bridge"
+            future.deadline = sched.clock.monotonic() + timeout
+            future.allowed = allowed  # type: ignore[attr-defined]
+            self._calls[msg_id] = future
+        link = self._link(src_name, dst, "req")
+        link.append(_Packet(sched.next_seq(), "request", sender, src, dst, body, msg_id,
+                            label, link))  # fmt: skip
+        return future
+
+    def _link(self, src: str, dst: str, kind: str) -> deque[_Packet]:
+        key = (src, dst, kind)
+        link = self._links.get(key)
+        if link is None:
+            link = self._links[key] = deque()
+        return link
+
+    def error_body(self, msg_id: int, exc: BaseException) -> bytes:
+        """An error reply for `exc`, as the bridge encodes it."""
+        module, qualname, message, args = describe_exception(exc)
+        return encode_error(
+            self.codec, msg_id, error_kind="remote", exc_module=module, exc_name=qualname,
+            message=message, exc_args=args, traceback=format_traceback(exc),
+        )  # fmt: skip
+
+    def refusal_body(self, msg_id: int, kind: str, message: str) -> bytes:
+        """A refusal (unknown actor, no such method, ...), as the bridge encodes it."""
+        cls = BRIDGE_ERRORS[kind]
+        return encode_error(
+            self.codec, msg_id, error_kind=kind, exc_module="transport",
+            exc_name=cls.__qualname__, message=message, exc_args=[message], traceback="",
+        )  # fmt: skip
+
+    def reply(self, request: _Packet, body: bytes, host: str) -> None:
+        """Send a reply packet back to the caller of `request`."""
+        if not self.host(host).up:
+            return
+        sender = self.scheduler.current
+        src_name = sender.name if sender is not None else host
+        link = self._link(src_name, request.src, "rep")
+        packet = _Packet(self.scheduler.next_seq(), "reply", sender, host, request.src, body,
+                         request.msg_id, request.label, link)  # fmt: skip
+        packet.caller = request.caller
+        link.append(packet)
+
+    # -- the scheduler's side -----------------------------------------------------------------
+
+    def candidates(self, now: float, out: list[tuple[int, int, Any, Any]], key: int) -> None:
+        """Append the link heads and expired calls that can be handled now."""
+        for link in self._links.values():
+            if link:
+                packet = link[0]
+                if packet.not_before <= now:
+                    out.append((packet.seq, NET, None, packet))
+        for future in self._calls.values():
+            if future.deadline <= now and not future.done:
+                out.append((key, NET, None, future))
+
+    def next_due(self) -> float | None:
+        """The next delayed packet or call deadline."""
+        due: float | None = None
+        for link in self._links.values():
+            if link and (due is None or link[0].not_before < due):
+                due = link[0].not_before
+        for future in self._calls.values():
+            if not future.done and (due is None or future.deadline < due):
+                due = future.deadline
+        return due
+
+    def pending(self) -> bool:
+        """Whether a packet is on a link or a call awaits its reply."""
+        return any(self._links.values()) or any(not f.done for f in self._calls.values())
+
+    def deliver(self, item: Any) -> None:
+        """Handle one packet arrival or call deadline."""
+        sched = self.scheduler
+        now = sched.clock.monotonic()
+        if isinstance(item, SimRemoteFuture):
+            self._calls = {k: f for k, f in self._calls.items() if f is not item}
+            sched.trace.add(now, "bridge", f"{item.label} times out (MessagingTimeout)")
+            item.set_exception((MessagingTimeout, MessagingTimeout(
+                f"no reply to {item.label} before the deadline"), None))  # fmt: skip
+            return
+        packet: _Packet = item
+        packet.link.popleft()
+        route = f"{packet.src} -> {packet.dst}"
+        if not self.host(packet.dst).up or not self.reachable(packet.src, packet.dst):
+            why = "host down" if not self.host(packet.dst).up else "partition"
+            sched.trace.add(now, "FAULT", f"{packet.kind} {packet.label} lost ({why}, {route})")
+            return
+        faults = self.faults
+        chooser = sched.chooser
+        if packet.kind == "request":
+            if faults.drop_request and chooser.fault(faults.drop_request):
+                sched.trace.add(now, "FAULT", f"request {packet.label} lost ({route})")
+                return
+            if faults.delay and chooser.fault(faults.delay):
+                packet.not_before = now + faults.delay_seconds
+                packet.link.appendleft(packet)
+                sched.trace.add(now, "FAULT", f"request {packet.label} delayed "
+                                f"{faults.delay_seconds:g} s ({route})")  # fmt: skip
+                return
+            self._arrive(packet, now)
+            return
+        if faults.drop_reply and chooser.fault(faults.drop_reply):
+            sched.trace.add(now, "FAULT", f"reply to {packet.label} lost after it ran ({route})")
+            return
+        if faults.delay and chooser.fault(faults.delay):
+            packet.not_before = now + faults.delay_seconds
+            packet.link.appendleft(packet)
+            sched.trace.add(now, "FAULT", f"reply to {packet.label} delayed "
+                            f"{faults.delay_seconds:g} s ({route})")  # fmt: skip
+            return
+        future = self._calls.pop(packet.msg_id, None)
+        if future is None or future.done:
+            return
+        sched.trace.add(now, f"{packet.caller} <- bridge", f"reply to {packet.label}")
+        _, is_reply, fields = decode_response_fields(self.codec, packet.body)
+        if is_reply:
+            future.set(fields[0])
+        else:
+            exc = self._error(fields, getattr(future, "allowed", frozenset()))
+            future.set_exception((type(exc), exc, None))
+
+    def _error(self, fields: list[Any], allowed: frozenset[str]) -> BaseException:
+        kind, module, name, message, args, traceback = fields
+        message = str(message)
+        if kind == "remote":
+            return rebuild_exception(
+                module=str(module), qualname=str(name), message=message,
+                args=args if isinstance(args, list) else None, traceback=str(traceback or ""),
+                allowed_modules=frozenset({"builtins", *allowed}),
+            )  # fmt: skip
+        return BRIDGE_ERRORS.get(str(kind), MessagingError)(message)
+
+    def _arrive(self, packet: _Packet, now: float) -> None:
+        sched = self.scheduler
+        try:
+            req = decode_request(self.codec, packet.body)
+        except ProtocolError as exc:  # cannot happen with our own encoder, but as the bridge does
+            logger.warning("dropping a malformed message: %s", exc)
+            return
+        is_call = req.kind is Kind.CALL
+        host = self.host(packet.dst)
+        ref = host.bridge.actors.get(req.actor)
+        refusal: tuple[str, str] | None = None
+        if ref is None or not ref.is_alive():
+            refusal = ("unknown_actor", f"no actor {req.actor!r}")
+        else:
+            cls = ref.actor_class
+            implemented = str(getattr(cls, "RPC_API_VERSION", "1.0"))
+            if req.version is not None and not version_is_compatible(implemented, req.version):
+                refusal = ("unsupported_version", f"{req.actor} implements RPC version "
+                           f"{implemented}, cannot serve {req.version}")  # fmt: skip
+            elif not is_remotely_callable(cls, req.method):
+                refusal = ("no_such_method", f"{req.actor} has no method {req.method!r}")
+        if refusal is not None:
+            sched.trace.add(now, f"{packet.dst} bridge", f"refuses {packet.label}: {refusal[0]}")
+            if is_call:
+                self.reply(packet, self.refusal_body(req.msg_id, *refusal), packet.dst)
+            return
+        assert ref is not None
+        proc = sched.proc_of(ref)
+        if proc is None:
+            return
+        message = messages.ProxyCall(attr_path=(req.method,), args=req.args, kwargs=req.kwargs)
+        reply_to = _BridgeReply(self, packet, packet.dst) if is_call else None
+        label = f"{req.method}({packet.label.partition('(')[2]}"
+        envelope = Envelope(message, reply_to=reply_to)
+        sched.enqueue(proc, envelope, sender=packet.sender, explicit=True, path=1, label=label)
+
+    # -- node faults -------------------------------------------------------------------------------
+
+    def crashable(self) -> list[str]:
+        """Hosts that are up and run something."""
+        return [h.name for h in self.hosts.values() if h.up and h.starts]
+
+
+class SimConnection:
+    """A `transport.Connection` stand-in: proxies over the simulated bridge."""
+
+    def __init__(
+        self,
+        network: SimNetwork,
+        endpoint: str,
+        timeout: float,
+        allowed: frozenset[str],
+        origin: str = "test",
+    ) -> None:
+        self.network = network
+        self.origin = origin
+        self.endpoint = endpoint
+        self.host = endpoint[len(SCHEME) :] if endpoint.startswith(SCHEME) else endpoint
+        self.timeout = timeout
+        self.allowed = allowed
+
+    def proxy(
+        self,
+        name: str,
+        actor_class: type[Any] | str | None = None,
+        version: str | None = None,
+        *,
+        timeout: float | None = None,
+        check: bool = True,  # transport's signature; unknown names fail at the call
+    ) -> SimRemoteProxy:
+        """A proxy of actor `name` on this host (`transport.Connection.proxy`'s form)."""
+        if isinstance(actor_class, str):  # the version given as the second positional
+            version = actor_class
+        return SimRemoteProxy(self, name, version, timeout)
+
+    def close(self, *, linger: float = 0.0) -> None:
+        """Nothing to close."""
+
+
+class _SimRemoteMethod:
+    def __init__(self, proxy: SimRemoteProxy, method: str) -> None:
+        self._proxy = proxy
+        self._method = method
+
+    def __call__(self, *args: Any, **kwargs: Any) -> SimRemoteFuture:
+        future = self._proxy._send(self._method, args, kwargs, cast=False)
+        assert future is not None
+        return future
+
+    def defer(self, *args: Any, **kwargs: Any) -> None:
+        """Cast."""
+        self._proxy._send(self._method, args, kwargs, cast=True)
+
+
+class SimRemoteProxy:
+    """A `transport.RemoteProxy` stand-in over the simulated bridge."""
+
+    def __init__(
+        self, conn: SimConnection, name: str, version: str | None, timeout: float | None
+    ) -> None:
+        self._conn = conn
+        self._name = name
+        self._version = version
+        self._timeout = timeout
+
+    def __getattr__(self, name: str) -> _SimRemoteMethod:
+        if name.startswith("_"):  # as transport's proxy: private names are never remote
+            raise AttributeError(name)
+        return _SimRemoteMethod(self, name)
+
+    def _send(
+        self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any], *, cast: bool
+    ) -> SimRemoteFuture | None:
+        conn = self._conn
+        return conn.network.send(
+            conn.host, self._name, method, args, kwargs, self._version,
+            self._timeout if self._timeout is not None else conn.timeout,
+            cast=cast, allowed=conn.allowed, origin=conn.origin,
+        )  # fmt: skip
+
+    def __repr__(self) -> str:
+        return f"<SimRemoteProxy {self._name!r} at {self._conn.endpoint}>"
+
+
+class SimDirectory(Directory):
+    """A `Directory` whose proxies travel over the simulated bridge (same table, same rules)."""
+
+    def __init__(self, network: SimNetwork, origin: str, *args: Any, **kwargs: Any) -> None:
+        allowed = frozenset(kwargs.pop("allowed_exception_modules", ()))
+        super().__init__(*args, **kwargs)
+        self._network = network
+        self.origin = origin
+        self._allowed = allowed
+        self._sim_connections: dict[str, SimConnection] = {}
+
+    def _connection(self, endpoint: str) -> transport.Connection:
+        conn = self._sim_connections.get(endpoint)
+        if conn is None:
+            conn = self._sim_connections[endpoint] = SimConnection(
+                self._network, endpoint, self.timeout, self._allowed, self.origin
+            )
+        return conn  # type: ignore[return-value]
+
+    def close(self) -> None:
+        """Forget the connections."""
+        self._sim_connections.clear()
+
+
+def service_of(start: Any) -> Service | None:
+    """The `Service` of a host's start record, if it is one."""
+    from actors._service import Service  # noqa: PLC0415
+
+    return start if isinstance(start, Service) else None
+
+
+class InlineHeartbeats(HeartbeatWriter):
+    """A service's heartbeat writer in a simulation: writes in the manager's handler, no thread."""
+
+    def __init__(self, write: Callable[[dt.datetime], None], *, name: str) -> None:
+        super().__init__(write, name=name)
+        self._write_now = write
+
+    def beat(self, now: dt.datetime, *, wait: float) -> bool:
+        """Write the heartbeat now."""
+        self._write_now(now)
+        return True
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Nothing is ever in flight."""
+        return True
+
+    def stop(self, timeout: float) -> None:
+        """No thread to stop."""
