@@ -75,6 +75,7 @@ _NOBLOCK = int(zmq.NOBLOCK)
 _SNDMORE_NOBLOCK = int(zmq.SNDMORE | zmq.NOBLOCK)
 _REPLY = int(Kind.REPLY)
 _RETRY_MS = 5  # how often replies backlogged for slow readers are retried
+_OWN_MAX_SOCKETS = 65536  # sockets per context with own_sockets (a slot pointer each)
 _CACHE_SIZE = 4096  # checked (class, method) and (class, version) pairs kept
 _REPLY_ROOTS = ("version", "kind", "msg_id", "result")  # names for encoding errors
 # Attributes of every pykka actor: never callable from another host.
@@ -555,6 +556,8 @@ class Bridge:
         if self._thread is not None:
             raise RuntimeError("bridge already started")
         self._context = zmq.Context()
+        if self._own_sockets:  # a socket per served actor: past ZeroMQ's default 1,023
+            self._context.set(zmq.MAX_SOCKETS, _OWN_MAX_SOCKETS)
         try:
             if self._keypair is not None:
                 assert self._allowed is not None
