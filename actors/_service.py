@@ -344,7 +344,12 @@ class Service:
 
     @property
     def _endpoint(self) -> str | None:
-        return self.bridge.endpoint if self.bridge is not None else None
+        # The manager's own socket when the bridge gave it one, else the bridge's
+        # (a bridge without `endpoint_of`, as the simulator's, has only its own).
+        if self.bridge is None:
+            return None
+        endpoint_of = getattr(self.bridge, "endpoint_of", None)
+        return self.bridge.endpoint if endpoint_of is None else endpoint_of(self.names[0])
 
     def _new_row(self) -> ServiceRecord:
         """The row of this service as first written (no heartbeat yet)."""
@@ -411,6 +416,7 @@ class Service:
                 row.updated_at = now
                 if (ready or self._not_ready) and not self._stopping.is_set():
                     row.stopped_at = None
+                    row.endpoint = self._endpoint  # now exposed: its own socket, if any
                 session.flush()
                 self.service_id = row.id
             self._not_ready = False

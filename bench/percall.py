@@ -11,7 +11,9 @@ server's voluntary switches per call are the threads woken per call), and with
 ``--callgrind`` instructions per call (each process under callgrind, zeroed and
 dumped around the window). These counts do not move with the machine's load.
 
-Pairings: ``raw`` is a REP socket served by one thread's blocking loop, called
+Pairings (``--servers``, default raw,bridge,own): ``pyro`` is Pyro5's daemon
+called by a Pyro5 proxy with the msgpack serializer (``pip install Pyro5``);
+``raw`` is a REP socket served by one thread's blocking loop, called
 by a REQ socket (the floor); ``bridge`` is `transport.Bridge` serving an
 `actors.Manager`, called through `transport.connect(...).proxy(...)`; ``own``
 is the same with ``own_sockets=True``: the manager's thread reads and answers
@@ -38,6 +40,11 @@ SERVERS = ("raw", "bridge", "own")
 
 def serve(kind: str) -> None:
     """Serve one kind; print the endpoint; stop when stdin closes."""
+    if kind == "pyro":
+        from bench._peers import pyro  # noqa: PLC0415
+
+        pyro.serve([])
+        return
     if kind == "raw":
         import threading  # noqa: PLC0415
 
@@ -87,6 +94,15 @@ def client(kind: str, endpoint: str) -> None:
         def call() -> None:
             req.send(request)
             msgpack.unpackb(req.recv())
+
+    elif kind == "pyro":
+        import Pyro5.api  # type: ignore[import-untyped]  # noqa: PLC0415
+
+        pyro = Pyro5.api.Proxy(endpoint)
+        pyro._pyroSerializer = "msgpack"
+
+        def call() -> None:
+            pyro.echo(SMALL)
 
     else:
         import transport  # noqa: PLC0415
@@ -194,6 +210,14 @@ def report(results: dict[str, dict[str, float]]) -> None:
     h.print_table("per sequential call: counts that do not move with load", columns, rows)
 
 
+class _PyroCloser:
+    def __init__(self, proxy: Any) -> None:
+        self.proxy = proxy
+
+    def close(self, linger: int = 0) -> None:
+        self.proxy._pyroRelease()
+
+
 def latency(kinds: list[str], rounds: int, block: int = 250) -> dict[str, dict[str, float]]:
     """Sequential call p50/p99 (us) per pairing, in interleaved blocks (same noise for all)."""
     import msgpack  # noqa: PLC0415
@@ -214,6 +238,13 @@ def latency(kinds: list[str], rounds: int, block: int = 250) -> dict[str, dict[s
                 calls[kind] = lambda req=req, body=body: msgpack.unpackb(
                     req.send(body) or req.recv()
                 )
+            elif kind == "pyro":
+                import Pyro5.api  # noqa: PLC0415
+
+                pyro = Pyro5.api.Proxy(server.line)
+                pyro._pyroSerializer = "msgpack"
+                closers.append(_PyroCloser(pyro))
+                calls[kind] = lambda pyro=pyro: pyro.echo(SMALL)
             else:
                 conn = transport.connect(server.line, timeout=60)
                 closers.append(conn)
