@@ -72,7 +72,7 @@ class Sink(pykka.ThreadingActor):
         return count
 
 
-class ManagedSink(Manager, Sink):  # type: ignore[misc]
+class ManagedSink(Manager, Sink):
     """`Sink` as a node serves it: an `actors.Manager`, so it can own its socket.
 
     Its mailbox bound is above the casts a run sends at once: a run measures

@@ -23,6 +23,7 @@ import collections
 import functools
 import logging
 import threading
+from time import monotonic
 from typing import TYPE_CHECKING, Any
 
 import zmq
@@ -42,6 +43,7 @@ logger = logging.getLogger("transport.bridge")
 
 _NOBLOCK = int(zmq.NOBLOCK)
 _RETRY_S = 0.005
+_DRAIN_EVERY = 0.001  # seconds between two full reads of the socket under load
 
 
 def own_endpoint(shared: str, name: str) -> str:
@@ -73,6 +75,7 @@ class ActorSocket(Bridge):
         self._actors: dict[str, MailboxView] = {}
         self._queue: collections.deque[Envelope[Any]] = collections.deque()
         self._idle = True  # the last take() found nothing: the actor then blocked
+        self._drained_at = 0.0
         self.closed = threading.Event()
         assert bridge._context is not None
         sock: zmq.Socket[bytes] = bridge._context.socket(zmq.ROUTER)
@@ -104,35 +107,68 @@ class ActorSocket(Bridge):
         return self._fd
 
     def take(self) -> Envelope[Any] | None:
-        """Read what arrived (up to the bound), return the oldest request, or None."""
+        """The oldest request read (reading what arrived, up to the bound), or None.
+
+        Reading to the end (``Again``) costs ZeroMQ a command round trip per
+        message under a flood, so a full drain happens at most every
+        `_DRAIN_EVERY` seconds (and before the actor blocks); in between one
+        request is read at a time. Every drain stamps what waited in ZeroMQ
+        (its time-to-live counts from then) and refuses past the bound.
+        """
         queue = self._queue
         sock = self._sock
         if sock is None:
             return None
         if self._backlog:
             self._backlog.flush(functools.partial(self._try_send, sock))
+        now = monotonic()
+        if self._idle or now - self._drained_at < _DRAIN_EVERY:
+            # Woken from a wait (what is there arrived just now), or drained
+            # lately: the oldest request already read, else the next one.
+            if queue:
+                self._idle = False
+                return queue.popleft()
+            envelope = self._read_one(sock)
+            if envelope is not None:
+                self._idle = False
+                return envelope
+            if self._idle:
+                return None
+        self._read_all(sock)
+        self._drained_at = now
+        if self._refusals.pending:
+            self._refusals.flush()
+        if queue:
+            self._idle = False
+            return queue.popleft()
+        self._idle = True
+        return None
+
+    def _read_one(self, sock: zmq.Socket[bytes]) -> Envelope[Any] | None:
+        """Read until one request is accepted (refusals answered on the way); None at Again."""
+        recv = sock.recv
+        while True:
+            try:
+                frame = recv(_NOBLOCK, copy=False)
+            except zmq.Again:
+                return None
+            frames = [frame]
+            while frame.more:
+                frame = recv(_NOBLOCK, copy=False)
+                frames.append(frame)
+            try:
+                delivery = self._handle(frames)
+            except Exception as exc:  # noqa: BLE001  # pragma: no cover - defensive
+                self._refusals.note("malformed", "failed to handle: %r", exc)
+                continue
+            if delivery is not None:
+                return delivery[1]
+
+    def _read_all(self, sock: zmq.Socket[bytes]) -> None:
+        """Read everything that arrived into the queue (refusing past the bound)."""
+        queue = self._queue
         recv = sock.recv
         handle = self._handle
-        if self._idle and not queue:
-            # Woken from a wait: what is there arrived just now. Take one request
-            # and leave the rest (and the Again that ends a drain) for after it.
-            while True:
-                try:
-                    frame = recv(_NOBLOCK, copy=False)
-                except zmq.Again:
-                    return None
-                frames = [frame]
-                while frame.more:
-                    frame = recv(_NOBLOCK, copy=False)
-                    frames.append(frame)
-                try:
-                    delivery = handle(frames)
-                except Exception as exc:  # noqa: BLE001  # pragma: no cover - defensive
-                    self._refusals.note("malformed", "failed to handle: %r", exc)
-                    continue
-                if delivery is not None:
-                    self._idle = False
-                    return delivery[1]
         try:
             while True:
                 frame = recv(_NOBLOCK, copy=False)
@@ -149,13 +185,6 @@ class ActorSocket(Bridge):
                     queue.append(delivery[1])
         except zmq.Again:
             pass
-        if self._refusals.pending:
-            self._refusals.flush()
-        if queue:
-            self._idle = False
-            return queue.popleft()
-        self._idle = True
-        return None
 
     def timeout(self) -> float | None:
         """Seconds until held replies are retried or a refusal summary is due."""
