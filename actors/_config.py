@@ -8,7 +8,7 @@ a `Table` in `OPTIONAL_TABLES` plus a field of the same name; then regenerate
 it (whether it comes from a file or from Python), so a wrong value gives one line
 naming the key, the value and what was expected::
 
-    node.toml: report_interval = "ten": expected a number of seconds greater than 0
+    node.toml: report_interval = "ten": expected a number of seconds, 0 or more
 
 and `render_reference` writes ``docs/config.rst`` from the same declarations, so the
 reference cannot drift from what the node accepts (a test compares them).
@@ -33,12 +33,14 @@ from transport import DEFAULT_MAILBOX_LIMIT
 __all__ = [
     "CONFIG_ENV",
     "CURVE_KEYS",
+    "METRICS_KEYS",
     "NODE_KEYS",
     "OPTIONAL_TABLES",
     "SERVICE_KEYS",
     "ConfigError",
     "CurveSpec",
     "Key",
+    "MetricsSpec",
     "NodeConfig",
     "ServiceSpec",
     "Table",
@@ -50,6 +52,7 @@ CONFIG_ENV = "ACTORS_CONFIG"
 """The environment variable naming the node config the CLI reads by default."""
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+LOG_FORMATS = ("text", "json")
 ON_STOP = ("down", "remove")
 BIND_SCHEMES = ("tcp://", "ipc://", "inproc://")
 
@@ -152,6 +155,18 @@ def _options(value: Any) -> Mapping[str, Any]:
     return dict(value)
 
 
+def _host_port(value: Any) -> str:
+    from actors._metrics import parse_bind  # noqa: PLC0415  (only when [metrics] is given)
+
+    if not isinstance(value, str):
+        _fail()
+    try:
+        parse_bind(value)
+    except ValueError:
+        _fail()
+    return value
+
+
 def _path(value: Any) -> Path:
     if isinstance(value, Path):
         return value
@@ -207,8 +222,10 @@ NODE_KEYS: tuple[Key, ...] = (
     Key("bind", "an endpoint starting with tcp://, ipc:// or inproc://", '``"tcp://127.0.0.1:*"``',
         "The bridge's endpoint; ``*`` as the port picks a free one. Without ``[curve]`` "
         "keys only loopback and ``ipc://`` are allowed.", _bind),
-    Key("report_interval", "a number of seconds greater than 0", "``10``",
-        "Seconds between two heartbeats of each service.", _seconds(allow_zero=False)),
+    Key("report_interval", "a number of seconds, 0 or more", "``10``",
+        "Seconds between two heartbeats of each service; 0: none (a service then reads as "
+        "down once its ready mark is older than ``service_down_time``).",
+        _seconds(allow_zero=True)),
     Key("service_down_time", "a number of seconds greater than 0", "``60``",
         "A service whose last heartbeat is older is down. Raised to 2.5 times "
         "``report_interval`` when not above it. Recorded with each service row, so every "
@@ -232,6 +249,10 @@ NODE_KEYS: tuple[Key, ...] = (
         _choice(ON_STOP)),
     Key("log_level", f"one of {', '.join(LOG_LEVELS)}", '``"INFO"``',
         "The level of the node's log on stderr.", _choice(LOG_LEVELS, upper=True)),
+    Key("log_format", 'one of "text", "json"', '``"text"``',
+        'How log lines look: ``"json"`` writes one JSON object per line with the request, '
+        "trace and span ids (see :doc:`observability`); ``actors node --log-format`` "
+        "overrides it.", _choice(LOG_FORMATS)),
     Key("allowed_exception_modules", "a list of module names", "``[]``",
         "Exceptions from these modules are re-raised as their own class by callers on "
         "this node (others arrive as ``RemoteError``).", _module_list),
@@ -266,6 +287,13 @@ CURVE_KEYS: tuple[Key, ...] = (
         "The public keys allowed to call this node's bridge.", _path),
 )
 """The keys of the optional ``[curve]`` table."""
+
+METRICS_KEYS: tuple[Key, ...] = (
+    Key("bind", 'a "HOST:PORT" address, e.g. "127.0.0.1:9464"', "required",
+        "Where to serve ``/metrics`` over HTTP (port 0 takes a free one; the node logs "
+        "the URL). Prometheus scrapes it; ``actors top URL`` shows it live.", _host_port),
+)
+"""The keys of the optional ``[metrics]`` table."""
 
 
 
@@ -318,6 +346,16 @@ class CurveSpec:
 
 
 @dataclass(frozen=True)
+class MetricsSpec:
+    """The ``[metrics]`` table: where to serve Prometheus metrics."""
+
+    bind: str
+
+    def __post_init__(self) -> None:
+        _freeze_checked(self, METRICS_KEYS, "metrics.")
+
+
+@dataclass(frozen=True)
 class Table:
     """An optional ``[name]`` table of the config: its keys and how it becomes a value."""
 
@@ -337,6 +375,11 @@ OPTIONAL_TABLES: tuple[Table, ...] = (
           title="``[curve]``: encryption and authentication (optional)",
           intro="With it, the bridge encrypts with CURVE and answers only allow-listed "
                 "client keys; see :doc:`deploy`."),
+    Table("metrics", METRICS_KEYS, lambda checked, base: MetricsSpec(**checked),
+          required=("bind",),
+          title="``[metrics]``: Prometheus metrics (optional)",
+          intro="With it, the node serves its managers' and its bridge's metrics over "
+                "HTTP; see :doc:`observability`."),
 )
 """The optional tables; each is a `NodeConfig` field of the same name (``None`` when absent)."""
 
@@ -363,8 +406,8 @@ class NodeConfig:
         >>> NodeConfig(report_interval="ten")
         Traceback (most recent call last):
         ...
-        actors._config.ConfigError: report_interval = "ten": expected a number of seconds \
-greater than 0
+        actors._config.ConfigError: report_interval = "ten": expected a number of seconds, \
+0 or more
     """
 
     host: str = field(default_factory=_default_host)
@@ -378,9 +421,11 @@ greater than 0
     mailbox_limit: int = DEFAULT_MAILBOX_LIMIT
     on_stop: str = "down"
     log_level: str = "INFO"
+    log_format: str = "text"
     allowed_exception_modules: tuple[str, ...] = ()
     services: tuple[ServiceSpec, ...] = ()
     curve: CurveSpec | None = None
+    metrics: MetricsSpec | None = None
 
     def __post_init__(self) -> None:
         _freeze_checked(self, NODE_KEYS, "")
@@ -393,7 +438,7 @@ greater than 0
     @property
     def effective_down_time(self) -> float:
         """The down time in force: raised to 2.5 times `report_interval` when not above it."""
-        if self.service_down_time <= self.report_interval:
+        if self.report_interval and self.service_down_time <= self.report_interval:
             return float(int(self.report_interval * 2.5))
         return self.service_down_time
 
@@ -484,7 +529,7 @@ one line naming the file, the key, the value and what was expected:
 
 .. code-block:: text
 
-    node.toml: report_interval = "ten": expected a number of seconds greater than 0
+    node.toml: report_interval = "ten": expected a number of seconds, 0 or more
 
 ``actors config check FILE`` checks a file without starting anything, including that
 each service's manager can be imported and accepts its options.

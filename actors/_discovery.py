@@ -194,6 +194,7 @@ class Directory:
         *,
         version: str | None = None,
         timeout: float | None = None,
+        check: bool = True,
     ) -> transport.RemoteProxy[Any]:
         """A proxy to `topic`'s manager on `host`, or to the next up one (round robin).
 
@@ -202,6 +203,9 @@ class Directory:
             host: the host (or cluster) to address; ``None`` picks round robin.
             version: the RPC version the calls need; default: the topic's pin.
             timeout: the calls' deadline; default: the directory's.
+            check: `False` makes no describe round trip (see
+                `transport.Connection.proxy`): the proxy only calls methods, and
+                a host that does not answer fails the calls, not this.
 
         Raises:
             ServiceUnavailable: no such service is up.
@@ -224,7 +228,7 @@ class Directory:
                 row = rows[next(counter) % len(rows)]
             name = bridge_name(topic, row.host)
         sent_version = self._check_version(topic, version)
-        return self._proxy_for(row, name, sent_version, timeout)
+        return self._proxy_for(row, name, sent_version, timeout, check=check)
 
     def _why_not_up(self, topic: str, host: str) -> str:
         """What the table says of `host`'s `topic` service, for the error an operator reads."""

@@ -101,6 +101,7 @@ class Manager(PeriodicTasks, ResilientActor):
             "clock",
             "db",
             "supervisor",
+            "mailbox_probe",
         }
     )
     """Public names that remote callers may not call, read or set (lifecycle, bookkeeping)."""

@@ -17,6 +17,9 @@ what it must be, in ``docs/config.rst``; the schema is `actors._config`)::
     manager = "actors.demo:VolumeManager"
     options = { driver = "sparse", driver_options = { directory = "/srv/vols" } }
 
+    [metrics]                                 # optional: Prometheus metrics over HTTP
+    bind = "127.0.0.1:9464"                   # at http://127.0.0.1:9464/metrics
+
     [curve]                                   # optional: encrypt and authenticate
     server_keys = "keys/cluster.key_secret"   # the bridges' key pair (shared)
     client_keys = "keys/node-1.key_secret"    # this node's key pair as a client
@@ -30,7 +33,10 @@ dependencies and options. When `Node.start` returns every service is discoverabl
 Signals: SIGTERM (and SIGINT) stop the node gracefully within ``stop_timeout``: each
 service is marked down (or its row removed, ``on_stop``), then drained. SIGHUP calls
 ``reset()`` on every manager and drops the discovery pins, without restarting
-anything. Logs go to stderr and carry the request id.
+anything. Logs go to stderr and carry the request id; with ``log_format = "json"``
+they are JSON lines with the request, trace and span ids. With OpenTelemetry
+installed and a tracer provider configured (the ``otel`` extra), calls between
+nodes make client and server spans of one trace (see docs/observability.rst).
 """
 
 from __future__ import annotations
@@ -49,9 +55,12 @@ from actors._clock import DEFAULT_CLOCK, Clock
 from actors._config import ConfigError, CurveSpec, NodeConfig, ServiceSpec
 from actors._dependencies import CONTEXT, check_service, provide
 from actors._discovery import Directory, RemotePublisher
+from actors._logjson import JsonFormatter
+from actors._metrics import ManagerProbe, MetricsServer, NodeCollector
 from actors._service import Service, ServiceStartError
 from actors._systemd import notify
 from actors._timer import TimerActor
+from actors._tracing import Tracing, configured_tracing
 from actors.db import Database
 
 if TYPE_CHECKING:
@@ -73,12 +82,14 @@ class _RequestIdFilter(logging.Filter):
         return True
 
 
-def configure_logging(level: str = "INFO", host: str = "-") -> None:
-    """Log to stderr with time, host, request id, logger and message."""
+def configure_logging(level: str = "INFO", host: str = "-", log_format: str = "text") -> None:
+    """Log to stderr with time, host, request id, logger and message (or JSON lines)."""
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(_RequestIdFilter())
     handler.setFormatter(
-        logging.Formatter(
+        JsonFormatter(host)
+        if log_format == "json"
+        else logging.Formatter(
             f"%(asctime)s {host} %(levelname)s [%(request_id)s] %(name)s: %(message)s"
         )
     )
@@ -103,6 +114,8 @@ class Node:
         self.bridge: transport.Bridge | None = None
         self.timer: pykka.ActorRef[TimerActor] | None = None
         self.directory: Directory | None = None
+        self.metrics: MetricsServer | None = None
+        self.tracing: Tracing | None = None
 
     @property
     def service_down_time(self) -> float:
@@ -147,6 +160,13 @@ class Node:
             "report_interval": lambda: cfg.report_interval,
             "rpc_timeout": lambda: cfg.rpc_timeout,
         }
+        self.tracing = configured_tracing()
+        if self.tracing is not None:
+            self.tracing.install()
+        if cfg.metrics is not None:
+            collector = NodeCollector(lambda: list(self.services), lambda: self.bridge)
+            self.metrics = MetricsServer(cfg.metrics.bind, [collector])
+            self.metrics.start()
         for i, (spec, manager_class) in enumerate(
             zip(cfg.services, manager_classes, strict=True)
         ):
@@ -166,6 +186,8 @@ class Node:
                 call_timeout=cfg.rpc_timeout,
                 on_stop=cfg.on_stop,
             )
+            if self.metrics is not None or self.tracing is not None:
+                service.mailbox_probe = ManagerProbe(tracing=self.tracing, label=service.topic)
             try:
                 service.start()
             except ServiceStartError:
@@ -209,6 +231,10 @@ class Node:
             self.directory.close()
         if self.db is not None:
             self.db.dispose()
+        if self.metrics is not None:
+            self.metrics.stop()
+        if self.tracing is not None:
+            self.tracing.uninstall()
         logger.info("node %s stopped", self.config.host)
 
     def serve(self, *, ready: Any = None) -> int:

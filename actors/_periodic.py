@@ -346,13 +346,19 @@ class PeriodicTasks:
                     idle_for = min(idle_for, delta)
                     continue
             task.last_run = nearest_boundary(last_run, spacing, now(), self._periodic_rand)
+            probe = getattr(self, "mailbox_probe", None)  # counts runs and failures (metrics)
             try:
                 if task.bound:
                     task.func(context)
                 else:
                     task.func(self, context)
             except BaseException:
+                if probe is not None:
+                    probe.task_ran(task.name, failed=True)
                 if raise_on_error:
                     raise
                 logger.exception("Error during %s.%s", type(self).__name__, task.name)
+            else:
+                if probe is not None:
+                    probe.task_ran(task.name, failed=False)
         return idle_for

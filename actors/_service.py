@@ -20,8 +20,9 @@ true, ``report_count`` grows by one and ``updated_at`` becomes the beat's time;
 when false, nothing is written and the service reads as down after
 ``service_down_time``. The write itself runs on the service's heartbeat thread
 (`HeartbeatWriter`): the mailbox waits for it at most ``heartbeat_wait``
-seconds, so a slow or unreachable database never stalls the manager, and beats
-that come while a write is in flight are skipped. A database outage is logged
+seconds, and not at all once an outage was seen, so a slow or unreachable
+database never stalls the manager; beats that come while a write is in flight
+are skipped. A database outage is logged
 once when it starts ("model server went away", flagged in
 ``model_disconnected``) and once when it ends ("Recovered model server
 connection!"), on the first beat that gets through; a deleted row is re-created.
@@ -38,6 +39,7 @@ import random
 import threading
 from typing import TYPE_CHECKING, Any
 
+from pykka.messages import ProxySetAttr
 from sqlalchemy import select
 
 from actors._clock import DEFAULT_CLOCK, Clock
@@ -51,6 +53,7 @@ if TYPE_CHECKING:
 
     import pykka
 
+    from actors._mailbox import MailboxProbe
     from actors._manager import Manager
     from actors._timer import TimerActor
     from actors.db import Database
@@ -167,6 +170,10 @@ class Service:
         self._not_ready = False  # registered, not yet marked up (see `_write_heartbeat`)
         self.restarts = 0
         self.manager_ref: pykka.ActorRef[Manager] | None = None
+        self.mailbox_probe: MailboxProbe | None = None
+        """Given to each manager this service starts (the node's metrics and traces)."""
+        self.last_heartbeat: float | None = None
+        """The clock's monotonic reading at the last heartbeat written."""
         self._stopping = threading.Event()
         self._lifecycle = threading.Lock()  # orders a restart's start against stop()
         self._restarter: threading.Thread | None = None
@@ -206,6 +213,7 @@ class Service:
     def start(self) -> None:
         """Start the manager and bring it into service, in Cinder's order."""
         self._stopping.clear()
+        self._heartbeats.stop(timeout=5.0)  # a writer left from an earlier start, if any
         self._heartbeats = self._heartbeat_writer()
         self._start_manager()
 
@@ -281,6 +289,8 @@ class Service:
         self.manager_ref = ref
         self._starting = True
         try:
+            if self.mailbox_probe is not None:  # set in its thread, before init_host (FIFO)
+                ref.tell(ProxySetAttr(attr_path=("mailbox_probe",), value=self.mailbox_probe))
             proxy = ref.proxy()
             self.service_id, self.added_to_cluster = self._register()
             proxy.init_host(
@@ -381,7 +391,8 @@ class Service:
         """One heartbeat; runs in the manager's thread (the task the service adds).
 
         Asks ``is_working()``, then hands the write to the heartbeat thread and
-        waits for it at most ``heartbeat_wait`` seconds.
+        waits for it at most ``heartbeat_wait`` seconds (not at all while the
+        database is known to be away).
         """
         if self._stopping.is_set():
             return  # stopping: the row stays as `stop` marked it
@@ -393,7 +404,9 @@ class Service:
                 self.host,
             )
             return
-        self._heartbeats.beat(self.clock.utcnow(), wait=self.heartbeat_wait)
+        # during an outage nobody waits: the write goes on, the mailbox with it
+        wait = 0.0 if self.model_disconnected else self.heartbeat_wait
+        self._heartbeats.beat(self.clock.utcnow(), wait=wait)
 
     def _write_heartbeat(self, now: dt.datetime, *, ready: bool = False) -> None:
         """Write one heartbeat stamped `now`; runs on the heartbeat thread.
@@ -420,6 +433,7 @@ class Service:
                 session.flush()
                 self.service_id = row.id
             self._not_ready = False
+            self.last_heartbeat = self.clock.monotonic()
         except Exception:
             if not self.model_disconnected:
                 self.model_disconnected = True

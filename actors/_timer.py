@@ -40,6 +40,7 @@ import itertools
 import logging
 import random
 import threading
+from time import perf_counter
 from typing import Any, NamedTuple
 
 import pykka
@@ -73,8 +74,11 @@ class _Drain(NamedTuple):
 class _TickFuture(ThreadingFuture[float]):
     """A tick's reply: besides resolving, it records itself with the timer's answers."""
 
+    message_kind = "tick"  # what a mailbox probe counts it as
+
     def __init__(self, answers: _Answers, key: str) -> None:
         super().__init__()
+        self.queued_at = perf_counter()
         self.key = key
         self.finished = False  # guarded by answers.cond
         self.awaited = False  # guarded by answers.cond

@@ -9,6 +9,7 @@ the same.
 from __future__ import annotations
 
 import datetime as dt
+import enum
 import json
 import os
 import shutil
@@ -48,6 +49,13 @@ DatabaseOpt = Annotated[
     ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+
+
+class LogFormat(enum.StrEnum):
+    """How a node writes its log lines."""
+
+    text = "text"
+    json = "json"
 
 
 def _version(value: bool) -> None:
@@ -119,12 +127,17 @@ def node(
         typer.Option("--config", "-c", dir_okay=False,
                      help="The node's TOML config (default: $ACTORS_CONFIG)."),
     ] = None,
+    log_format: Annotated[
+        LogFormat | None,
+        typer.Option(help="Log lines as text or JSON (default: the config's log_format)."),
+    ] = None,
 ) -> None:
     """Run a node: its services, until SIGTERM (SIGHUP resets every manager)."""
     cfg = _load_config(config, check=True)
     if cfg is None:
         _fail("no config: give --config FILE or set ACTORS_CONFIG")
-    configure_logging(cfg.log_level, cfg.host)
+    fmt = log_format.value if log_format is not None else cfg.log_format
+    configure_logging(cfg.log_level, cfg.host, fmt)
 
     def ready(endpoint: str) -> None:
         print(f"ready {cfg.host} {endpoint}", flush=True)
@@ -419,6 +432,28 @@ def service_remove(
         return f"removed {topic} on {host}"
 
     _change_row(config, database, host, topic, change)
+
+
+@app.command()
+def top(
+    url: Annotated[
+        str, typer.Argument(help="The node's metrics URL, e.g. http://127.0.0.1:9464/metrics.")
+    ],
+    interval: Annotated[float, typer.Option(help="Seconds between refreshes.")] = 2.0,
+    once: Annotated[
+        bool, typer.Option("--once", help="Print one table (rates over --interval) and exit.")
+    ] = False,
+) -> None:
+    """Watch a node's managers live: mailbox, calls/s, errors, handler p99, last tick."""
+    from actors._top import run_top  # noqa: PLC0415
+
+    try:
+        run_top(url, Console(), interval=interval, once=once)
+    except (OSError, ValueError) as exc:
+        typer.echo(f"error: cannot read {url}: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    except KeyboardInterrupt:
+        return
 
 
 @app.command()

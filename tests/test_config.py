@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 from actors import ConfigError, Manager, NodeConfig
 from actors._config import (
     CURVE_KEYS,
+    METRICS_KEYS,
     NODE_KEYS,
     OPTIONAL_TABLES,
     SERVICE_KEYS,
@@ -31,7 +32,7 @@ BAD_NODE: dict[str, list[Any]] = {
     "host": [5, ""],
     "database_url": [5, "not a url"],
     "bind": ["http://127.0.0.1:80", 7],
-    "report_interval": ["ten", 0, -1, True, float("inf")],
+    "report_interval": ["ten", -1, True, float("inf")],
     "service_down_time": ["60s", 0],
     "periodic_fuzzy_delay": [-1, "x"],
     "rpc_timeout": [0, [1]],
@@ -39,6 +40,7 @@ BAD_NODE: dict[str, list[Any]] = {
     "mailbox_limit": [0, -1, 2.5, "many", True],
     "on_stop": ["delete", 1],
     "log_level": ["LOUD", 3],
+    "log_format": ["xml", 1],
     "allowed_exception_modules": ["actors.demo.errors", [1], [""]],
 }
 BAD_SERVICE: dict[str, list[Any]] = {
@@ -52,6 +54,9 @@ BAD_CURVE: dict[str, list[Any]] = {
     "server_keys": [5, ""],
     "client_keys": [[], ""],
     "allowed_clients": [3, " "],
+}
+BAD_METRICS: dict[str, list[Any]] = {
+    "bind": [9464, "9464", "localhost:", "127.0.0.1:99999"],
 }
 GOOD_SERVICE = {"manager": "tests.node_managers:Recorder"}
 GOOD_CURVE = {"server_keys": "a", "client_keys": "b", "allowed_clients": "c"}
@@ -79,8 +84,9 @@ def test_the_bad_values_cover_every_key() -> None:
     assert set(BAD_NODE) == {k.name for k in NODE_KEYS}
     assert set(BAD_SERVICE) == {k.name for k in SERVICE_KEYS}
     assert set(BAD_CURVE) == {k.name for k in CURVE_KEYS}
+    assert set(BAD_METRICS) == {k.name for k in METRICS_KEYS}
     tables = {table.name for table in OPTIONAL_TABLES}
-    assert tables == {"curve"}  # a new table needs its wrong values here too
+    assert tables == {"curve", "metrics"}  # a new table needs its wrong values here too
     fields = set(NodeConfig.__dataclass_fields__) - {"services"} - tables
     assert fields == {k.name for k in NODE_KEYS}  # the dataclass follows the schema
 
@@ -131,6 +137,18 @@ def test_every_curve_key_refuses_a_wrong_value(tmp_path: Path, key: str, value: 
     assert_one_line(caught.value, path, f"curve.{key}", value, expected)
 
 
+@pytest.mark.parametrize(
+    ("key", "value"), [(k, v) for k, values in BAD_METRICS.items() for v in values]
+)
+def test_every_metrics_key_refuses_a_wrong_value(tmp_path: Path, key: str, value: Any) -> None:
+    text = service_table(GOOD_SERVICE) + f"[metrics]\n{key} = {toml_value(value)}\n"
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as caught:
+        NodeConfig.load(path)
+    expected = next(k.expected for k in METRICS_KEYS if k.name == key)
+    assert_one_line(caught.value, path, f"metrics.{key}", value, expected)
+
+
 def test_python_built_configs_are_checked_too() -> None:
     with pytest.raises(ConfigError, match=r'^report_interval = "ten": expected a number'):
         NodeConfig(report_interval="ten")  # type: ignore[arg-type]
@@ -140,6 +158,8 @@ def test_python_built_configs_are_checked_too() -> None:
     assert (cfg.report_interval, cfg.log_level) == (2.0, "DEBUG")
     assert cfg.effective_down_time == 60.0
     assert NodeConfig(report_interval=30, service_down_time=30).effective_down_time == 75.0
+    # 0: no heartbeats, and nothing to raise the down time above
+    assert NodeConfig(report_interval=0, service_down_time=30).effective_down_time == 30.0
 
 
 def test_unknown_missing_and_misshapen_keys(tmp_path: Path) -> None:
@@ -147,8 +167,8 @@ def test_unknown_missing_and_misshapen_keys(tmp_path: Path) -> None:
         'reprot_interval = 5\n' + service_table(GOOD_SERVICE):
             "reprot_interval = 5: unknown key; valid keys: host, database_url, bind, "
             "report_interval, service_down_time, periodic_fuzzy_delay, rpc_timeout, "
-            "stop_timeout, mailbox_limit, on_stop, log_level, allowed_exception_modules, "
-            "[[services]], [curve]",
+            "stop_timeout, mailbox_limit, on_stop, log_level, log_format, "
+            "allowed_exception_modules, [[services]], [curve], [metrics]",
         'host = "x"\n': "services: missing; expected at least one [[services]] table",
         # [services] written as a table, not an array of tables
         '[services]\nmanager = "a:B"\n':
@@ -180,7 +200,7 @@ def test_a_bad_value_stops_the_node_with_one_line_not_a_traceback(tmp_path: Path
     )
     assert done.returncode == 2
     assert done.stderr.splitlines() == [
-        f'error: {path}: report_interval = "ten": expected a number of seconds greater than 0'
+        f'error: {path}: report_interval = "ten": expected a number of seconds, 0 or more'
     ]
 
 

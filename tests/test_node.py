@@ -29,10 +29,10 @@ ROOT = Path(__file__).resolve().parent.parent
 class NodeProcess:
     """A node started with ``python -m actors node``; its stderr is collected line by line."""
 
-    def __init__(self, config: Path) -> None:
+    def __init__(self, config: Path, *options: str) -> None:
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "actors", "node", "--config", str(config)],
+            [sys.executable, "-m", "actors", "node", "--config", str(config), *options],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, env=env,
         )
         self.lines: queue.SimpleQueue[str] = queue.SimpleQueue()

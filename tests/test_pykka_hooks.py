@@ -46,3 +46,12 @@ def test_installed_pykka_is_within_the_pin() -> None:
     assert str(pin) == str(Requirement(f"pykka{_pykka.PYKKA_SUPPORTED}").specifier)
     assert pin.contains(Version(metadata.version("pykka")))
     assert not pin.contains(Version("5.0")), "pykka needs an upper bound below 5"
+
+
+def test_a_renamed_pykka_method_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    """As if a pykka release renamed Actor._handle_receive: the probe names it."""
+    import pykka  # noqa: PLC0415
+
+    monkeypatch.delattr(pykka.Actor, "_handle_receive")
+    broken = _pykka.check_hooks()
+    assert any(line.startswith("pykka.Actor._handle_receive ") for line in broken), broken

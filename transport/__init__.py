@@ -34,10 +34,12 @@ from transport._security import (
     load_public_key,
     write_keypair,
 )
+from transport._stats import BridgeTraffic
 
 __all__ = [
     "DEFAULT_MAILBOX_LIMIT",
     "Bridge",
+    "BridgeTraffic",
     "Connection",
     "ConnectionClosed",
     "Description",

@@ -9,6 +9,7 @@ import select
 import sys
 import threading
 import time
+from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
 import pykka
@@ -44,6 +45,7 @@ from transport._pykka import (  # Envelope: straight into the inbox
 )
 from transport._ratelog import RefusalLog
 from transport._security import is_loopback, start_authenticator
+from transport._stats import BridgeTraffic
 from transport._waker import Waker, wake_if_input
 
 if TYPE_CHECKING:
@@ -247,6 +249,7 @@ class _ReplyFuture(pykka.Future[Any]):
     """
 
     _get_hook = None
+    message_kind = "call"  # what a mailbox probe counts it as
 
     def __init__(
         self, bridge: Bridge, routing: list[bytes], msg_id: int, mailbox: MailboxView
@@ -255,6 +258,7 @@ class _ReplyFuture(pykka.Future[Any]):
         self._routing = routing
         self._msg_id = msg_id
         self._mailbox = mailbox
+        self.queued_at = perf_counter()  # when the request reached its mailbox (metrics)
 
     def set(self, value: Any | None = None) -> None:
         self._mailbox.finished += 1  # only this actor's thread writes it
@@ -295,6 +299,7 @@ class _CastFuture(pykka.Future[Any]):
     """
 
     _get_hook = None
+    message_kind = "cast"  # what a mailbox probe counts it as
 
     def __init__(
         self, bridge: Bridge, actor: str, method: str, request_id: str, mailbox: MailboxView
@@ -303,6 +308,7 @@ class _CastFuture(pykka.Future[Any]):
         self._label = (actor, method)  # formatted only if it is logged
         self._request_id = request_id
         self._mailbox = mailbox
+        self.queued_at = perf_counter()
 
     def set(self, value: Any | None = None) -> None:
         self._mailbox.finished += 1  # only this actor's thread writes it
@@ -437,6 +443,8 @@ class Bridge:
         self._stopping = False
         self._start_error: BaseException | None = None
         self._bound: str | None = None
+        self.traffic = BridgeTraffic()
+        """Messages and bytes this bridge received and sent (read by metrics exporters)."""
 
     @property
     def endpoint(self) -> str:
@@ -545,6 +553,16 @@ class Bridge:
             counts[f"mailbox.{name}"] = view.depth + extra[0]
             counts[f"accepted.{name}"] = view.accepted + extra[1]
         return counts
+
+    def traffic_totals(self) -> BridgeTraffic:
+        """`traffic` plus the traffic of every actor's own socket (a fresh sum)."""
+        total = BridgeTraffic()
+        for traffic in (self.traffic, *(own.traffic for own in list(self._own.values()))):
+            total.messages_in += traffic.messages_in
+            total.bytes_in += traffic.bytes_in
+            total.messages_out += traffic.messages_out
+            total.bytes_out += traffic.bytes_out
+        return total
 
     def start(self, *, timeout: float = 10.0) -> None:
         """Bind and start serving; return once the socket is bound.
@@ -743,6 +761,9 @@ class Bridge:
 
     def _handle(self, frames: list[zmq.Frame]) -> tuple[Any, Envelope[Any]] | None:
         """Check one request; refuse it, or return what to put into which inbox."""
+        traffic = self.traffic
+        traffic.messages_in += 1
+        traffic.bytes_in += len(frames[-1])
         if not 2 <= len(frames) <= MAX_ROUTING_FRAMES + 1:
             self._refusals.note("malformed", "a message of %d frames", len(frames))
             return None
@@ -888,8 +909,7 @@ class Bridge:
 
     # -- actor threads (and the I/O thread for refusals) ---------------------------------
 
-    @staticmethod
-    def _try_send(sock: zmq.Socket[bytes], routing: list[bytes], body: bytes) -> bool | None:
+    def _try_send(self, sock: zmq.Socket[bytes], routing: list[bytes], body: bytes) -> bool | None:
         """Send one reply (the caller holds the lock).
 
         Returns:
@@ -910,6 +930,9 @@ class Bridge:
         except zmq.ZMQError as exc:  # pragma: no cover - the peer was checked above
             logger.debug("reply dropped: %s", exc)
             return None
+        traffic = self.traffic  # under the socket lock: one writer at a time
+        traffic.messages_out += 1
+        traffic.bytes_out += len(body)
         return True
 
     def _send_reply(self, routing: list[bytes], msg_id: int, value: Any) -> None:

@@ -303,7 +303,7 @@ class Connection:
     ) -> bytes:
         body = encode_request(
             self._codec, kind=kind, msg_id=msg_id, actor=actor, method=method, args=args,
-            kwargs=kwargs, version=version, context=wire_context(), ttl=ttl,
+            kwargs=kwargs, version=version, context=wire_context(actor, method), ttl=ttl,
         )  # fmt: skip
         if len(body) > self.max_message_size:
             raise MessageTooLarge(

@@ -6,6 +6,7 @@ import contextlib
 import contextvars
 import itertools
 import os
+from collections.abc import Callable
 from random import getrandbits
 from typing import TYPE_CHECKING, Any
 
@@ -150,12 +151,32 @@ def use_context(context: RequestContext | None = None, **fields: Any) -> Iterato
         _current.reset(token)
 
 
-def wire_context() -> dict[str, Any]:
-    """Return the wire form of the context to send with a message (current or fresh)."""
+OutgoingHook = Callable[[dict[str, Any], str, str], None]
+"""Told ``(wire_context, actor, method)`` before a message goes out; may add fields."""
+
+_outgoing: OutgoingHook | None = None
+
+
+def set_outgoing_hook(hook: OutgoingHook | None) -> None:
+    """Install (or with ``None`` remove) the process's hook on outgoing messages.
+
+    Tracing uses it to open a client span and add its W3C ``traceparent``.
+    """
+    global _outgoing
+    _outgoing = hook
+
+
+def wire_context(actor: str = "", method: str = "") -> dict[str, Any]:
+    """Return the wire form of the context to send with a message (current or fresh).
+
+    A ``traceparent`` field of the current context travels on unchanged unless
+    the outgoing hook (tracing) replaces it.
+    """
     ctx = _current.get()
-    if ctx is None:
-        return {"request_id": _new_request_id()}
-    return ctx.to_dict()
+    wire = {"request_id": _new_request_id()} if ctx is None else ctx.to_dict()
+    if _outgoing is not None:
+        _outgoing(wire, actor, method)
+    return wire
 
 
 def run_context(ctx: RequestContext) -> contextvars.Context:

@@ -31,6 +31,7 @@ import zmq
 from transport._bridge import Bridge
 from transport._flow import Backlog, MailboxView
 from transport._ratelog import RefusalLog
+from transport._stats import BridgeTraffic
 
 if TYPE_CHECKING:
     import pykka
@@ -71,6 +72,7 @@ class ActorSocket(Bridge):
         self._reply_hwm = bridge._reply_hwm
         self._refusals = RefusalLog(logger, interval=bridge._log_interval)
         self._backlog = Backlog()
+        self.traffic = BridgeTraffic()  # written by the actor's thread only
         self.view = MailboxView(ref, limit)
         self._actors: dict[str, MailboxView] = {}
         self._queue: collections.deque[Envelope[Any]] = collections.deque()

@@ -42,7 +42,7 @@ def fanout_cast(
         MessageTooLarge: the message exceeds a target's limit (nothing was sent
             to that target).
     """
-    context = wire_context()
+    context = wire_context(name, method)
     body = encode_request(
         default_codec, kind=Kind.CAST, msg_id=0, actor=name, method=method, args=args,
         kwargs=kwargs, version=None, context=context,

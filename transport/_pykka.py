@@ -16,6 +16,7 @@ from it.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import queue
 import threading
@@ -204,15 +205,19 @@ def _run_probe(*, fail_on_start: bool = False) -> tuple[list[str], _Probe]:
     probe = _FailingProbe if fail_on_start else _Probe
     ref = probe.start(calls, actors)
     actor = actors[0]
-    if fail_on_start:
-        assert actor.actor_stopped.wait(5), "the actor did not stop after a failing on_start"
-    else:
-        inbox = actor.actor_inbox
-        assert isinstance(inbox, _ProbeInbox), f"our inbox was not used: {inbox!r}"
-        future: pykka.Future[Any] = pykka.ThreadingFuture()
-        inbox.put(Envelope("ping", reply_to=future))  # a message put straight in the inbox
-        assert future.get(timeout=5) == ("got", "ping")
-        ref.stop(timeout=5)
+    try:
+        if fail_on_start:
+            assert actor.actor_stopped.wait(5), "the actor did not stop after a failing on_start"
+        else:
+            inbox = actor.actor_inbox
+            assert isinstance(inbox, _ProbeInbox), f"our inbox was not used: {inbox!r}"
+            future: pykka.Future[Any] = pykka.ThreadingFuture()
+            inbox.put(Envelope("ping", reply_to=future))  # a message put straight in the inbox
+            assert future.get(timeout=5) == ("got", "ping")
+    finally:
+        if ref.is_alive():  # a broken hook must not leave a probe running
+            with contextlib.suppress(Exception):
+                ref.stop(block=True, timeout=5)
     return calls, actor
 
 

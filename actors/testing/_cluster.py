@@ -183,16 +183,30 @@ class Cluster:
             raise KeyError(msg) from None
 
     def proxy(
-        self, topic: str, host: str | None = None, *, version: str | None = None
-    ) -> transport.RemoteProxy:
-        """A remote proxy to `topic` on `host` (round robin over up ones when ``None``)."""
-        return self.directory.proxy(topic, host, version=version)
+        self,
+        topic: str,
+        host: str | None = None,
+        *,
+        version: str | None = None,
+        timeout: float | None = None,
+    ) -> transport.RemoteProxy[Any]:
+        """A remote proxy to `topic` on `host` (round robin over up ones when ``None``).
+
+        `timeout` is its calls' deadline (default: the cluster's ``rpc_timeout``).
+        """
+        return self.directory.proxy(topic, host, version=version, timeout=timeout)
 
     def advance(self, seconds: float, *, timeout: float = 10.0) -> int:
         """Move the shared clock by `seconds`, running every node's due work in time order.
 
+        Returns once that work has run, heartbeat writes included (a service
+        writes its heartbeats on a thread of its own).
+
         Returns:
             The number of ticks sent.
+
+        Raises:
+            TimeoutError: a heartbeat write still runs `timeout` seconds later.
         """
         timers = [
             node.timer.proxy()
@@ -211,12 +225,17 @@ class Cluster:
                 future = timer.advance(step if i == 0 else 0.0, timeout=timeout)
                 sent += int(future.get(timeout=timeout * 10))
         self.clock.set(max(target, self.clock.monotonic()))
+        for node in self.nodes.values():
+            for service in node.services:
+                if not service.wait_for_heartbeat_write(timeout=timeout):
+                    msg = f"{service!r}: a heartbeat write still runs after {timeout:g} s"
+                    raise TimeoutError(msg)
         return sent
 
     # -- stopping ------------------------------------------------------------------
 
     def stop_node(self, host: str) -> None:
-        """Stop `host`'s node gracefully (its row stays: it reads as down later)."""
+        """Stop `host`'s node gracefully: its services mark themselves stopped (down at once)."""
         node = self.nodes.pop(host, None)
         if node is None:
             msg = f"no node {host!r} in the cluster"

@@ -203,6 +203,7 @@ def test_cluster_runs_real_nodes_over_zeromq(user: pytest.Pytester) -> None:
         def test_a_stopped_node_goes_down(cluster):
             c = cluster(n=2, services=[VolumeManager], service_down_time=25)
             c.stop_node("node-2")
+            assert [row.host for row in c.directory.services("volume", up_only=True)] == ["node-1"]
             c.advance(30)
             assert [row.host for row in c.directory.services("volume", up_only=True)] == ["node-1"]
             with pytest.raises(ServiceUnavailable):

@@ -7,7 +7,7 @@ ticker run (1 s), with no sleeping on the server.
 
 The lag bound: a 10 ms ticker's p99 lag while the calls are in flight stays
 under 5 ms *above the same loop's idle p99*, measured just before in the same
-run (best of up to 3 rounds: see `in_flight_while_ticking`). On a quiet
+run (best of up to 5 rounds: see `in_flight_while_ticking`). On a quiet
 machine the idle p99 is about 1-2 ms; on the shared CI machine an idle loop
 alone has shown 5-27 ms, which no client could improve on. A loop blocked by a
 `get()` lags by the whole call (1 s).
@@ -76,7 +76,7 @@ def p99(values: list[float]) -> float:
     return statistics.quantiles(values, n=100)[98]
 
 
-ATTEMPTS = 3
+ATTEMPTS = 5
 
 
 async def in_flight_while_ticking(
@@ -85,9 +85,10 @@ async def in_flight_while_ticking(
     """Tick idle for 1 s (the baseline), start the calls, tick for 1 s while they wait,
     release them and check their results; return (lags in flight, idle lags).
 
-    A blocked loop fails at once. The p99 comparison is noisy on a shared machine,
-    so up to `ATTEMPTS` rounds are run until one meets the bound (a loop blocked by
-    the calls could meet it in none).
+    A blocked loop fails at once. The p99 comparison is noisy on a shared machine
+    (a process descheduled for 100+ ms lags a dozen ticks, in either window), so up
+    to `ATTEMPTS` rounds are run until one meets the bound; a loop blocked by the
+    calls meets it in none (it stalls until they time out).
     """
     for _ in range(ATTEMPTS):
         await events.clear()  # (the server process is shared by these tests)

@@ -83,6 +83,10 @@ def test_each_manager_has_its_own_endpoint_and_the_shared_one_still_serves(
     with transport.connect(bridge.endpoint, timeout=TIMEOUT) as conn:
         assert conn.proxy("echo").add(3, 4).get() == 7
     assert bridge.stats()["accepted.echo"] == 4  # three there, one here; refusals are not
+    totals = bridge.traffic_totals()  # what the metrics export: own sockets included
+    assert totals.messages_in >= 7
+    assert totals.messages_out >= 7
+    assert 1 <= bridge.traffic.messages_in < totals.messages_in  # the shared socket: its own
 
 
 @settings(max_examples=15, deadline=None)
