@@ -127,7 +127,7 @@ def test_node_serves_and_is_found_through_the_services_table(
         ("other", "node-a", "1.2"),
     }
     # Each manager is called on its own socket, on the node's host (transport/_direct.py).
-    endpoints = {r.endpoint for r in rows}
+    endpoints = {r.endpoint or "" for r in rows}
     assert len(endpoints) == 2
     assert process.endpoint not in endpoints
     assert {e.rpartition(":")[0] for e in endpoints} == {process.endpoint.rpartition(":")[0]}
