@@ -86,9 +86,12 @@ class ManagedSink(Manager, Sink):
         self.count = 0
 
 
-def serve_bridge(own: bool) -> None:
-    """Serve the sink: on the bridge's shared socket, or (`own`) a Manager on its own socket."""
-    ref = ManagedSink.start() if own else Sink.start()
+def serve_bridge(own: bool, *, managed: bool = False) -> None:
+    """Serve the sink: on the bridge's shared socket, or (`own`) a Manager on its own socket.
+
+    `managed` serves the Manager on the shared socket too (the fair comparison).
+    """
+    ref = ManagedSink.start() if own or managed else Sink.start()
     bridge = transport.Bridge("tcp://127.0.0.1:*", own_sockets=own)
     bridge.expose("sink", ref)
     bridge.start()
