@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
     from actors._config import ServiceSpec
 
-__all__ = ["CONTEXT", "PROVIDERS", "Provider", "check_service", "provide"]
+__all__ = ["CONTEXT", "PROVIDERS", "Provider", "check_manager", "check_service", "provide"]
 
 
 @dataclass(frozen=True)
@@ -93,15 +93,34 @@ def check_service(spec: ServiceSpec, where: str = "services.") -> type[Manager]:
             a dependency no node provides, or an option it does not declare.
     """
     manager_class = _load_manager(spec, where)
+    check_manager(manager_class, spec.options, where, spec.manager)
+    return manager_class
+
+
+def check_manager(
+    manager_class: type[Manager],
+    options: Mapping[str, Any],
+    where: str = "services.",
+    spec: str | None = None,
+) -> None:
+    """Check that `manager_class`'s dependencies exist and it declares every one of `options`.
+
+    The node's rule (`check_service` applies it to a ``[[services]]`` table); the
+    simulator applies it too, so a manager runs there exactly as a node runs it.
+
+    Raises:
+        ConfigError: one line: a dependency no node provides, or an undeclared option.
+    """
+    spec = spec or f"{manager_class.__module__}:{manager_class.__qualname__}"
     unknown = [name for name in manager_class.declared_dependencies() if name not in _PROVIDED]
     if unknown:
         msg = (
-            f"{where}manager = \"{spec.manager}\": DEPENDENCIES names {', '.join(unknown)}, "
+            f"{where}manager = \"{spec}\": DEPENDENCIES names {', '.join(unknown)}, "
             f"which no node provides; valid: {', '.join(sorted(_PROVIDED))}"
         )
         raise ConfigError(msg)
     valid = manager_class.declared_options()
-    for name, value in spec.options.items():
+    for name, value in options.items():
         if name in valid:
             continue
         if name in _PROVIDED or name in _CONTEXT:
@@ -111,7 +130,6 @@ def check_service(spec: ServiceSpec, where: str = "services.") -> type[Manager]:
         choices = ", ".join(sorted(valid)) or "none"
         msg = f"{where}options.{name} = {_show(value)}: {name!r} {reason}; valid: {choices}"
         raise ConfigError(msg)
-    return manager_class
 
 
 def provide(

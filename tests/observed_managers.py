@@ -49,10 +49,10 @@ class Relay(Manager):
 
     TOPIC = "relay"
 
-    def relay(self, endpoint: str, text: str) -> str:
+    def relay(self, endpoint: str, text: str, target: str = "leaf") -> str:
         logger.info("relaying %s", text)
         with transport.connect(endpoint, timeout=10) as conn:
-            answer: str = conn.proxy("leaf").echo(text).get(timeout=10)
+            answer: str = conn.proxy(target, check=False).echo(text).get(timeout=10)
         return f"relayed {answer}"
 
 

@@ -193,3 +193,54 @@ def test_observability_config_errors_are_one_line(extra: str, error: str) -> Non
         NodeConfig.from_dict(data)
     assert error in str(caught.value)
     assert "\n" not in str(caught.value)
+
+
+def test_one_trace_across_two_node_processes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two real nodes with an OpenTelemetry SDK: relay on one calls leaf on the other."""
+    db = f"sqlite:///{tmp_path / 'cluster.sqlite3'}"
+    processes = []
+    try:
+        for host, manager in (("node-b", "Leaf"), ("node-a", "Relay")):
+            config = tmp_path / f"{host}.toml"
+            config.write_text(f"""
+host = "{host}"
+database_url = "{db}"
+log_format = "json"
+
+[[services]]
+manager = "tests.traced_managers:{manager}"
+""")
+            monkeypatch.setenv("ACTORS_TEST_SPANS", str(tmp_path / f"{host}.spans"))
+            processes.append(NodeProcess(config))
+        leaf_node, relay_node = processes
+        incoming = transport.RequestContext(traceparent=f"00-{TRACE}-{PARENT}-01")
+        with (
+            transport.use_context(incoming),
+            transport.connect(relay_node.endpoint, timeout=10) as conn,
+        ):
+            relay = conn.proxy("relay.node-a", check=False)
+            answer = relay.relay(leaf_node.endpoint, "far", "leaf.node-b").get(timeout=10)
+        assert answer == "relayed far"
+        relaying = json.loads(relay_node.wait_for_log('"relaying far"'))
+        echoing = json.loads(leaf_node.wait_for_log('"echoing far"'))
+    finally:
+        for process in processes:
+            process.kill()
+
+    def spans(host: str) -> dict[tuple[str, str], dict[str, Any]]:
+        lines = (tmp_path / f"{host}.spans").read_text(encoding="utf-8").splitlines()
+        return {(span["name"], span["kind"]): span for span in map(json.loads, lines)}
+
+    a, b = spans("node-a"), spans("node-b")
+    served = a[("relay.relay", "SERVER")]
+    sent = a[("leaf.node-b.echo", "CLIENT")]
+    echoed = b[("leaf.echo", "SERVER")]
+    assert {served["trace_id"], sent["trace_id"], echoed["trace_id"]} == {TRACE}
+    assert served["parent_id"] == PARENT  # the caller's traceparent
+    assert sent["parent_id"] == served["span_id"]
+    assert echoed["parent_id"] == sent["span_id"]
+    assert relaying["trace_id"] == echoing["trace_id"] == TRACE
+    assert (relaying["span_id"], echoing["span_id"]) == (served["span_id"], echoed["span_id"])
+    assert relaying["request_id"] == echoing["request_id"] == incoming.request_id

@@ -46,6 +46,7 @@ from transport._pykka import (  # Envelope: straight into the inbox
 from transport._ratelog import RefusalLog
 from transport._security import is_loopback, start_authenticator
 from transport._stats import BridgeTraffic
+from transport._transit import TransitClock
 from transport._waker import Waker, wake_if_input
 
 if TYPE_CHECKING:
@@ -241,6 +242,30 @@ def _version_ok(cls: type, version: str) -> bool:
     return version_is_compatible(str(getattr(cls, "RPC_API_VERSION", "1.0")), version)
 
 
+_FIXARRAYS = frozenset({0x99, 0x9A, 0x9B})  # requests of 9, 10 or 11 fields
+
+
+def _cast_target(body: memoryview) -> str | None:
+    """The actor a cast names, read from the body's first bytes without decoding it.
+
+    A cast as the reference client encodes it starts ``[1, 2, 0, "actor", ...``;
+    anything else gives None (and is decoded in full).
+    """
+    if len(body) < 6 or body[0] not in _FIXARRAYS or body[1] != 1 or body[2] != 2 or body[3]:
+        return None
+    tag = body[4]
+    if 0xA0 < tag <= 0xBF:  # fixstr
+        start, size = 5, tag - 0xA0
+    elif tag == 0xD9:  # str 8
+        start, size = 6, body[5]
+    else:
+        return None
+    try:
+        return bytes(body[start : start + size]).decode()
+    except UnicodeDecodeError:
+        return None
+
+
 class _ReplyFuture(pykka.Future[Any]):
     """The `reply_to` of a remote call: setting it sends the reply, from the setter's thread.
 
@@ -322,12 +347,10 @@ class _CastFuture(pykka.Future[Any]):
 
     def set_exception(self, exc_info: OptExcInfo | None = None) -> None:
         self._mailbox.finished += 1
-        logger.error(
-            "cast %s.%s [%s] raised",
-            *self._label,
-            self._request_id,
-            exc_info=(exc_info or sys.exc_info())[1],
-        )
+        self._bridge._cast_failures.note(  # a flood of failing casts logs one line each interval
+            "cast_failed", "cast %s.%s [%s] raised", *self._label, self._request_id,
+            level=logging.ERROR, exc_info=(exc_info or sys.exc_info())[1],
+        )  # fmt: skip
 
 
 class Bridge:
@@ -419,17 +442,23 @@ class Bridge:
         )  # fmt: skip
         self._max_message_size = max_message_size
         self._codec = codec
-        if mailbox_limit < 1 or reply_hwm < 1:
-            raise ValueError("mailbox_limit and reply_hwm must be at least 1")
+        if mailbox_limit < 1 or reply_hwm < 1 or backlog_bytes < 1:
+            raise ValueError("mailbox_limit, reply_hwm and backlog_bytes must be at least 1")
         self._mailbox_limit = mailbox_limit
         self._reply_hwm = reply_hwm
         self._backlog_bytes = backlog_bytes
         self._actors: dict[str, MailboxView] = {}
-        self._refusals = RefusalLog(logger, interval=log_interval)
+        # Actor threads note too (expired requests, failed casts): a summary that
+        # becomes due wakes the I/O thread, which writes it.
+        self._refusals = RefusalLog(logger, interval=log_interval, on_pending=self._wake)
+        self._cast_failures = RefusalLog(
+            logger, interval=log_interval, what="failed", on_pending=self._wake
+        )
         self._log_interval = log_interval
         self._own_sockets = own_sockets
         self._own: dict[str, ActorSocket] = {}  # by actor URN
         self._backlog = Backlog()
+        self._transit = TransitClock()
         # The socket lock: held by whoever touches the socket (I/O thread or an
         # actor thread sending a reply); never held while waiting.
         self._lock = threading.Lock()
@@ -526,7 +555,9 @@ class Bridge:
         ``overloaded_cast`` (casts dropped, full mailbox), ``slow_reader``
         (calls refused because their peer's replies back up),
         ``slow_reader_dropped`` (calls dropped, the refusals' cap reached),
-        ``expired`` (requests not started: their time-to-live had passed).
+        ``expired`` (requests not started: their time-to-live had passed);
+        ``cast_failed``: casts whose method raised (logged like refusals: the
+        first at once, with its traceback, then a summary per interval).
         Also ``accepted``: requests put into the served actors' mailboxes;
         ``backlog`` and ``backlog_bytes``: replies held for slow readers now;
         ``mailbox.<name>``: requests each served name's mailbox holds now; and
@@ -536,12 +567,14 @@ class Bridge:
             ("malformed", "overloaded", "overloaded_cast", "slow_reader", "expired"), 0
         )
         counts.update(self._refusals.totals())
+        counts.update(self._cast_failures.totals())
         counts["backlog"] = self._backlog.size
         counts["backlog_bytes"] = self._backlog.nbytes
         views = {id(view): view for view in list(self._actors.values())}
         owns = list(self._own.values())
         for own in owns:
-            for reason, count in own._refusals.totals().items():
+            for reason, count in (*own._refusals.totals().items(),
+                                  *own._cast_failures.totals().items()):  # fmt: skip
                 counts[reason] = counts.get(reason, 0) + count
         counts["accepted"] = sum(view.accepted for view in views.values()) + sum(
             own.view.accepted for own in owns
@@ -712,7 +745,8 @@ class Bridge:
             # (releasing the GIL), so the woken actor thread finds the GIL free.
             for inbox, envelope in deliveries:
                 inbox.put(envelope)
-            timeout = self._housekeeping(sock) if self._backlog or self._refusals.pending else None
+            pending = self._backlog or self._refusals.pending or self._cast_failures.pending
+            timeout = self._housekeeping(sock) if pending else None
             if not idle:
                 # Under a flood this thread never blocks: hand the GIL over once per
                 # batch, so the actors woken by this and earlier batches (and their
@@ -723,11 +757,15 @@ class Bridge:
                     if fd == waker_fd:
                         waker.clear()
 
+    def _wake(self) -> None:
+        waker = self._waker
+        if waker is not None and threading.current_thread() is not self._thread:
+            waker.wake()
+
     def _housekeeping(self, sock: zmq.Socket[bytes]) -> float | None:
         """Retry backlogged replies, write a due refusal summary; return the poll timeout (ms)."""
-        timeout = self._refusals.flush()
-        if timeout is not None:
-            timeout = timeout * 1000 + 1
+        due = [t for t in (self._refusals.flush(), self._cast_failures.flush()) if t is not None]
+        timeout = min(due) * 1000 + 1 if due else None
         if self._backlog:
             with self._lock:
                 self._backlog.flush(functools.partial(self._try_send, sock))
@@ -767,8 +805,18 @@ class Bridge:
         if not 2 <= len(frames) <= MAX_ROUTING_FRAMES + 1:
             self._refusals.note("malformed", "a message of %d frames", len(frames))
             return None
+        body = frames[-1].buffer
+        target = _cast_target(body)
+        if target is not None:  # a flood's path: a cast at a full mailbox costs a count
+            view = self._actors.get(target)
+            if view is not None and view.full():
+                self._refusals.note(
+                    "overloaded_cast", "dropped a cast to %s: its mailbox is full (%d)",
+                    target, view.limit,
+                )  # fmt: skip
+                return None
         try:
-            req = decode_request(self._codec, frames[-1].buffer)
+            req = decode_request(self._codec, body)
         except ProtocolError as exc:
             self._refusals.note("malformed", str(exc))
             if exc.msg_id is not None:
@@ -819,7 +867,16 @@ class Bridge:
                          message=f"{req.actor}'s mailbox is full ({view.limit} requests)",
                          rc=rc)  # fmt: skip
             return None
-        deadline = None if req.ttl is None else time.monotonic() + req.ttl / 1000
+        deadline = None
+        if req.ttl is not None:
+            now = time.monotonic()
+            deadline = now + req.ttl / 1000
+            if req.sent is not None:  # what the caller's timeout already spent on the way
+                sender = tuple(routing) if routing else tuple(f.bytes for f in frames[:-1])
+                deadline -= self._transit.lateness(sender, req.sent, now)
+            if deadline <= now:  # its caller has given up already
+                self._refusals.note("expired", "%s #%d on arrival", req.kind.name, req.msg_id)
+                return None
         message = ContextProxyCall((req.method,), req.args, req.kwargs, run_context(rc), deadline)
         future: pykka.Future[Any] = (
             _ReplyFuture(self, routing, req.msg_id, view)

@@ -304,6 +304,7 @@ class Connection:
         body = encode_request(
             self._codec, kind=kind, msg_id=msg_id, actor=actor, method=method, args=args,
             kwargs=kwargs, version=version, context=wire_context(actor, method), ttl=ttl,
+            sent=None if ttl is None else int(time.monotonic() * 1000),
         )  # fmt: skip
         if len(body) > self.max_message_size:
             raise MessageTooLarge(

@@ -32,6 +32,7 @@ from transport._bridge import Bridge
 from transport._flow import Backlog, MailboxView
 from transport._ratelog import RefusalLog
 from transport._stats import BridgeTraffic
+from transport._transit import TransitClock
 
 if TYPE_CHECKING:
     import pykka
@@ -70,7 +71,10 @@ class ActorSocket(Bridge):
         self._max_message_size = bridge._max_message_size
         self._backlog_bytes = bridge._backlog_bytes
         self._reply_hwm = bridge._reply_hwm
+        # Written by the actor's thread only, which also flushes them (`timeout`).
         self._refusals = RefusalLog(logger, interval=bridge._log_interval)
+        self._cast_failures = RefusalLog(logger, interval=bridge._log_interval, what="failed")
+        self._transit = TransitClock()
         self._backlog = Backlog()
         self.traffic = BridgeTraffic()  # written by the actor's thread only
         self.view = MailboxView(ref, limit)
@@ -140,6 +144,8 @@ class ActorSocket(Bridge):
         self._drained_at = now
         if self._refusals.pending:
             self._refusals.flush()
+        if self._cast_failures.pending:
+            self._cast_failures.flush()
         if queue:
             self._idle = False
             return queue.popleft()
@@ -190,7 +196,8 @@ class ActorSocket(Bridge):
 
     def timeout(self) -> float | None:
         """Seconds until held replies are retried or a refusal summary is due."""
-        timeout = self._refusals.flush() if self._refusals.pending else None
+        due = [log.flush() for log in (self._refusals, self._cast_failures) if log.pending]
+        timeout = min((t for t in due if t is not None), default=None)
         if self._backlog:
             timeout = _RETRY_S if timeout is None else min(timeout, _RETRY_S)
         return timeout

@@ -5,9 +5,10 @@ Frames: a client's DEALER (or REQ) socket sends zero or more routing frames
 bridge's ROUTER socket sees the peer identity first. A reply echoes every frame
 before the body, then its own body. Bodies are msgpack arrays:
 
-- request: ``[1, kind, msg_id, actor, method, args, kwargs, rpc_version, context, ttl?]``
-  with kind CALL (1), CAST (2), DESCRIBE (5), GET (6) or SET (7) and an optional
-  time-to-live in milliseconds;
+- request: ``[1, kind, msg_id, actor, method, args, kwargs, rpc_version, context, ttl?, sent?]``
+  with kind CALL (1), CAST (2), DESCRIBE (5), GET (6) or SET (7), an optional
+  time-to-live in milliseconds and the sender's monotonic clock when it sent
+  the request (milliseconds);
 - reply: ``[1, 3, msg_id, result]``;
 - error: ``[1, 4, msg_id, error_kind, exc_module, exc_name, message, exc_args, traceback]``.
 """
@@ -48,6 +49,7 @@ MAX_ROUTING_FRAMES = 8
 MAX_NAME_LENGTH = 255
 MAX_MSG_ID = 2**64 - 1
 MAX_TTL_MS = 2**32 - 1
+MAX_SENT_MS = 2**63 - 1
 _REQUEST_FIELDS = 9
 _RESPONSE_FIELDS = {3: 4, 4: 9}
 _CAST = 2
@@ -89,6 +91,8 @@ class Request:
     context: dict[str, Any]
     ttl: int | None = None
     """Milliseconds the caller still waits, counted from receipt; None: no limit."""
+    sent: int | None = None
+    """The sender's monotonic clock when it sent this, in milliseconds (with `ttl`)."""
 
 
 _BRIEF = reprlib.Repr()
@@ -129,12 +133,15 @@ def encode_request(
     version: str | None,
     context: dict[str, Any],
     ttl: int | None = None,
+    sent: int | None = None,
 ) -> bytes:
     """Encode a call or cast body.
 
     `ttl` is how many milliseconds the caller still waits for the result (the
-    bridge does not start the request after that); `None` sends the 9-field
-    body of older clients.
+    bridge does not start the request after that); `sent` is the sender's
+    monotonic clock now, in milliseconds, which lets the bridge tell how long
+    the request spent in transit (docs/protocol.rst, "Deadlines"). Without
+    them the body has the 9 fields of older clients.
 
     Raises:
         TypeError: an argument (or context field) cannot be encoded; the message
@@ -154,8 +161,10 @@ def encode_request(
         version,
         context,
     ]
-    if ttl is not None:
-        body.append(min(max(int(ttl), 0), MAX_TTL_MS))
+    if ttl is not None or sent is not None:
+        body.append(None if ttl is None else min(max(int(ttl), 0), MAX_TTL_MS))
+    if sent is not None:
+        body.append(min(max(int(sent), 0), MAX_SENT_MS))
     return codec.encode(
         body,
         roots=(
@@ -169,6 +178,7 @@ def encode_request(
             "rpc_version",
             "context",
             "ttl",
+            "sent",
         ),
     )
 
@@ -268,9 +278,13 @@ def decode_request(codec: Codec, body: bytes | memoryview) -> Request:
         context = {}
     elif type(context) is not dict or not _str_keys(context):
         raise ProtocolError("context must be a map with string keys or nil", reply_id)
-    ttl = msg[_REQUEST_FIELDS] if len(msg) > _REQUEST_FIELDS else None
+    size = len(msg)
+    ttl = msg[_REQUEST_FIELDS] if size > _REQUEST_FIELDS else None
     if ttl is not None and (type(ttl) is not int or not 0 <= ttl <= MAX_TTL_MS):
         raise ProtocolError("ttl must be an integer 0..2**32-1 (milliseconds) or nil", reply_id)
+    sent = msg[_REQUEST_FIELDS + 1] if size > _REQUEST_FIELDS + 1 else None
+    if sent is not None and (type(sent) is not int or not 0 <= sent <= MAX_SENT_MS):
+        raise ProtocolError("sent must be an integer 0..2**63-1 (milliseconds) or nil", reply_id)
     return Request(
         answered if answered is not None else Kind.CAST,
         msg_id or 0,
@@ -281,6 +295,7 @@ def decode_request(codec: Codec, body: bytes | memoryview) -> Request:
         rpc_version,
         context,
         ttl,
+        sent,
     )
 
 
@@ -317,7 +332,19 @@ def decode_response_fields(codec: Codec, body: bytes) -> tuple[int, bool, list[A
         raise ProtocolError(f"bad response kind or id: {brief(kind)}, {brief(msg_id)}")
     if len(msg) < size:
         raise ProtocolError("response too short")
-    return msg_id, kind == _REPLY, msg[3:size]
+    fields = msg[3:size]
+    if kind != _REPLY:
+        error_kind, module, name, message, args, traceback = fields
+        if (
+            type(error_kind) is not str
+            or type(module) is not str
+            or type(name) is not str
+            or type(message) is not str
+            or (args is not None and type(args) is not list)
+            or (traceback is not None and type(traceback) is not str)
+        ):
+            raise ProtocolError("error fields have the wrong types")
+    return msg_id, kind == _REPLY, fields
 
 
 def parse_version(version: str) -> tuple[int, int]:

@@ -33,6 +33,9 @@ class RefusalLog:
         logger: where the lines go.
         interval: seconds between summary lines.
         clock: monotonic seconds (tests pass a manual clock).
+        what: the summary line's verb ("refused in the last 10 s: ...").
+        on_pending: called (outside the lock) when a summary becomes due
+            later, so that whoever calls `flush` can plan to wake up.
     """
 
     def __init__(
@@ -41,8 +44,12 @@ class RefusalLog:
         *,
         interval: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
+        what: str = "refused",
+        on_pending: Callable[[], None] | None = None,
     ) -> None:
         self._logger = logger
+        self._what = what
+        self._on_pending = on_pending
         self._interval = interval
         self._clock = clock
         self._lock = threading.Lock()
@@ -53,14 +60,22 @@ class RefusalLog:
         self.pending = False
         """Whether a summary is waiting (read without the lock: a hint)."""
 
-    def note(self, reason: str, detail: str, *args: object, level: int = logging.WARNING) -> None:
+    def note(
+        self,
+        reason: str,
+        detail: str,
+        *args: object,
+        level: int = logging.WARNING,
+        exc_info: BaseException | None = None,
+    ) -> None:
         """Count one refusal; log it now if the log was quiet, else later in a summary.
 
         `detail % args` describes it; it is formatted (and cut to 300 characters)
         only when it is logged or kept as the interval's example, so a flood of
-        refusals costs a count each.
+        refusals costs a count each. `exc_info` goes with the line logged at once.
         """
         now = self._clock()
+        became_pending = False
         with self._lock:
             self._totals[reason] += 1
             if now >= self._quiet_until and not self._pending:
@@ -70,10 +85,13 @@ class RefusalLog:
                 self._pending[reason] += 1
                 if reason not in self._examples:
                     self._examples[reason] = _format(detail, args)
+                became_pending = not self.pending
                 self.pending = True
                 log_now = False
+        if not log_now and became_pending and self._on_pending is not None:
+            self._on_pending()
         if log_now:
-            self._logger.log(level, "%s: %s", reason, _format(detail, args))
+            self._logger.log(level, "%s: %s", reason, _format(detail, args), exc_info=exc_info)
 
     def flush(self) -> float | None:
         """Write the summary if its interval has passed.
@@ -94,7 +112,7 @@ class RefusalLog:
         parts = "; ".join(
             f"{count} {reason} (e.g. {examples[reason]})" for reason, count in pending.items()
         )
-        self._logger.warning("refused in the last %.0f s: %s", self._interval, parts)
+        self._logger.warning("%s in the last %.0f s: %s", self._what, self._interval, parts)
         return None
 
     def totals(self) -> dict[str, int]:

@@ -149,6 +149,6 @@ def sim_class(scheduler: Scheduler, cls: type[pykka.Actor]) -> type[pykka.Actor]
         "__module__": cls.__module__,
         "__qualname__": cls.__qualname__,
         "__doc__": cls.__doc__,
-        "simulated_class": cls,
+        "_simulated_class": cls,  # private: never part of the remote surface
     }
     return type(cls.__name__, (cls,), namespace)

@@ -3,10 +3,24 @@
 Managers on different hosts talk through `SimDirectory` proxies. A call is
 encoded with the real codec and protocol (only wire-legal values cross), travels
 as a packet on a per-(sender, destination) FIFO link, and is checked on arrival
-exactly as the bridge checks it (unknown actor, private or missing method,
-incompatible version); the reply or the remote exception comes back encoded
-and is rebuilt with the real error mapping. A call has a deadline, after which
-it fails with `transport.MessagingTimeout`, as through the real client.
+exactly as the bridge checks it, with the bridge's own rules (unknown actor,
+hidden or missing method, incompatible version, a full mailbox); the reply or
+the remote exception comes back encoded and is rebuilt with the real error
+mapping. A call has a deadline, after which it fails with
+`transport.MessagingTimeout`, as through the real client.
+
+Proxies are transport's own `RemoteProxy` over a `SimConnection`: the first
+proxy of an actor costs a describe round trip (answered by the simulated bridge
+at once, like the real one), unknown names raise `NoSuchMethod` at attribute
+access, and `proxy.attr` / `proxy.attr = v` read and set inside the mailbox.
+
+Flow control is modelled as the bridge does it: each served actor's mailbox
+holds at most its bound of requests from the bridge (`expose(...,
+mailbox_limit=)`, the class's `MAILBOX_LIMIT`, else 1000); past it a call gets
+`transport.Overloaded` and a cast is dropped. A request carries its time to
+live: a call taken from the mailbox after its caller gave up is not run (no
+reply), as in `actors.Manager`'s mailbox. Replies to slow readers are not
+modelled (a simulated reader always reads).
 
 Faults are scheduler choices: a packet may be lost (a request, or a reply after
 its handler ran) or delayed; hosts may be partitioned, healed, crashed and
@@ -29,12 +43,21 @@ from actors._heartbeat import HeartbeatWriter
 from actors.testing._actors import SimFuture
 from actors.testing._scheduler import NET
 from actors.testing._trace import summarize
-from transport._bridge import is_remotely_callable
+from transport._bridge import (
+    ContextProxyCall,
+    describe_actor,
+    is_remotely_callable,
+    is_remotely_readable,
+    is_remotely_settable,
+)
 from transport._codec import Codec, describe_exception, format_traceback
-from transport._errors import BRIDGE_ERRORS, MessagingError, MessagingTimeout, rebuild_exception
+from transport._context import RequestContext, current_context, run_context
+from transport._errors import BRIDGE_ERRORS, MessagingTimeout, UnsupportedVersion, error_from_fields
+from transport._flow import DEFAULT_MAILBOX_LIMIT, MailboxView
 from transport._protocol import (
     Kind,
     ProtocolError,
+    Request,
     decode_request,
     decode_response_fields,
     encode_error,
@@ -42,7 +65,8 @@ from transport._protocol import (
     encode_request,
     version_is_compatible,
 )
-from transport._pykka import Envelope
+from transport._proxy import Description, RemoteProxy
+from transport._pykka import Envelope, actor_of
 
 if TYPE_CHECKING:
     import datetime as dt
@@ -53,7 +77,15 @@ if TYPE_CHECKING:
     from actors.testing._scheduler import Proc, Scheduler
     from transport._pykka import OptExcInfo
 
-__all__ = ["Faults", "Host", "InlineHeartbeats", "SimBridge", "SimDirectory", "SimNetwork"]
+__all__ = [
+    "Faults",
+    "Host",
+    "InlineHeartbeats",
+    "SimBridge",
+    "SimConnection",
+    "SimDirectory",
+    "SimNetwork",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -93,14 +125,29 @@ class Faults:
 class SimBridge:
     """A host's bridge in a simulation: what `Service` exposes its manager on."""
 
-    def __init__(self, host: str) -> None:
+    def __init__(self, host: str, mailbox_limit: int = DEFAULT_MAILBOX_LIMIT) -> None:
         self.host = host
         self.endpoint = f"{SCHEME}{host}"
-        self.actors: dict[str, pykka.ActorRef[Any]] = {}
+        self.mailbox_limit = mailbox_limit
+        self.actors: dict[str, MailboxView] = {}
+        """What it serves, by name: the bridge's view of each actor's mailbox."""
 
-    def expose(self, name: str, actor_ref: pykka.ActorRef[Any]) -> None:
-        """Serve `actor_ref` under `name`."""
-        self.actors[name] = actor_ref
+    def expose(
+        self, name: str, actor_ref: pykka.ActorRef[Any], *, mailbox_limit: int | None = None
+    ) -> None:
+        """Serve `actor_ref` under `name` (`transport.Bridge.expose`: same bound rules)."""
+        if mailbox_limit is not None and mailbox_limit < 1:
+            raise ValueError(f"mailbox_limit must be at least 1, not {mailbox_limit}")
+        for view in self.actors.values():
+            if view.ref.actor_urn == actor_ref.actor_urn:
+                if mailbox_limit is not None:
+                    view.limit = mailbox_limit
+                self.actors[name] = view
+                return
+        limit = mailbox_limit
+        if limit is None:
+            limit = getattr(actor_ref.actor_class, "MAILBOX_LIMIT", None) or self.mailbox_limit
+        self.actors[name] = MailboxView(actor_ref, limit)
 
     def unexpose(self, name: str) -> None:
         """Stop serving `name`."""
@@ -162,19 +209,31 @@ class SimRemoteFuture(SimFuture):
 
 
 class _BridgeReply(pykka.Future[Any]):
-    """The `reply_to` of a request delivered over the simulated bridge."""
+    """The `reply_to` of a call delivered over the simulated bridge."""
 
-    def __init__(self, network: SimNetwork, request: _Packet, host: str) -> None:
+    def __init__(self, network: SimNetwork, request: _Packet, host: str, view: MailboxView) -> None:
         super().__init__()
         self._network = network
         self._request = request
         self._host = host
+        self._view = view
         self._done = False
 
-    def set(self, value: Any | None = None) -> None:
+    def _finish(self) -> None:
         if self._done:
             raise Exception("reply already sent")
         self._done = True
+        self._view.finished += 1
+
+    def expired(self) -> None:
+        """The caller gave up before the call started: it never runs, no reply (as the bridge)."""
+        self._finish()
+        net = self._network
+        net.scheduler.trace.add(net.scheduler.clock.monotonic(), f"{self._host} bridge",
+                                f"{self._request.label} expired: not run")  # fmt: skip
+
+    def set(self, value: Any | None = None) -> None:
+        self._finish()
         net = self._network
         try:
             body = encode_reply(net.codec, self._request.msg_id, value)
@@ -183,14 +242,33 @@ class _BridgeReply(pykka.Future[Any]):
         net.reply(self._request, body, self._host)
 
     def set_exception(self, exc_info: OptExcInfo | None = None) -> None:
-        if self._done:
-            raise Exception("reply already sent")
-        self._done = True
+        self._finish()
         exc = exc_info[1] if exc_info is not None else None
         if exc is None:
             exc = RuntimeError("unknown failure")
         net = self._network
         net.reply(self._request, net.error_body(self._request.msg_id, exc), self._host)
+
+
+class _CastReply(pykka.Future[Any]):
+    """The `reply_to` of a cast over the simulated bridge: counts it out of the mailbox."""
+
+    def __init__(self, view: MailboxView, label: str) -> None:
+        super().__init__()
+        self._view = view
+        self._label = label
+
+    def set(self, value: Any | None = None) -> None:
+        self._view.finished += 1
+
+    def expired(self) -> None:
+        """Never called: casts carry no time to live."""
+        self._view.finished += 1
+
+    def set_exception(self, exc_info: OptExcInfo | None = None) -> None:
+        self._view.finished += 1
+        exc = exc_info[1] if exc_info is not None else None
+        logger.error("cast %s raised", self._label, exc_info=exc)
 
 
 class SimNetwork:
@@ -255,20 +333,27 @@ class SimNetwork:
         version: str | None,
         timeout: float,
         *,
-        cast: bool,
+        kind: Kind,
         allowed: frozenset[str],
         origin: str = "test",
     ) -> SimRemoteFuture | None:
-        """Send a call or cast from whoever runs now to `name` on host `dst`.
+        """Send a request of `kind` from whoever runs now to `name` on host `dst`.
+
+        A call (and a describe, get or set) carries its time to live, as the
+        real client's do; the future of anything but a cast is returned.
 
         Raises:
             TypeError: an argument cannot cross the wire (the real codec's message).
         """
         sched = self.scheduler
         msg_id = next(self._ids)
+        cast = kind is Kind.CAST
+        ctx = current_context()
         body = encode_request(
-            self.codec, kind=Kind.CAST if cast else Kind.CALL, msg_id=msg_id, actor=name,
-            method=method, args=args, kwargs=kwargs, version=version, context={},
+            self.codec, kind=kind, msg_id=msg_id, actor=name, method=method, args=args,
+            kwargs=kwargs, version=version,
+            context=ctx.to_dict() if ctx is not None else {"request_id": f"sim-{msg_id}"},
+            ttl=None if cast else int(timeout * 1000) + 1,
         )  # fmt: skip
         sender = sched.current
         src = sender.host if sender is not None else origin
@@ -276,7 +361,14 @@ class SimNetwork:
         parts = [summarize(a, 24) for a in args] + [
             f"{k}={summarize(v, 24)}" for k, v in kwargs.items()
         ]
-        label = f"{name}.{method}({', '.join(parts)})"
+        if kind is Kind.DESCRIBE:
+            label = f"describe {name}"
+        elif kind is Kind.GET:
+            label = f"{name}.{method}"
+        elif kind is Kind.SET:
+            label = f"{name}.{method} = {parts[0] if parts else '?'}"
+        else:
+            label = f"{name}.{method}({', '.join(parts)})"
         future: SimRemoteFuture | None = None
         if not cast:
             future = SimRemoteFuture(sched)
@@ -400,53 +492,79 @@ class SimNetwork:
         if is_reply:
             future.set(fields[0])
         else:
-            exc = self._error(fields, getattr(future, "allowed", frozenset()))
+            allowed = frozenset({"builtins", *getattr(future, "allowed", ())})
+            exc = error_from_fields(fields, allowed)  # the real client's mapping
             future.set_exception((type(exc), exc, None))
 
-    def _error(self, fields: list[Any], allowed: frozenset[str]) -> BaseException:
-        kind, module, name, message, args, traceback = fields
-        message = str(message)
-        if kind == "remote":
-            return rebuild_exception(
-                module=str(module), qualname=str(name), message=message,
-                args=args if isinstance(args, list) else None, traceback=str(traceback or ""),
-                allowed_modules=frozenset({"builtins", *allowed}),
-            )  # fmt: skip
-        return BRIDGE_ERRORS.get(str(kind), MessagingError)(message)
+    @staticmethod
+    def _refusal(req: Request, view: MailboxView | None) -> tuple[str, str] | None:
+        """What the bridge refuses `req` with (its own rules), or None."""
+        ref = view.ref if view is not None else None
+        if view is None or ref is None or not ref.is_alive():
+            return ("unknown_actor", f"no actor {req.actor!r}")
+        cls = ref.actor_class
+        implemented = str(getattr(cls, "RPC_API_VERSION", "1.0"))
+        if req.version is not None and not version_is_compatible(implemented, req.version):
+            return ("unsupported_version", f"{req.actor} implements RPC version "
+                    f"{implemented}, cannot serve {req.version}")  # fmt: skip
+        if req.kind is Kind.DESCRIBE and actor_of(ref) is None:
+            return ("unknown_actor", f"no actor {req.actor!r}")
+        if req.kind is Kind.DESCRIBE:
+            return None
+        if req.kind is Kind.GET and not is_remotely_readable(cls, req.method):
+            return ("no_such_method", f"{req.actor} has no attribute {req.method!r} "
+                    "readable by remote callers")  # fmt: skip
+        if req.kind is Kind.SET and not is_remotely_settable(actor_of(ref), req.method):
+            return ("no_such_method", f"{req.actor} has no attribute {req.method!r} "
+                    "settable by remote callers")  # fmt: skip
+        if req.kind in (Kind.CALL, Kind.CAST) and not is_remotely_callable(cls, req.method):
+            return ("no_such_method", f"{req.actor} has no method {req.method!r}")
+        if view.full():
+            return ("overloaded", f"{req.actor}'s mailbox is full ({view.limit} requests)")
+        return None
 
     def _arrive(self, packet: _Packet, now: float) -> None:
+        """Check a request as the bridge does; refuse it, answer it, or put it in the mailbox."""
         sched = self.scheduler
         try:
             req = decode_request(self.codec, packet.body)
         except ProtocolError as exc:  # cannot happen with our own encoder, but as the bridge does
             logger.warning("dropping a malformed message: %s", exc)
             return
-        is_call = req.kind is Kind.CALL
-        host = self.host(packet.dst)
-        ref = host.bridge.actors.get(req.actor)
-        refusal: tuple[str, str] | None = None
-        if ref is None or not ref.is_alive():
-            refusal = ("unknown_actor", f"no actor {req.actor!r}")
-        else:
-            cls = ref.actor_class
-            implemented = str(getattr(cls, "RPC_API_VERSION", "1.0"))
-            if req.version is not None and not version_is_compatible(implemented, req.version):
-                refusal = ("unsupported_version", f"{req.actor} implements RPC version "
-                           f"{implemented}, cannot serve {req.version}")  # fmt: skip
-            elif not is_remotely_callable(cls, req.method):
-                refusal = ("no_such_method", f"{req.actor} has no method {req.method!r}")
+        is_call = req.kind is not Kind.CAST
+        view = self.host(packet.dst).bridge.actors.get(req.actor)
+        refusal = self._refusal(req, view)
+        if refusal is None and req.kind is Kind.DESCRIBE:  # answered at once, however busy
+            assert view is not None
+            sched.trace.add(now, f"{packet.dst} bridge", f"answers {packet.label}")
+            body = encode_reply(self.codec, req.msg_id, describe_actor(actor_of(view.ref)))
+            self.reply(packet, body, packet.dst)
+            return
         if refusal is not None:
             sched.trace.add(now, f"{packet.dst} bridge", f"refuses {packet.label}: {refusal[0]}")
             if is_call:
                 self.reply(packet, self.refusal_body(req.msg_id, *refusal), packet.dst)
             return
-        assert ref is not None
-        proc = sched.proc_of(ref)
+        assert view is not None
+        proc = sched.proc_of(view.ref)
         if proc is None:
             return
-        message = messages.ProxyCall(attr_path=(req.method,), args=req.args, kwargs=req.kwargs)
-        reply_to = _BridgeReply(self, packet, packet.dst) if is_call else None
-        label = f"{req.method}({packet.label.partition('(')[2]}"
+        message: Any
+        if req.kind is Kind.GET:
+            message = messages.ProxyGetAttr(attr_path=(req.method,))
+        elif req.kind is Kind.SET:
+            message = messages.ProxySetAttr(attr_path=(req.method,), value=req.args[0])
+        else:
+            deadline = None if req.ttl is None else now + req.ttl / 1000
+            context = run_context(RequestContext.from_wire(req.context))
+            message = ContextProxyCall((req.method,), req.args, req.kwargs, context, deadline)
+        reply_to: pykka.Future[Any] = (
+            _BridgeReply(self, packet, packet.dst, view) if is_call
+            else _CastReply(view, packet.label)
+        )  # fmt: skip
+        view.accepted += 1
+        label = packet.label if req.kind in (Kind.GET, Kind.SET) else (
+            f"{req.method}({packet.label.partition('(')[2]}")  # fmt: skip
         envelope = Envelope(message, reply_to=reply_to)
         sched.enqueue(proc, envelope, sender=packet.sender, explicit=True, path=1, label=label)
 
@@ -458,7 +576,11 @@ class SimNetwork:
 
 
 class SimConnection:
-    """A `transport.Connection` stand-in: proxies over the simulated bridge."""
+    """A `transport.Connection` over the simulated bridge; its proxies are transport's own.
+
+    `proxy()` describes the actor first (one round trip, cached per connection),
+    so a `transport.RemoteProxy` built on it behaves as over ZeroMQ.
+    """
 
     def __init__(
         self,
@@ -474,6 +596,10 @@ class SimConnection:
         self.host = endpoint[len(SCHEME) :] if endpoint.startswith(SCHEME) else endpoint
         self.timeout = timeout
         self.allowed = allowed
+        self._descriptions: dict[str, Description] = {}
+
+    def __repr__(self) -> str:
+        return f"<SimConnection {self.endpoint} from {self.origin}>"
 
     def proxy(
         self,
@@ -482,60 +608,83 @@ class SimConnection:
         version: str | None = None,
         *,
         timeout: float | None = None,
-        check: bool = True,  # transport's signature; unknown names fail at the call
-    ) -> SimRemoteProxy:
-        """A proxy of actor `name` on this host (`transport.Connection.proxy`'s form)."""
+        check: bool = True,
+    ) -> RemoteProxy[Any]:
+        """A proxy of actor `name` on this host (`transport.Connection.proxy`, same arguments).
+
+        Raises:
+            UnknownActor: the bridge serves no actor `name`.
+            UnsupportedVersion: the actor cannot serve `version`.
+            MessagingTimeout: the describe request got no answer in time.
+        """
         if isinstance(actor_class, str):  # the version given as the second positional
             version = actor_class
-        return SimRemoteProxy(self, name, version, timeout)
+        description = self._describe(name, version, timeout) if check else None
+        return RemoteProxy(self, name, version, timeout, description)  # type: ignore[arg-type]
+
+    def describe(self, name: str, *, fresh: bool = False) -> Description:
+        """Tell what the actor `name` exposes (`transport.Connection.describe`)."""
+        return self._describe(name, None, None, fresh=fresh)
 
     def close(self, *, linger: float = 0.0) -> None:
         """Nothing to close."""
 
+    # -- what transport's RemoteProxy calls -------------------------------------------------
 
-class _SimRemoteMethod:
-    def __init__(self, proxy: SimRemoteProxy, method: str) -> None:
-        self._proxy = proxy
-        self._method = method
+    def _describe(
+        self, name: str, version: str | None, timeout: float | None, *, fresh: bool = False
+    ) -> Description:
+        description = None if fresh else self._descriptions.get(name)
+        if description is None:
+            reply = self._member(Kind.DESCRIBE, name, "*", (), None, timeout).get()
+            description = self._descriptions[name] = Description.from_wire(reply)
+        if version is not None and not version_is_compatible(description.rpc_version, version):
+            raise UnsupportedVersion(
+                f"{name} implements RPC version {description.rpc_version}, cannot serve {version}"
+            )
+        return description
 
-    def __call__(self, *args: Any, **kwargs: Any) -> SimRemoteFuture:
-        future = self._proxy._send(self._method, args, kwargs, cast=False)
+    def _call(  # noqa: PLR0917 - transport's private signature
+        self,
+        actor: str,
+        method: str,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        version: str | None,
+        timeout: float | None,
+        kind: Kind = Kind.CALL,
+    ) -> SimRemoteFuture:
+        future = self.network.send(
+            self.host, actor, method, args, kwargs, version,
+            self.timeout if timeout is None else timeout,
+            kind=kind, allowed=self.allowed, origin=self.origin,
+        )  # fmt: skip
         assert future is not None
         return future
 
-    def defer(self, *args: Any, **kwargs: Any) -> None:
-        """Cast."""
-        self._proxy._send(self._method, args, kwargs, cast=True)
+    def _member(  # noqa: PLR0917 - transport's private signature
+        self,
+        kind: Kind,
+        actor: str,
+        name: str,
+        args: tuple[Any, ...],
+        version: str | None,
+        timeout: float | None,
+    ) -> SimRemoteFuture:
+        return self._call(actor, name, args, {}, version, timeout, kind)
 
-
-class SimRemoteProxy:
-    """A `transport.RemoteProxy` stand-in over the simulated bridge."""
-
-    def __init__(
-        self, conn: SimConnection, name: str, version: str | None, timeout: float | None
+    def _cast(
+        self,
+        actor: str,
+        method: str,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        version: str | None,
     ) -> None:
-        self._conn = conn
-        self._name = name
-        self._version = version
-        self._timeout = timeout
-
-    def __getattr__(self, name: str) -> _SimRemoteMethod:
-        if name.startswith("_"):  # as transport's proxy: private names are never remote
-            raise AttributeError(name)
-        return _SimRemoteMethod(self, name)
-
-    def _send(
-        self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any], *, cast: bool
-    ) -> SimRemoteFuture | None:
-        conn = self._conn
-        return conn.network.send(
-            conn.host, self._name, method, args, kwargs, self._version,
-            self._timeout if self._timeout is not None else conn.timeout,
-            cast=cast, allowed=conn.allowed, origin=conn.origin,
+        self.network.send(
+            self.host, actor, method, args, kwargs, version, self.timeout,
+            kind=Kind.CAST, allowed=self.allowed, origin=self.origin,
         )  # fmt: skip
-
-    def __repr__(self) -> str:
-        return f"<SimRemoteProxy {self._name!r} at {self._conn.endpoint}>"
 
 
 class SimDirectory(Directory):

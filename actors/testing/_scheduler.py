@@ -191,7 +191,7 @@ class Scheduler:
 
     def simulated(self, cls: type[Any]) -> type[Any]:
         """The simulated subclass of actor class `cls` (made once per simulation)."""
-        if getattr(cls, "simulated_class", None) is not None and cls in self._classes.values():
+        if getattr(cls, "_simulated_class", None) is not None and cls in self._classes.values():
             return cls
         sim_cls = self._classes.get(cls)
         if sim_cls is None:
@@ -528,6 +528,10 @@ class Scheduler:
             return _DONE
         message = envelope.message
         reply_to = envelope.reply_to
+        deadline = getattr(message, "deadline", None)
+        if deadline is not None and proc.resilient and self.clock.monotonic() >= deadline:
+            actor._expire(message, reply_to)  # type: ignore[attr-defined]  # as its loop does
+            return _DONE
         try:
             context = getattr(message, "context", None)
             handle = actor._handle_receive

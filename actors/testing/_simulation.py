@@ -31,6 +31,8 @@ import pykka
 from sqlalchemy import event
 
 from actors._clock import ManualClock
+from actors._dependencies import check_manager
+from actors._discovery import RemotePublisher
 from actors._manager import Manager
 from actors._service import Service
 from actors._timer import TimerActor
@@ -48,7 +50,7 @@ from actors.testing._network import (
 from actors.testing._scheduler import Scheduler, State
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Mapping
     from types import TracebackType
 
     from actors.db import Database
@@ -196,9 +198,16 @@ class Simulation:
     ) -> pykka.ActorRef[A]:
         """Start `actor_class` on `host` under the simulation; return its ordinary `ActorRef`.
 
-        A `Manager` gets the simulation's clock and database (unless given
-        others), and its periodic tasks are ticked by the host's timer on
-        virtual time.
+        A `Manager` gets what a node gives it, unless `kwargs` replace it: the
+        simulation's clock and database, and exactly the dependencies its class
+        declares in ``DEPENDENCIES`` (a `Directory` and a `RemotePublisher` over
+        the simulated bridge, ``service_down_time`` 60, ``report_interval`` 10,
+        ``rpc_timeout`` 60); its periodic tasks are ticked by the host's timer on
+        virtual time. Other `kwargs` go to its constructor, as with
+        ``cls.start(**kwargs)``.
+
+        Raises:
+            actors.ConfigError: it declares a dependency no node provides.
         """
         record = _Start(actor_class, args, dict(kwargs))
         self.network.host(host).starts.append(record)  # type: ignore[union-attr]
@@ -213,6 +222,8 @@ class Simulation:
             kwargs.setdefault("clock", self.clock)
             kwargs.setdefault("periodic_jitter", self._rng.random)
             kwargs.setdefault("db", self._lazy_db)  # never the process's default database
+            check_manager(cls, {}, f"{host}: ")
+            kwargs.update(self._dependencies(cls, host, given=kwargs))
         ref = self._construct(cls, host, record.args, kwargs)
         record.ref = ref
         if is_manager:
@@ -221,6 +232,32 @@ class Simulation:
                 timer = self._timer(host).actor_inbox.proc.actor  # type: ignore[attr-defined]
                 timer.register(ref, initial_delay=0.0)
         return ref
+
+    def _dependencies(
+        self,
+        cls: type[Manager],
+        host: str,
+        *,
+        given: Mapping[str, Any],
+        service_down_time: float = 60.0,
+        report_interval: float | None = 10.0,
+        rpc_timeout: float = 60.0,
+    ) -> dict[str, Any]:
+        """The dependencies `cls` declares and `given` lacks, built as a node builds them."""
+
+        def directory() -> SimDirectory:
+            return self.directory(host, service_down_time=service_down_time, timeout=rpc_timeout)
+
+        factories: dict[str, Callable[[], Any]] = {
+            "directory": directory,
+            "publisher": lambda: RemotePublisher(directory()),
+            "service_down_time": lambda: service_down_time,
+            "report_interval": lambda: report_interval,
+            "rpc_timeout": lambda: rpc_timeout,
+        }
+        return {
+            name: factories[name]() for name in cls.declared_dependencies() if name not in given
+        }
 
     def _construct(
         self, cls: type[Any], host: str, args: tuple[Any, ...], kwargs: dict[str, Any]
@@ -255,14 +292,36 @@ class Simulation:
         report_interval: float | None = 10.0,
         service_down_time: float = 60.0,
         periodic_fuzzy_delay: float = 0.0,
+        rpc_timeout: float = 60.0,
+        options: Mapping[str, Any] | None = None,
         **kwargs: Any,
     ) -> Service:
         """Run `manager_class` as a `Service` on `host`: services row, start order, heartbeats.
 
-        The service uses the simulation's database, clock, host timer and
-        simulated bridge; other keyword arguments go to `Service` (e.g.
-        ``manager_kwargs``, ``topic``, ``cluster``).
+        As a node runs it: the service uses the simulation's database, clock,
+        host timer and simulated bridge; the manager gets exactly the
+        dependencies its class declares (see `start`, built with this service's
+        `service_down_time`, `report_interval` and `rpc_timeout`) and the
+        `options` of a ``[[services]]`` table, which its class must declare in
+        ``OPTIONS``. ``manager_kwargs`` may replace any of them (a test double).
+        Other keyword arguments go to `Service` (e.g. ``topic``, ``cluster``).
+
+        Raises:
+            actors.ConfigError: an option the class does not declare, or a
+                dependency no node provides (the node's one-line message).
         """
+        options = dict(options or {})
+        check_manager(manager_class, options, f"{host}: ")
+        given = dict(kwargs.pop("manager_kwargs", None) or {})
+        kwargs["manager_kwargs"] = {
+            **self._dependencies(
+                manager_class, host, given=given, service_down_time=service_down_time,
+                report_interval=report_interval, rpc_timeout=rpc_timeout,
+            ),
+            **options,
+            **given,
+        }  # fmt: skip
+        kwargs.setdefault("call_timeout", rpc_timeout)
         node = self.network.host(host)
         svc = Service(
             self.scheduler.simulated(manager_class),
@@ -308,13 +367,19 @@ class Simulation:
             )  # fmt: skip
         return directory
 
-    def expose(self, name: str, ref: pykka.ActorRef[Any]) -> None:
-        """Serve `ref` as `name` on its host's simulated bridge (like `transport.Bridge.expose`)."""
+    def expose(
+        self, name: str, ref: pykka.ActorRef[Any], *, mailbox_limit: int | None = None
+    ) -> None:
+        """Serve `ref` as `name` on its host's simulated bridge (like `transport.Bridge.expose`).
+
+        `mailbox_limit` bounds the requests from the bridge its mailbox holds;
+        past it calls get `transport.Overloaded` and casts are dropped.
+        """
         proc = self.scheduler.proc_of(ref)
         if proc is None:
             msg = f"{ref} is not an actor of this simulation"
             raise SimulationError(msg)
-        self.network.host(proc.host).bridge.expose(name, ref)
+        self.network.host(proc.host).bridge.expose(name, ref, mailbox_limit=mailbox_limit)
 
     def connect(
         self,

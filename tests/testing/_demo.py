@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from actors import RemotePublisher, ServiceUnavailable
+from actors import ServiceUnavailable
 from actors.demo import SchedulerManager, VolumeManager
 from actors.demo.volume import Volume
 from actors.testing import Simulation
+from transport import MessagingTimeout
 
 BACKENDS = (("vol-1", 50), ("vol-2", 80))
 SIZES = (20, 30, 25, 10, 40, 15)
@@ -15,25 +16,20 @@ SIZES = (20, 30, 25, 10, 40, 15)
 
 def run_demo(sim: Simulation, sizes: tuple[int, ...] = SIZES) -> dict[str, Any]:
     """Two schedulers and two volume backends place volumes; return what each side believes."""
+    # as a node runs them: each gets exactly its declared DEPENDENCIES (directory,
+    # publisher, ...) over the simulated bridge, and its [[services]] options
     for name in ("sched-1", "sched-2"):
-        sim.service(
-            SchedulerManager,
-            host=name,
-            manager_kwargs={"directory": sim.directory(name), "rpc_timeout": 30.0},
-        )
-    drivers: dict[str, Any] = {}
+        sim.service(SchedulerManager, host=name, rpc_timeout=30.0)
     for host, capacity in BACKENDS:
-        svc = sim.service(
+        sim.service(
             VolumeManager,
             host=host,
-            manager_kwargs={
+            options={
                 "driver": "memory",
                 "driver_options": {"capacity_gb": capacity},
-                "publisher": RemotePublisher(sim.directory(host)),
                 "capabilities_interval": 10.0,
             },
         )
-        drivers[host] = svc
     sim.advance(11)
     client = sim.directory("client")
     futures: list[tuple[str, Any]] = []
@@ -42,8 +38,8 @@ def run_demo(sim: Simulation, sizes: tuple[int, ...] = SIZES) -> dict[str, Any]:
         volume_id = f"v{i}"
         try:
             scheduler = client.proxy("scheduler", host=f"sched-{i % 2 + 1}")
-        except ServiceUnavailable:  # a fault took that scheduler down
-            outcomes[volume_id] = "ServiceUnavailable"
+        except (ServiceUnavailable, MessagingTimeout) as exc:  # a fault took it down or away
+            outcomes[volume_id] = type(exc).__name__  # (its describe round trip got no answer)
             continue
         futures.append((volume_id, scheduler.create_volume(volume_id, size)))
     for volume_id, future in futures:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import socket
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ import transport
 from actors import Directory, Manager, ManualClock, Service, TimerActor
 from actors.db import Database
 from actors.testing import Schedule, Simulation, schedules
+from actors.testing._actors import SimFuture
 from tests.test_ordering import OPS
 from tests.testing._demo import check_invariant, run_demo
 from tests.testing._systems import Store, Ticker
@@ -231,3 +233,136 @@ def test_a_node_going_down_and_up_agrees_with_the_services_table(tmp_path: Path)
 def test_the_demo_keeps_its_invariant_with_faults_on(seed: int) -> None:
     with Simulation(seed=seed, faults=True, database="sqlite://") as sim:
         check_invariant(run_demo(sim))
+
+
+# -- remote proxies: transport's surface, real bridge vs simulated bridge -------------------------
+
+
+class Held(Store):
+    """A store whose `hold()` keeps its mailbox busy until the test opens the gate."""
+
+    def __init__(self, gate: Any = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._gate = gate
+
+    def hold(self) -> str:
+        self._gate.wait()
+        return "held"
+
+
+class _Event:
+    """The real-thread gate: a `threading.Event` (bounded wait)."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def wait(self) -> None:
+        assert self._event.wait(10)
+
+    def open(self) -> None:
+        self._event.set()
+
+
+class _SimGate:
+    """The simulated gate: a future of the simulation that the test resolves."""
+
+    def __init__(self, sim: Simulation) -> None:
+        self._future = SimFuture(sim.scheduler)
+
+    def wait(self) -> None:
+        self._future.get()
+
+    def open(self) -> None:
+        self._future.set(None)
+
+
+def _surface(conn: Any) -> list[Any]:
+    """What a caller sees of a served `Held` through a remote proxy."""
+    out: list[Any] = []
+    proxy = conn.proxy("store")
+    out.append(repr(proxy).split(" at ")[0])
+    out.append([n for n in dir(proxy) if not n.startswith("_")])
+    out.append(proxy.value.get(timeout=5))  # an attribute: read inside the mailbox
+    proxy.value = 5  # set inside the mailbox; returns once set
+    out.append(proxy.get().get(timeout=5))
+    for name in ("nope", "init_host", "_hidden"):  # unknown, RPC_PRIVATE, private
+        for use in (lambda m: m(), lambda m: m.defer()):
+            out.append(_error_of(lambda name=name, use=use: use(getattr(proxy, name))))
+    out.append(_error_of(lambda: setattr(proxy, "fresh", 1)))  # never adds attributes
+    try:
+        conn.proxy("nobody")
+    except transport.UnknownActor as exc:
+        out.append(("UnknownActor", isinstance(exc, pykka.ActorDeadError)))
+    return out
+
+
+def test_remote_proxies_agree_on_their_surface() -> None:
+    ref = Held.start(host="h")
+    try:
+        with transport.Bridge("tcp://127.0.0.1:0") as bridge:
+            bridge.expose("store", ref)
+            with transport.connect(bridge.endpoint, timeout=5) as conn:
+                real = _surface(conn)
+    finally:
+        ref.stop()
+    with Simulation(seed=5) as sim:
+        sim.expose("store", sim.start(Held, host="h2"))
+        simulated = _surface(sim.connect("h2", timeout=5))
+    assert simulated == real
+    assert real[0] == "<RemoteProxy Held 'store'"
+    assert real[2:4] == [0, 5]
+    assert real[4:10] == ["NoSuchMethod"] * 4 + ["AttributeError"] * 2
+    assert real[10:] == ["NoSuchMethod", ("UnknownActor", True)]
+
+
+def _overloaded(conn: Any, gate: Any) -> list[Any]:
+    """A full mailbox refuses calls (Overloaded) and drops casts, as the bridge's bound says."""
+    proxy = conn.proxy("store")
+    held = proxy.hold()  # the only bridge request its mailbox may hold (bound 1), until opened
+    out: list[Any] = [_error_of(lambda: proxy.set(7).get(timeout=5))]
+    proxy.set.defer(8)  # dropped: the mailbox is full
+    # refused too, so the cast before it (same connection, in order) met a full mailbox
+    out.append(_error_of(lambda: proxy.get().get(timeout=5)))
+    gate.open()
+    out.append(held.get(timeout=5))
+    out.append(proxy.get().get(timeout=5))  # neither 7 nor 8 was applied
+    return out
+
+
+def _expired(conn: Any, gate: Any) -> list[Any]:
+    """A call taken from the mailbox after its caller gave up is not run."""
+    proxy = conn.proxy("store")
+    held = proxy.hold()
+    late = conn.proxy("store", timeout=0.2).set(7)
+    out: list[Any] = [_error_of(late.get)]  # its 0.2 s deadline passes
+    # and a later one's (0.3 s more), so the bridge's deadline of `late` (its TTL from
+    # arrival) has certainly passed too before the gate opens
+    out.append(_error_of(lambda: conn.proxy("store", timeout=0.3).get().get()))
+    gate.open()
+    out.append(held.get(timeout=5))
+    out.append(proxy.get().get(timeout=5))  # neither ran
+    return out
+
+
+@pytest.mark.parametrize("scenario", [_overloaded, _expired])
+def test_mailbox_bounds_and_deadlines_agree(scenario: Any) -> None:
+    gate = _Event()
+    ref = Held.start(host="h", gate=gate)
+    try:
+        with transport.Bridge("tcp://127.0.0.1:0") as bridge:
+            bridge.expose("store", ref, mailbox_limit=1 if scenario is _overloaded else None)
+            with transport.connect(bridge.endpoint, timeout=5) as conn:
+                real = scenario(conn, gate)
+    finally:
+        ref.stop()
+    with Simulation(seed=6) as sim:
+        sim_gate = _SimGate(sim)
+        sim.expose("store", sim.start(Held, host="h2", gate=sim_gate),
+                   mailbox_limit=1 if scenario is _overloaded else None)  # fmt: skip
+        simulated = scenario(sim.connect("h2", timeout=5), sim_gate)
+    assert simulated == real
+    expected = {
+        _overloaded: ["Overloaded", "Overloaded", "held", 0],
+        _expired: ["MessagingTimeout", "MessagingTimeout", "held", 0],
+    }
+    assert real == expected[scenario]

@@ -1,4 +1,4 @@
-"""Every example of docs/testing-fixtures.rst runs: test files through pytest, the rest as is.
+"""Every fixture example of docs/testing.rst runs: test files through pytest, the rest as is.
 
 The examples are read from the page itself, so the page and this test cannot drift apart.
 """
@@ -12,8 +12,7 @@ from pathlib import Path
 import pytest
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
-# The fixtures section is written as its own page, to be joined into "Testing your managers".
-PAGE = next(p for p in (DOCS / "testing-fixtures.rst", DOCS / "testing.rst") if p.exists())
+PAGE = DOCS / "testing.rst"  # "Testing your managers": the simulator, then the fixtures
 _DIRECTIVE = re.compile(r"^\.\. code-block:: python\s*$")
 _FIXTURES = ("manual_clock", "actor_factory", "cluster", "leak_check")
 

@@ -10,7 +10,9 @@ under 5 ms *above the same loop's idle p99*, measured just before in the same
 run (best of up to 5 rounds: see `in_flight_while_ticking`). On a quiet
 machine the idle p99 is about 1-2 ms; on the shared CI machine an idle loop
 alone has shown 5-27 ms, which no client could improve on. A loop blocked by a
-`get()` lags by the whole call (1 s).
+`get()` lags by the whole call (1 s), and always fails. When no round meets the
+bound and the idle loop alone was over 5 ms in every round, the test is skipped
+with the figures (too loaded to measure); bench/aio.py reports the same figures.
 """
 
 from __future__ import annotations
@@ -77,19 +79,21 @@ def p99(values: list[float]) -> float:
 
 
 ATTEMPTS = 5
+LAG_BUDGET = 0.005
 
 
 async def in_flight_while_ticking(
     calls: Callable[[], list[Awaitable[Any]]], events: Any
-) -> tuple[list[float], list[float]]:
+) -> list[tuple[float, float]]:
     """Tick idle for 1 s (the baseline), start the calls, tick for 1 s while they wait,
-    release them and check their results; return (lags in flight, idle lags).
+    release them and check their results; return each round's (p99 in flight, p99 idle).
 
-    A blocked loop fails at once. The p99 comparison is noisy on a shared machine
-    (a process descheduled for 100+ ms lags a dozen ticks, in either window), so up
-    to `ATTEMPTS` rounds are run until one meets the bound; a loop blocked by the
-    calls meets it in none (it stalls until they time out).
+    A blocked loop fails at once (it lags by the whole call). The p99 comparison is
+    noisy on a shared machine (a process descheduled for 100+ ms lags a dozen
+    ticks, in either window), so up to `ATTEMPTS` rounds are run until one meets
+    the bound; a loop blocked by the calls meets it in none.
     """
+    rounds = []
     for _ in range(ATTEMPTS):
         await events.clear()  # (the server process is shared by these tests)
         idle = await ticker_lags(100)
@@ -100,29 +104,39 @@ async def in_flight_while_ticking(
         results = await asyncio.wait_for(asyncio.gather(*pending), TIMEOUT)
         assert results == [True] * len(pending)
         assert max(lags) < 0.5, f"the loop was blocked: {sorted(lags)[-3:]}"
-        if p99(lags) < p99(idle) + 0.005:
+        rounds.append((p99(lags), p99(idle)))
+        if p99(lags) < p99(idle) + LAG_BUDGET:
             break
-    return lags, idle
+    return rounds
 
 
-def assert_on_time(lags: list[float], idle: list[float]) -> None:
-    assert p99(lags) < p99(idle) + 0.005, (
-        f"ticker lag p99 {p99(lags) * 1000:.2f} ms in flight, {p99(idle) * 1000:.2f} ms idle"
-    )
+def assert_on_time(rounds: list[tuple[float, float]]) -> None:
+    """Some round's in-flight p99 is within `LAG_BUDGET` of its idle p99.
+
+    When no round meets it and the idle loop alone was over the budget in every
+    round, the machine is too loaded to measure a 5 ms bound: the test is skipped
+    with the figures (bench/aio.py measures the same on a quieter machine).
+    """
+    figures = ", ".join(f"{f * 1000:.1f} ms in flight / {i * 1000:.1f} ms idle" for f, i in rounds)
+    if any(flight < idle + LAG_BUDGET for flight, idle in rounds):
+        return
+    if all(idle > LAG_BUDGET for _, idle in rounds):
+        pytest.skip(f"the idle loop alone lags over {LAG_BUDGET * 1000:.0f} ms (p99): {figures}")
+    raise AssertionError(f"ticker lag p99 over budget in every round: {figures}")
 
 
 # -- awaiting futures of the threaded client and of local managers ---------------------
 
 
 def test_awaiting_remote_calls_never_blocks_the_loop(waiters_server: str) -> None:
-    async def main() -> tuple[list[float], list[float]]:
+    async def main() -> list[tuple[float, float]]:
         with transport.connect(waiters_server, timeout=TIMEOUT) as conn:
             proxies = [conn.proxy(f"wait{i}") for i in range(WAITERS)]
             return await in_flight_while_ticking(
                 lambda: [p.wait_event(TIMEOUT) for p in proxies], conn.proxy("event")
             )
 
-    assert_on_time(*asyncio.run(main()))
+    assert_on_time(asyncio.run(main()))
 
 
 def test_awaiting_a_local_manager_call_never_blocks_the_loop() -> None:
@@ -218,14 +232,14 @@ def test_an_awaited_remote_call_raises_its_errors(local_conn: transport.Connecti
 
 
 def test_aio_calls_while_in_flight_keep_the_ticker_on_time(waiters_server: str) -> None:
-    async def main() -> tuple[list[float], list[float]]:
+    async def main() -> list[tuple[float, float]]:
         async with transport.aio.connect(waiters_server, timeout=TIMEOUT) as conn:
             proxies = [conn.proxy(f"wait{i}") for i in range(WAITERS)]
             return await in_flight_while_ticking(
                 lambda: [p.wait_event(TIMEOUT) for p in proxies], conn.proxy("event")
             )
 
-    assert_on_time(*asyncio.run(main()))
+    assert_on_time(asyncio.run(main()))
 
 
 def test_aio_ten_thousand_concurrent_awaits(local_bridge: transport.Bridge) -> None:

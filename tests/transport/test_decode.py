@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 import transport
 from tests.transport._actors import Echo
-from transport._bridge import _callable_cached, _version_ok
+from transport._bridge import _callable_cached, _cast_target, _version_ok
 from transport._codec import EXT_BIGINT, EXT_DECIMAL, EXT_EXCEPTION, EXT_TUPLE, default_codec
 from transport._protocol import ProtocolError, decode_request, decode_response_fields
 
@@ -69,15 +69,19 @@ def refusal(decode: Any, body: bytes) -> str | None:
     return None
 
 
-def test_ttl_is_optional_and_checked() -> None:
+def test_ttl_and_sent_are_optional_and_checked() -> None:
     base = [1, 1, 5, "echo", "add", [1, 2], {}, None, {}]
     assert decode_request(default_codec, msgpack.packb(base)).ttl is None
     assert decode_request(default_codec, msgpack.packb([*base, None])).ttl is None
     assert decode_request(default_codec, msgpack.packb([*base, 250])).ttl == 250
-    assert decode_request(default_codec, msgpack.packb([*base, 250, "later"])).ttl == 250
+    full = decode_request(default_codec, msgpack.packb([*base, 250, 7, "a later field"]))
+    assert (full.ttl, full.sent) == (250, 7)
+    assert decode_request(default_codec, msgpack.packb([*base, None, 7])).sent == 7
     with pytest.raises(ProtocolError, match="ttl") as info:
         decode_request(default_codec, msgpack.packb([*base, "soon"]))
     assert info.value.msg_id == 5  # a call: the bridge answers invalid_request
+    with pytest.raises(ProtocolError, match="sent"):
+        decode_request(default_codec, msgpack.packb([*base, 250, -1]))
 
 
 ext = st.builds(
@@ -185,3 +189,56 @@ def test_the_method_and_version_caches_are_bounded(bridge: transport.Bridge) -> 
     assert _callable_cached.cache_info().currsize <= 4096
     assert _version_ok.cache_info().currsize <= 4096
     assert bridge.stats()["no_such_method_cast"] >= 6000
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        [HUGE, "builtins", "ValueError", "m", [], ""],
+        ["remote", "builtins", "ValueError", HUGE, [], ""],
+        ["remote", ["builtins"], "ValueError", "m", [], ""],
+        ["remote", "builtins", "ValueError", "m", "not a list", ""],
+        ["remote", "builtins", "ValueError", "m", [], 7],
+    ],
+)
+def test_error_responses_with_wrong_field_types_are_protocol_errors(fields: list[Any]) -> None:
+    # The client formats these fields (str(message)): they must be strings.
+    error = refusal(decode_response_fields, msgpack.packb([1, 4, 9, *fields]))
+    assert error == "error fields have the wrong types"
+    good = msgpack.packb([1, 4, 9, "remote", "builtins", "ValueError", "m", None, None])
+    assert decode_response_fields(default_codec, good)[0] == 9
+
+
+def test_a_flood_of_failing_casts_logs_one_traceback_then_counts(
+    bridge: transport.Bridge, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="transport.bridge")
+    with transport.connect(bridge.endpoint, timeout=TIMEOUT) as conn:
+        echo = conn.proxy("echo")
+        for i in range(500):
+            echo.fail.defer("ValueError", f"bad {i}")
+        assert echo.add(1, 2).get(timeout=TIMEOUT) == 3  # after every cast before it
+    failures = [r for r in caplog.records if "cast_failed" in r.getMessage()]
+    assert len(failures) == 1
+    assert failures[0].levelno == logging.ERROR
+    assert failures[0].exc_info is not None
+    assert isinstance(failures[0].exc_info[1], ValueError)
+    assert bridge.stats()["cast_failed"] == 500
+
+
+@pytest.mark.parametrize(
+    ("body", "target"),
+    [
+        (msgpack.packb([1, 2, 0, "echo", "add", [], {}, None, {}]), "echo"),
+        (msgpack.packb([1, 2, 0, "e" * 200, "add", [], {}, None, {}, None, 5]), "e" * 200),
+        (msgpack.packb([1, 1, 0, "echo", "add", [], {}, None, {}]), None),  # a call
+        (msgpack.packb([1, 2, None, "echo", "add", [], {}, None, {}]), None),  # decoded in full
+        (msgpack.packb([1, 2, 0, "", "add", [], {}, None, {}]), None),
+        (msgpack.packb([1, 2, 0, b"echo", "add", [], {}, None, {}]), None),
+        (b"\x99\x01\x02\x00\xa4\xff\xfe\xfd\xfc", None),  # not UTF-8
+        (b"\x99\x01\x02\x00\xa4ec", "ec"),  # truncated: the full decode refuses it later
+        (b"\x99\x01\x02", None),
+    ],
+)
+def test_the_cast_fast_path_reads_only_what_it_can(body: bytes, target: str | None) -> None:
+    assert _cast_target(memoryview(body)) == target

@@ -19,6 +19,7 @@ from tests.transport._actors import Echo
 from transport._bridge import ContextProxyCall
 from transport._codec import default_codec
 from transport._protocol import Kind, decode_request, encode_request
+from transport._transit import TransitClock
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -67,6 +68,15 @@ class Served:
         self.bridge = bridge
         self.gate = gate
         self.held = held  # the local proxy: reaches the inbox without the bridge
+
+
+def raw_dealer(endpoint: str) -> zmq.Socket[bytes]:
+    """A bare DEALER socket: a missing reply fails the test in 10 s instead of hanging."""
+    sock: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.setsockopt(zmq.RCVTIMEO, int(TIMEOUT * 1000))
+    sock.connect(endpoint)
+    return sock
 
 
 def drained(bridge: transport.Bridge, name: str) -> None:
@@ -159,12 +169,16 @@ def test_the_bound_comes_from_the_class_or_expose_and_is_shared_by_names() -> No
             assert [f.get(timeout=TIMEOUT) for f in (first, second, third)] == [1, 2, 1]
     with pytest.raises(ValueError, match="at least 1"):
         transport.Bridge("tcp://127.0.0.1:*", mailbox_limit=0)
+    with pytest.raises(ValueError, match="at least 1"):
+        transport.Bridge("tcp://127.0.0.1:*", reply_hwm=0)
+    with pytest.raises(ValueError, match="at least 1"):
+        transport.Bridge("tcp://127.0.0.1:*", backlog_bytes=0)
+    with pytest.raises(ValueError, match="at least 1"):
+        transport.Bridge("tcp://127.0.0.1:*").expose("x", small, mailbox_limit=0)
 
 
 def test_a_request_whose_ttl_passed_in_the_mailbox_never_runs(served: Served) -> None:
-    sock: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.DEALER)
-    sock.setsockopt(zmq.LINGER, 0)
-    sock.connect(served.bridge.endpoint)
+    sock = raw_dealer(served.bridge.endpoint)
     try:
 
         def request(msg_id: int, seq: int, ttl: int | None) -> bytes:
@@ -187,9 +201,7 @@ def test_a_request_whose_ttl_passed_in_the_mailbox_never_runs(served: Served) ->
 
 
 def test_an_expired_cast_never_runs(served: Served) -> None:
-    sock: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.DEALER)
-    sock.setsockopt(zmq.LINGER, 0)
-    sock.connect(served.bridge.endpoint)
+    sock = raw_dealer(served.bridge.endpoint)
     try:
         sock.send(msgpack.packb([1, 1, 1, "held", "hold", [1], {}, None, {}]))
         sock.send(msgpack.packb([1, 2, 0, "held", "hold", [2], {}, None, {}, 0]))
@@ -207,6 +219,7 @@ def test_the_client_sends_its_remaining_timeout_as_ttl() -> None:
     server.setsockopt(zmq.LINGER, 0)
     port = server.bind_to_random_port("tcp://127.0.0.1")
     try:
+        before = int(time.monotonic() * 1000)
         with transport.connect(f"tcp://127.0.0.1:{port}", timeout=7.5) as conn:
             # check=False: this raw server never answers a describe request
             conn.proxy("x", check=False).method(1)
@@ -214,8 +227,11 @@ def test_the_client_sends_its_remaining_timeout_as_ttl() -> None:
             conn.proxy("x", check=False).method.defer(3)
             assert server.poll(int(TIMEOUT * 1000))
             bodies = [server.recv_multipart()[-1] for _ in range(3)]
+        after = int(time.monotonic() * 1000)
         requests = [decode_request(default_codec, body) for body in bodies]
         assert [r.ttl for r in requests] == [7501, 251, None]
+        assert all(before <= (r.sent or 0) <= after for r in requests[:2])
+        assert requests[2].sent is None
     finally:
         server.close(linger=0)
 
@@ -360,3 +376,81 @@ def test_refusals_to_a_client_that_does_not_read_are_bounded(tmp_path: Path) -> 
     finally:
         gate.set()
         client.close(linger=0)
+
+
+def test_a_request_that_spent_its_ttl_in_transit_never_runs(served: Served) -> None:
+    # The bridge compares each request's `sent` (the client's clock) with its
+    # receipt: B claims to have been sent 20 s before A yet arrives after it, so it
+    # spent 20 s on the way, more than its 5 s ttl: its caller has given up.
+    sock = raw_dealer(served.bridge.endpoint)
+    served.gate.set()
+    t0 = 50_000_000  # the client's clock: unrelated to the bridge's
+
+    def request(msg_id: int, sent: int, ttl: int) -> bytes:
+        fields = [1, 1, msg_id, "held", "hold", [msg_id], {}, None, {}, ttl, sent]
+        body: bytes = msgpack.packb(fields)
+        return body
+
+    try:
+        sock.send(request(1, t0, 5_000))  # on time: sets the peer's fastest transit
+        assert msgpack.unpackb(sock.recv(), raw=False) == [1, 3, 1, 1]
+        sock.send(request(2, t0 - 20_000, 5_000))  # 20 s late: dropped on arrival
+        sock.send(request(3, t0 + 1, 5_000))  # on time again
+        assert msgpack.unpackb(sock.recv(), raw=False) == [1, 3, 3, 3]
+        assert served.held.ran_so_far().get(timeout=TIMEOUT) == [1, 3]
+        assert served.bridge.stats()["expired"] == 1
+    finally:
+        sock.close(linger=0)
+
+
+def test_transit_lateness_is_relative_to_the_recent_fastest_and_drift_tolerant() -> None:
+    clock = TransitClock(window=60.0, max_peers=2)
+    # Peer a's clock is 1,000 s ahead of ours; transit is 1 ms at best.
+    assert clock.lateness((b"a",), 1_000_000_000 - 1, 0.0) == 0.0  # first request: no basis
+    assert clock.lateness((b"a",), 1_000_010_000 - 1, 10.0) == 0.0
+    assert clock.lateness((b"a",), 1_000_020_000 - 1, 22.5) == pytest.approx(2.5)  # 2.5 s queued
+    assert clock.lateness((b"a",), 1_000_025_000, 25.0) == 0.0  # faster than ever: new basis
+    # A slow drift (the peer's clock 0.01 % slow) is forgotten after a window, not
+    # accumulated as lateness: after 10 minutes it costs well under a second.
+    lateness = [
+        clock.lateness((b"a",), int(1_000_025_000 + (t - 25.0) * 1000 * 0.9999), t)
+        for t in range(30, 630, 5)
+    ]
+    assert max(lateness) < 0.01
+    # The table of peers is bounded.
+    clock.lateness((b"b",), 5, 1.0)
+    clock.lateness((b"c",), 5, 1.0)
+    assert len(clock) <= 2
+
+
+def test_transit_lateness_forgets_a_basis_older_than_the_window() -> None:
+    # After an hour without requests, the clocks may have drifted apart by a
+    # second or more: the old minimum is not used (a late request then runs).
+    clock = TransitClock(window=60.0)
+    assert clock.lateness((b"a",), 0, 0.0) == 0.0
+    assert clock.lateness((b"a",), 3_600_000 - 2_000, 3600.0) == 0.0  # 2 s "late": unknown
+    assert clock.lateness((b"a",), 3_610_000 - 3_000, 3610.0) == pytest.approx(1.0)
+
+
+def test_transit_is_estimated_per_client_behind_a_proxy(served: Served) -> None:
+    # A proxy in between: one peer socket, clients told apart by the routing frames
+    # that follow. Client b's clock reads 10,000 s behind client a's: that is not
+    # lateness, and b's call runs.
+    sock = raw_dealer(served.bridge.endpoint)
+    served.gate.set()
+
+    def request(msg_id: int, sent: int) -> bytes:
+        fields = [1, 1, msg_id, "held", "hold", [msg_id], {}, None, {}, 5_000, sent]
+        body: bytes = msgpack.packb(fields)
+        return body
+
+    try:
+        sock.send_multipart([b"client-a", request(1, 10_000_000_000)])
+        assert sock.recv_multipart()[0] == b"client-a"
+        sock.send_multipart([b"client-b", request(2, 1_000)])
+        assert sock.poll(int(TIMEOUT * 1000)), served.bridge.stats()
+        client, body = sock.recv_multipart()
+        assert (client, msgpack.unpackb(body, raw=False)) == (b"client-b", [1, 3, 2, 2])
+        assert served.bridge.stats()["expired"] == 0
+    finally:
+        sock.close(linger=0)

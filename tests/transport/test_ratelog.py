@@ -38,3 +38,21 @@ def test_first_refusal_at_once_then_one_summary_per_interval(
         "malformed: after a quiet spell",
     ]
     assert log.totals() == {"malformed": 1002, "overloaded": 1}
+
+
+def test_a_summary_becoming_due_is_announced_once() -> None:
+    clock = ManualClock(start=0.0)
+    calls: list[int] = []
+    log = RefusalLog(
+        logging.getLogger("test.refusals"), interval=5.0, clock=clock.monotonic,
+        on_pending=lambda: calls.append(1),
+    )  # fmt: skip
+    log.note("expired", "first")  # logged at once: nothing to announce
+    assert calls == []
+    for _ in range(10):
+        log.note("expired", "more")
+    assert calls == [1]  # once, when the summary became due
+    clock.advance(5.0)
+    log.flush()
+    log.note("expired", "again")  # inside the next interval: due again
+    assert calls == [1, 1]
