@@ -304,9 +304,9 @@ class Service:
                 ref.tell(ProxySetAttr(attr_path=("mailbox_probe",), value=self.mailbox_probe))
             proxy = ref.proxy()
             self.service_id, self.added_to_cluster = self._register()
-            proxy.init_host(
-                service_id=self.service_id, added_to_cluster=self.added_to_cluster
-            ).get(timeout=self.call_timeout)
+            proxy.init_host(service_id=self.service_id, added_to_cluster=self.added_to_cluster).get(
+                timeout=self.call_timeout
+            )
             self._check_not_stopping()
             if self.bridge is not None:
                 for name in self.names:
@@ -410,7 +410,7 @@ class Service:
         if not manager.is_working():
             logger.error(
                 "Manager for service %s %s is reporting problems, not sending heartbeat. "
-                "Service will appear \"down\".",
+                'Service will appear "down".',
                 self.binary,
                 self.host,
             )

@@ -797,7 +797,7 @@ class Bridge:
         except zmq.Again:
             return
 
-    def _handle(self, frames: list[zmq.Frame]) -> tuple[Any, Envelope[Any]] | None:
+    def _handle(self, frames: list[zmq.Frame]) -> tuple[Any, Envelope[Any]] | None:  # noqa: PLR0915
         """Check one request; refuse it, or return what to put into which inbox."""
         traffic = self.traffic
         traffic.messages_in += 1
