@@ -35,8 +35,11 @@ actor ever runs concurrently with anything else in the same actor.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import queue
+import select
 import sys
 import time
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
@@ -45,13 +48,14 @@ import pykka
 from pykka import messages
 
 from actors._awaitable import AwaitableFuture
+from transport._pykka import AttachSource, DetachSource
 
 if TYPE_CHECKING:
     import contextvars
     from collections.abc import Callable
     from types import TracebackType
 
-    from transport._pykka import Envelope
+    from transport._pykka import Envelope, MessageSource
 
 __all__ = ["MailboxProbe", "ResilientActor", "Supervisor"]
 
@@ -63,6 +67,13 @@ def describe(message: Any) -> str:
     if isinstance(message, messages.ProxyCall):
         return ".".join(message.attr_path) + "()"
     return type(message).__name__
+
+
+class _Inbox(queue.SimpleQueue):  # type: ignore[type-arg]
+    """A `queue.SimpleQueue` whose `put` may be replaced per instance (see `_serve_source`)."""
+
+
+_WAKE = (1).to_bytes(8, sys.byteorder)
 
 
 class Supervisor(Protocol):
@@ -128,7 +139,7 @@ class ResilientActor(pykka.ThreadingActor):
 
     @staticmethod
     def _create_actor_inbox() -> queue.SimpleQueue[Envelope[Any]]:
-        return queue.SimpleQueue()
+        return _Inbox()
 
     @staticmethod
     def _create_future() -> pykka.Future[Any]:
@@ -141,7 +152,7 @@ class ResilientActor(pykka.ThreadingActor):
     def _mailbox_idle(self) -> None:
         """Run when `_mailbox_timeout` passed with no message (timed actors)."""
 
-    def _actor_loop_running(self) -> None:
+    def _actor_loop_running(self) -> None:  # noqa: PLR0915 - the hot loop stays inline
         # The hot path of every call: keep it free of anything that need not be here.
         get = self.actor_inbox.get
         is_stopped = self.actor_stopped.is_set
@@ -158,6 +169,9 @@ class ResilientActor(pykka.ThreadingActor):
             else:
                 envelope = get()
             message = envelope.message
+            if message.__class__ is AttachSource:
+                self._serve_source(message.source)
+                continue
             reply_to = envelope.reply_to
             deadline = getattr(message, "deadline", None)
             if deadline is not None and monotonic() >= deadline:
@@ -192,6 +206,127 @@ class ResilientActor(pykka.ThreadingActor):
                     reply_to.set(response)
                 except queue.Full:
                     logger.warning("%s: reply to %s was already set", self, describe(message))
+
+    def _dispatch(self, envelope: Envelope[Any]) -> bool:
+        """Handle one message as `_actor_loop_running` does; False once the actor must stop."""
+        message = envelope.message
+        reply_to = envelope.reply_to
+        deadline = getattr(message, "deadline", None)
+        if deadline is not None and time.monotonic() >= deadline:
+            self._expire(message, reply_to)
+            return True
+        probe = self.mailbox_probe
+        try:
+            context = getattr(message, "context", None)
+            handle = self._handle_receive
+            if probe is not None:
+                response = probe.run(handle, message, reply_to, context)
+            else:
+                response = handle(message) if context is None else context.run(handle, message)
+        except Exception:
+            if probe is not None:
+                probe.failed()
+            if reply_to is None:
+                logger.exception("%s: cast %s failed", self, describe(message))
+            else:
+                self._reply_exception(reply_to)
+            return True
+        except BaseException:  # noqa: BLE001  (stops this actor, as pykka does)
+            self._handle_failure(*sys.exc_info())
+            if reply_to is not None:
+                self._reply_exception(reply_to)
+            try:
+                self.on_failure(*sys.exc_info())
+            except Exception:
+                logger.exception("%s: on_failure failed", self)
+            return False
+        if reply_to is not None:
+            try:
+                reply_to.set(response)
+            except queue.Full:
+                logger.warning("%s: reply to %s was already set", self, describe(message))
+        return True
+
+    def _serve_source(self, source: MessageSource) -> None:
+        """Serve `source` and the inbox from this thread until detached or stopped.
+
+        One wait covers both: `poll` on the source's descriptor and on an
+        eventfd that a `put` into the inbox signals only while this thread is
+        about to block (so a local message costs no system call while the
+        actor is busy). Local and remote messages alternate, one each, so
+        neither starves the other; each side keeps its own order.
+        """
+        inbox = self.actor_inbox
+        if not isinstance(inbox, _Inbox):  # pragma: no cover - a subclass's own inbox
+            logger.error("%s: cannot serve a socket with inbox %r", self, inbox)
+            source.close()
+            return
+        wake_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+        raw_put = queue.SimpleQueue.put.__get__(inbox)
+        waiting = [False]
+        write = os.write
+
+        def put(item: Envelope[Any], block: bool = True, timeout: float | None = None) -> None:
+            raw_put(item)
+            if waiting[0]:
+                write(wake_fd, _WAKE)
+
+        poller = select.poll()
+        poller.register(source.fileno(), select.POLLIN)
+        poller.register(wake_fd, select.POLLIN)
+        get = inbox.get_nowait
+        take = source.take
+        is_stopped = self.actor_stopped.is_set
+        timed = self._mailbox_timed
+        inbox.put = put  # type: ignore[method-assign]
+        try:
+            while not is_stopped():
+                try:
+                    envelope: Envelope[Any] | None = get()
+                except queue.Empty:
+                    envelope = None
+                if envelope is not None:
+                    message = envelope.message
+                    if message.__class__ is DetachSource and message.source is source:
+                        return
+                    if not self._dispatch(envelope):
+                        return
+                remote = take()
+                if remote is not None:
+                    if not self._dispatch(remote):
+                        return
+                    continue
+                if envelope is not None:
+                    continue
+                if self._wait(source, poller, wake_fd, waiting, inbox.empty) and timed:
+                    self._run_idle()
+        finally:
+            del inbox.put
+            source.close()
+            os.close(wake_fd)
+
+    def _wait(
+        self,
+        source: MessageSource,
+        poller: select.poll,
+        wake_fd: int,
+        waiting: list[bool],
+        empty: Callable[[], bool],
+    ) -> bool:
+        """Block until the source or the inbox has something; True when it timed out idle."""
+        timeout = source.timeout()
+        if self._mailbox_timed:
+            mine = self._mailbox_timeout()
+            if mine is not None:
+                timeout = mine if timeout is None else min(timeout, mine)
+        waiting[0] = True
+        events = [] if not empty() else poller.poll(None if timeout is None else timeout * 1000)
+        waiting[0] = False
+        for fd, _ in events:
+            if fd == wake_fd:
+                with contextlib.suppress(BlockingIOError):
+                    os.read(wake_fd, 8)
+        return not events and empty()
 
     def _expire(self, message: Any, reply_to: pykka.Future[Any] | None) -> None:
         expired = getattr(reply_to, "expired", None)

@@ -318,7 +318,7 @@ _NOT_REFUSALS = ("accepted", "backlog", "backlog_bytes")
 
 
 def _bridge_metrics(bridge: transport.Bridge) -> Iterator[Metric]:
-    traffic = bridge.traffic
+    traffic = bridge.traffic_totals()  # the actors' own sockets included
     messages = CounterMetricFamily(
         "actors_bridge_messages", "Messages through the bridge.", labels=["direction"]
     )

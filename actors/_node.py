@@ -144,7 +144,11 @@ class Node:
         if cfg.curve is not None:
             server = transport.load_keypair(cfg.curve.server_keys)
             bridge_keys = {"keypair": server, "allowed_clients": cfg.curve.allowed_clients}
-        self.bridge = transport.Bridge(cfg.bind, mailbox_limit=cfg.mailbox_limit, **bridge_keys)
+        # own_sockets: each manager also gets a socket its own thread reads and
+        # answers (one thread woken per call); its service row records that endpoint.
+        self.bridge = transport.Bridge(
+            cfg.bind, mailbox_limit=cfg.mailbox_limit, own_sockets=cfg.own_sockets, **bridge_keys
+        )
         self.bridge.start()
         self.timer = TimerActor.start(clock=self.clock, fuzzy_delay=cfg.periodic_fuzzy_delay)
         self.directory = Directory.from_config(cfg, db=self.db, clock=self.clock)

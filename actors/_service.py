@@ -69,7 +69,8 @@ _BEAT = (
     .where(_SERVICES.c.id == bindparam("row_id"))
     .values(report_count=_SERVICES.c.report_count + bindparam("beats"), updated_at=bindparam("now"))
 )
-_BEAT_AND_CLEAR = _BEAT.values(stopped_at=None)
+_BEAT_AND_CLEAR = _BEAT.values(stopped_at=None, endpoint=bindparam("endpoint"))
+# (marked ready once exposed: the endpoint is then the manager's own socket, if any)
 
 logger = logging.getLogger(__name__)
 
@@ -303,9 +304,9 @@ class Service:
                 ref.tell(ProxySetAttr(attr_path=("mailbox_probe",), value=self.mailbox_probe))
             proxy = ref.proxy()
             self.service_id, self.added_to_cluster = self._register()
-            proxy.init_host(
-                service_id=self.service_id, added_to_cluster=self.added_to_cluster
-            ).get(timeout=self.call_timeout)
+            proxy.init_host(service_id=self.service_id, added_to_cluster=self.added_to_cluster).get(
+                timeout=self.call_timeout
+            )
             self._check_not_stopping()
             if self.bridge is not None:
                 for name in self.names:
@@ -364,7 +365,12 @@ class Service:
 
     @property
     def _endpoint(self) -> str | None:
-        return self.bridge.endpoint if self.bridge is not None else None
+        # The manager's own socket when the bridge gave it one, else the bridge's
+        # (a bridge without `endpoint_of`, as the simulator's, has only its own).
+        if self.bridge is None:
+            return None
+        endpoint_of = getattr(self.bridge, "endpoint_of", None)
+        return self.bridge.endpoint if endpoint_of is None else endpoint_of(self.names[0])
 
     def _new_row(self) -> ServiceRecord:
         """The row of this service as first written (no heartbeat yet)."""
@@ -404,7 +410,7 @@ class Service:
         if not manager.is_working():
             logger.error(
                 "Manager for service %s %s is reporting problems, not sending heartbeat. "
-                "Service will appear \"down\".",
+                'Service will appear "down".',
                 self.binary,
                 self.host,
             )
@@ -449,7 +455,9 @@ class Service:
         if self.service_id is None:
             return False
         clear = (ready or self._not_ready) and not self._stopping.is_set()
-        params = {"row_id": self.service_id, "beats": 0 if ready else 1, "now": now}
+        params: dict[str, Any] = {"row_id": self.service_id, "beats": 0 if ready else 1, "now": now}
+        if clear:
+            params["endpoint"] = self._endpoint
         with self.db.engine.begin() as conn:
             return bool(conn.execute(_BEAT_AND_CLEAR if clear else _BEAT, params).rowcount)
 

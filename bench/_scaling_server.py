@@ -96,13 +96,13 @@ def timer_passes(timer: Any, fresh: list[pykka.ActorRef[Any]], reps: int) -> dic
     }
 
 
-def serve_memory() -> None:
+def serve_memory(own_sockets: bool = False) -> None:
     refs: list[pykka.ActorRef[Any]] = []
     registered = 0
     clock = ManualClock()
     timer_ref = TimerActor.start(clock=clock)
     timer = timer_ref.proxy()
-    bridge = transport.Bridge("tcp://127.0.0.1:*")
+    bridge = transport.Bridge("tcp://127.0.0.1:*", own_sockets=own_sockets)
     try:
         bridge.start()
         gc.collect()
@@ -116,6 +116,9 @@ def serve_memory() -> None:
                     bridge.expose(f"m{i}", ref)
                 gc.collect()
                 print("ok", flush=True)
+            elif command == "endpoints":  # where to call each of the first `arg` managers
+                names = [f"m{i}" for i in range(min(int(arg), len(refs)))]
+                print(json.dumps({n: bridge.endpoint_of(n) for n in names}), flush=True)
             elif command == "timer":
                 result = timer_passes(timer, refs[registered:], int(arg))
                 registered = len(refs)
@@ -130,7 +133,7 @@ def main() -> None:
     if sys.argv[1:2] == ["managers"]:
         serve_managers(int(sys.argv[2]))
     elif sys.argv[1:2] == ["memory"]:
-        serve_memory()
+        serve_memory(own_sockets=sys.argv[2:3] == ["own"])
     else:
         raise SystemExit(__doc__)
 

@@ -52,6 +52,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import msgpack  # type: ignore[import-untyped]
 import zmq
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -392,28 +393,86 @@ def curve_fanout(quick: bool) -> list[Row]:
 
 
 def curve_memory(quick: bool) -> list[Row]:
+    """Idle managers: RSS, descriptors and threads each, and timer passes, both ways.
+
+    ``shared``: every manager served by the bridge's one socket; ``own``: each
+    with its own socket, read by its own thread (``Bridge(own_sockets=True)``),
+    where a manager also costs that socket, its listening TCP socket and an
+    eventfd. After each size, calls go to every manager (through its own
+    endpoint), so all are served.
+    """
     reps = 5 if quick else 9
     rows = []
-    with contextlib.ExitStack() as stack:
-        (server,) = start_servers(stack, [[*SERVER, "memory"]])
-        base = prev = server.rss_bytes()
-        prev_n = 0
-        for n in MANAGERS:
-            progress(f"  memory: {n} managers")
-            if server.command(f"grow {n}", 120) != "ok":
-                raise RuntimeError("memory server did not grow")
-            rss = server.rss_bytes()
-            timer = json.loads(server.command(f"timer {reps}", 300))
-            rows.append({
-                "managers": n,
-                "rss_mib": rss / 2**20,
-                "base_rss_mib": base / 2**20,
-                "kib_per_manager": (rss - base) / n / 1024,
-                "step_kib_per_manager": (rss - prev) / (n - prev_n) / 1024,
-                **timer,
-            })  # fmt: skip
-            prev, prev_n = rss, n
+    for variant in ("shared", "own"):
+        with contextlib.ExitStack() as stack:
+            argv = [*SERVER, "memory", *(["own"] if variant == "own" else [])]
+            (server,) = start_servers(stack, [argv])
+            pid = server.proc.pid
+            base = prev = server.rss_bytes()
+            base_fds, base_threads = count_fds(pid), count_threads(pid)
+            prev_n = 0
+            for n in MANAGERS:
+                progress(f"  memory ({variant}): {n} managers")
+                if server.command(f"grow {n}", 120) != "ok":
+                    raise RuntimeError("memory server did not grow")
+                rss = server.rss_bytes()
+                fds, threads = count_fds(pid), count_threads(pid)
+                timer = json.loads(server.command(f"timer {reps}", 300))
+                served = call_each(json.loads(server.command(f"endpoints {n}", 60)))
+                rows.append({
+                    "variant": variant,
+                    "managers": n,
+                    "rss_mib": rss / 2**20,
+                    "base_rss_mib": base / 2**20,
+                    "kib_per_manager": (rss - base) / n / 1024,
+                    "step_kib_per_manager": (rss - prev) / (n - prev_n) / 1024,
+                    "fds_per_manager": (fds - base_fds) / n,
+                    "threads_per_manager": (threads - base_threads) / n,
+                    "served": served,
+                    **timer,
+                })  # fmt: skip
+                prev, prev_n = rss, n
     return rows
+
+
+def count_fds(pid: int) -> int:
+    """Open descriptors of `pid`."""
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def count_threads(pid: int) -> int:
+    """Threads of `pid`."""
+    return len(os.listdir(f"/proc/{pid}/task"))
+
+
+def call_each(endpoints: dict[str, str]) -> int:
+    """Call `is_working()` on every manager at its endpoint (a DEALER each); count answers."""
+    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+    ctx.set(zmq.MAX_SOCKETS, len(endpoints) + 16)
+    socks: dict[str, zmq.Socket[bytes]] = {}
+    try:
+        for i, (name, endpoint) in enumerate(endpoints.items()):
+            sock = socks.get(endpoint)
+            if sock is None:
+                sock = socks[endpoint] = ctx.socket(zmq.DEALER)
+                sock.setsockopt(zmq.LINGER, 0)
+                sock.connect(endpoint)
+            sock.send(msgpack.packb([1, 1, i, name, "is_working", [], {}, None, {}]))
+        answered = 0
+        poller = zmq.Poller()
+        for sock in socks.values():
+            poller.register(sock, zmq.POLLIN)
+        deadline = time.monotonic() + CALL_TIMEOUT
+        while answered < len(endpoints) and time.monotonic() < deadline:
+            for sock, _ in poller.poll(1000):
+                while sock.poll(0):
+                    reply = msgpack.unpackb(sock.recv(), raw=False)
+                    answered += reply[1] == 3  # a reply, not an error
+        return answered
+    finally:
+        for sock in socks.values():
+            sock.close(linger=0)
+        ctx.term()
 
 
 # -- report -------------------------------------------------------------------------------
@@ -471,11 +530,14 @@ def report(results: dict[str, Any]) -> None:
         rows = results["memory"]
         print_table(
             f"5. Idle managers in a fresh server (base RSS {rows[0]['base_rss_mib']:.1f} MiB)",
-            ["managers", "RSS MiB", "KiB/manager", "KiB/manager (step)", "target",
-             "idle timer pass ms", "target", "all-due pass ms"],
+            ["sockets", "managers", "RSS MiB", "KiB/manager", "KiB/manager (step)", "target",
+             "fds/manager", "threads/manager", "served", "idle timer pass ms", "target",
+             "all-due pass ms"],
             [
-                [f"{r['managers']:,}", f"{r['rss_mib']:.1f}", f"{r['kib_per_manager']:.1f}",
-                 f"{r['step_kib_per_manager']:.1f}", "< 100", f"{r['idle_pass_ms']:.3f}",
+                [r.get("variant", "shared"), f"{r['managers']:,}", f"{r['rss_mib']:.1f}",
+                 f"{r['kib_per_manager']:.1f}", f"{r['step_kib_per_manager']:.1f}", "< 100",
+                 f"{r.get('fds_per_manager', 0):.2f}", f"{r.get('threads_per_manager', 0):.2f}",
+                 f"{r.get('served', 0):,}", f"{r['idle_pass_ms']:.3f}",
                  "< 20" if r["managers"] == 1000 else "", f"{r['due_pass_ms']:.1f}"]
                 for r in rows
             ],
@@ -591,7 +653,7 @@ def plot(results: dict[str, Any], path: str) -> None:
         ax.legend(fontsize=9, loc="upper left")
         ax.grid(alpha=0.3, which="both")
         ax.set_title("4. fan-out")
-    if rows := results.get("memory"):
+    if rows := [r for r in results.get("memory", []) if r.get("variant", "shared") == "shared"]:
         ax = axes[1][2]
         xs = [r["managers"] for r in rows]
         ax2 = twin(ax, xs, {"RSS growth per manager": [r["kib_per_manager"] for r in rows]},

@@ -38,6 +38,7 @@ BAD_NODE: dict[str, list[Any]] = {
     "rpc_timeout": [0, [1]],
     "stop_timeout": [-5, "x"],
     "mailbox_limit": [0, -1, 2.5, "many", True],
+    "own_sockets": [1, "yes"],
     "on_stop": ["delete", 1],
     "log_level": ["LOUD", 3],
     "log_format": ["xml", 1],
@@ -167,7 +168,7 @@ def test_unknown_missing_and_misshapen_keys(tmp_path: Path) -> None:
         'reprot_interval = 5\n' + service_table(GOOD_SERVICE):
             "reprot_interval = 5: unknown key; valid keys: host, database_url, bind, "
             "report_interval, service_down_time, periodic_fuzzy_delay, rpc_timeout, "
-            "stop_timeout, mailbox_limit, on_stop, log_level, log_format, "
+            "stop_timeout, mailbox_limit, own_sockets, on_stop, log_level, log_format, "
             "allowed_exception_modules, [[services]], [curve], [metrics]",
         'host = "x"\n': "services: missing; expected at least one [[services]] table",
         # [services] written as a table, not an array of tables

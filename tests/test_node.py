@@ -132,6 +132,28 @@ def test_node_serves_and_is_found_through_the_services_table(
     directory.close()
 
 
+def test_with_own_sockets_each_row_names_its_managers_own_endpoint(tmp_path: Path) -> None:
+    db_url = f"sqlite:///{tmp_path / 'cluster.sqlite3'}"
+    config = write_config(tmp_path, "node-a", db_url)
+    config.write_text("own_sockets = true\n" + config.read_text())
+    process = NodeProcess(config)
+    try:
+        directory = Directory(Database(db_url), service_down_time=5, timeout=10)
+        assert wait_until(lambda: len(directory.services(up_only=True)) == 2)
+        rows = directory.services()
+        # Each manager is called on its own socket, on the node's host (transport/_direct.py).
+        endpoints = {r.endpoint or "" for r in rows}
+        assert len(endpoints) == 2
+        assert process.endpoint not in endpoints
+        host = process.endpoint.rpartition(":")[0]
+        assert {e.rpartition(":")[0] for e in endpoints} == {host}
+        proxy = directory.proxy("recorder", host="node-a")
+        assert proxy.ping().get(timeout=10) == "pong from node-a"
+        directory.close()
+    finally:
+        process.kill()
+
+
 def wait_until(predicate: Any, timeout: float = 15) -> bool:
     """Poll a condition about another process's writes, with a bound (no fixed sleeps)."""
     done = threading.Event()

@@ -37,7 +37,12 @@ from transport._protocol import (
     encode_error,
     version_is_compatible,
 )
-from transport._pykka import Envelope, actor_of  # Envelope: straight into the inbox
+from transport._pykka import (  # Envelope: straight into the inbox
+    AttachSource,
+    DetachSource,
+    Envelope,
+    actor_of,
+)
 from transport._ratelog import RefusalLog
 from transport._security import is_loopback, start_authenticator
 from transport._stats import BridgeTraffic
@@ -51,6 +56,7 @@ if TYPE_CHECKING:
 
     from zmq.auth.thread import ThreadAuthenticator
 
+    from transport._direct import ActorSocket
     from transport._pykka import OptExcInfo
     from transport._security import KeyPair
 
@@ -72,6 +78,7 @@ _NOBLOCK = int(zmq.NOBLOCK)
 _SNDMORE_NOBLOCK = int(zmq.SNDMORE | zmq.NOBLOCK)
 _REPLY = int(Kind.REPLY)
 _RETRY_MS = 5  # how often replies backlogged for slow readers are retried
+_OWN_MAX_SOCKETS = 65536  # sockets per context with own_sockets (a slot pointer each)
 _CACHE_SIZE = 4096  # checked (class, method) and (class, version) pairs kept
 _REPLY_ROOTS = ("version", "kind", "msg_id", "result")  # names for encoding errors
 # Attributes of every pykka actor: never callable from another host.
@@ -295,6 +302,21 @@ class _ReplyFuture(pykka.Future[Any]):
         self._bridge._refusals.note("expired", "call #%d", self._msg_id, level=logging.INFO)
 
 
+class _Closer(pykka.Future[Any]):
+    """The `reply_to` of an attach message: if the actor stops before reading it, close."""
+
+    _get_hook = None
+
+    def __init__(self, own: ActorSocket) -> None:
+        self._own = own
+
+    def set(self, value: Any | None = None) -> None:
+        self._own.close()
+
+    def set_exception(self, exc_info: OptExcInfo | None = None) -> None:
+        self._own.close()
+
+
 class _CastFuture(pykka.Future[Any]):
     """The `reply_to` of a cast: the result is dropped, an exception is logged.
 
@@ -368,6 +390,10 @@ class Bridge:
         backlog_bytes: bytes of held-back replies past which a peer's new
             calls are refused (`Overloaded`).
         log_interval: seconds between summary lines of refusals.
+        own_sockets: also give each served `actors.Manager` (any actor with a
+            ``_serve_source`` loop) a socket of its own, read and answered by
+            the actor's own thread (`endpoint_of(name)`): a call there wakes
+            one server thread instead of two (transport/_direct.py).
 
     Raises:
         ValueError: insecure non-loopback endpoint, or keys without allow-list.
@@ -397,6 +423,7 @@ class Bridge:
         reply_hwm: int = DEFAULT_REPLY_HWM,
         backlog_bytes: int = DEFAULT_BACKLOG_BYTES,
         log_interval: float = 10.0,
+        own_sockets: bool = False,
     ) -> None:
         if keypair is None and not allow_insecure and not is_loopback(endpoint):
             raise ValueError(
@@ -427,6 +454,9 @@ class Bridge:
         self._cast_failures = RefusalLog(
             logger, interval=log_interval, what="failed", on_pending=self._wake
         )
+        self._log_interval = log_interval
+        self._own_sockets = own_sockets
+        self._own: dict[str, ActorSocket] = {}  # by actor URN
         self._backlog = Backlog()
         self._transit = TransitClock()
         # The socket lock: held by whoever touches the socket (I/O thread or an
@@ -470,15 +500,52 @@ class Bridge:
                 if mailbox_limit is not None:
                     view.limit = mailbox_limit
                 self._actors[name] = view
+                self._attach(name, view)
                 return
         limit = mailbox_limit
         if limit is None:
             limit = getattr(actor_ref.actor_class, "MAILBOX_LIMIT", None) or self._mailbox_limit
-        self._actors[name] = MailboxView(actor_ref, limit)
+        self._actors[name] = view = MailboxView(actor_ref, limit)
+        self._attach(name, view)
+
+    def endpoint_of(self, name: str) -> str:
+        """Where to call `name`: its own socket's endpoint if it has one, else `endpoint`."""
+        view = self._actors.get(name)
+        own = None if view is None else self._own.get(view.ref.actor_urn)
+        return own.endpoint if own is not None else self.endpoint
+
+    def _attach(self, name: str, view: MailboxView) -> None:
+        """With `own_sockets`, once started: serve `name` on its actor's own socket too."""
+        if not self._own_sockets or self._context is None or self._sock is None:
+            return
+        ref = view.ref
+        if getattr(ref.actor_class, "_serve_source", None) is None or ref.actor_stopped.is_set():
+            return
+        from transport._direct import ActorSocket, own_endpoint  # noqa: PLC0415 - cycle
+
+        own = self._own.get(ref.actor_urn)
+        if own is None or own.closed.is_set():
+            own = ActorSocket(self, ref, view.limit, own_endpoint(self.endpoint, name))
+            self._own[ref.actor_urn] = own
+            ref.actor_inbox.put(Envelope(AttachSource(own), reply_to=_Closer(own)))
+        own.view.limit = view.limit
+        own._actors[name] = own.view
 
     def unexpose(self, name: str) -> None:
         """Stop serving `name`; later requests for it get `UnknownActor`."""
-        self._actors.pop(name, None)
+        view = self._actors.pop(name, None)
+        own = None if view is None else self._own.get(view.ref.actor_urn)
+        if own is not None:
+            own._actors.pop(name, None)
+            if not own._actors:
+                self._detach(own)
+
+    def _detach(self, own: ActorSocket) -> None:
+        self._own.pop(own.view.ref.actor_urn, None)
+        if own.view.ref.actor_stopped.is_set():
+            own.close()  # its thread is gone (or going): nobody else uses the socket
+        else:
+            own.view.ref.actor_inbox.put(Envelope(DetachSource(own)))
 
     def stats(self) -> dict[str, int]:
         """Counters since start: refusals by reason, and what is held now.
@@ -504,11 +571,31 @@ class Bridge:
         counts["backlog"] = self._backlog.size
         counts["backlog_bytes"] = self._backlog.nbytes
         views = {id(view): view for view in list(self._actors.values())}
-        counts["accepted"] = sum(view.accepted for view in views.values())
+        owns = list(self._own.values())
+        for own in owns:
+            for reason, count in (*own._refusals.totals().items(),
+                                  *own._cast_failures.totals().items()):  # fmt: skip
+                counts[reason] = counts.get(reason, 0) + count
+        counts["accepted"] = sum(view.accepted for view in views.values()) + sum(
+            own.view.accepted for own in owns
+        )
+        by_urn = {own.view.ref.actor_urn: own.view for own in owns}
         for name, view in list(self._actors.items()):
-            counts[f"mailbox.{name}"] = view.depth
-            counts[f"accepted.{name}"] = view.accepted
+            own_view = by_urn.get(view.ref.actor_urn)
+            extra = (0, 0) if own_view is None else (own_view.depth, own_view.accepted)
+            counts[f"mailbox.{name}"] = view.depth + extra[0]
+            counts[f"accepted.{name}"] = view.accepted + extra[1]
         return counts
+
+    def traffic_totals(self) -> BridgeTraffic:
+        """`traffic` plus the traffic of every actor's own socket (a fresh sum)."""
+        total = BridgeTraffic()
+        for traffic in (self.traffic, *(own.traffic for own in list(self._own.values()))):
+            total.messages_in += traffic.messages_in
+            total.bytes_in += traffic.bytes_in
+            total.messages_out += traffic.messages_out
+            total.bytes_out += traffic.bytes_out
+        return total
 
     def start(self, *, timeout: float = 10.0) -> None:
         """Bind and start serving; return once the socket is bound.
@@ -520,6 +607,8 @@ class Bridge:
         if self._thread is not None:
             raise RuntimeError("bridge already started")
         self._context = zmq.Context()
+        if self._own_sockets:  # a socket per served actor: past ZeroMQ's default 1,023
+            self._context.set(zmq.MAX_SOCKETS, _OWN_MAX_SOCKETS)
         try:
             if self._keypair is not None:
                 assert self._allowed is not None
@@ -536,6 +625,8 @@ class Bridge:
         except BaseException:
             self.stop(timeout=timeout)
             raise
+        for name, view in list(self._actors.items()):
+            self._attach(name, view)
         if self._keypair is None:
             logger.warning(
                 "bridge serving %s WITHOUT encryption or client authentication%s",
@@ -547,6 +638,14 @@ class Bridge:
 
     def stop(self, *, timeout: float = 10.0) -> None:
         """Stop serving; replies still in flight are dropped. Idempotent."""
+        owns = list(self._own.values())
+        for own in owns:
+            self._detach(own)
+        give_up = time.monotonic() + timeout
+        for own in owns:  # each actor closes its socket between two messages
+            if not own.closed.wait(max(0.0, give_up - time.monotonic())):
+                logger.error("an actor did not close its socket within %s s", timeout)
+                self._context = None  # terminating it would wait for that socket
         self._stopping = True
         if self._waker is not None:
             self._waker.wake()
@@ -701,7 +800,7 @@ class Bridge:
         except zmq.Again:
             return
 
-    def _handle(self, frames: list[zmq.Frame]) -> tuple[Any, Envelope[Any]] | None:
+    def _handle(self, frames: list[zmq.Frame]) -> tuple[Any, Envelope[Any]] | None:  # noqa: PLR0915
         """Check one request; refuse it, or return what to put into which inbox."""
         if not 2 <= len(frames) <= MAX_ROUTING_FRAMES + 1:
             self._refusals.note("malformed", "a message of %d frames", len(frames))

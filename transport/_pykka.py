@@ -21,7 +21,7 @@ import inspect
 import queue
 import threading
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pykka
 from pykka._envelope import Envelope
@@ -31,7 +31,62 @@ from pykka._types import OptExcInfo
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-__all__ = ["HOOKS", "Envelope", "GetHookFunc", "Hook", "OptExcInfo", "actor_of", "check_hooks"]
+__all__ = [
+    "HOOKS",
+    "AttachSource",
+    "DetachSource",
+    "Envelope",
+    "GetHookFunc",
+    "Hook",
+    "MessageSource",
+    "OptExcInfo",
+    "actor_of",
+    "check_hooks",
+]
+
+
+class MessageSource(Protocol):
+    """Messages an actor's own thread reads itself, beside its inbox (a socket it owns).
+
+    The actor (``actors._mailbox.ResilientActor``) waits on `fileno()` and on
+    its inbox together; before it blocks, `take()` must have returned None
+    (so an edge-triggered descriptor is rearmed).
+    """
+
+    def fileno(self) -> int:
+        """A descriptor that becomes readable when `take()` may return a message."""
+        ...
+
+    def take(self) -> Envelope[Any] | None:
+        """The next message, never blocking; None when there is none now."""
+        ...
+
+    def timeout(self) -> float | None:
+        """Seconds until `take()` has work of its own (retries), or None."""
+        ...
+
+    def close(self) -> None:
+        """Release the source (in the actor's thread, or once that thread is gone)."""
+        ...
+
+
+class AttachSource:
+    """A message telling a `ResilientActor` to serve `source` from its own thread."""
+
+    __slots__ = ("source",)
+
+    def __init__(self, source: MessageSource) -> None:
+        self.source = source
+
+
+class DetachSource:
+    """A message telling a `ResilientActor` to close `source` and stop serving it."""
+
+    __slots__ = ("source",)
+
+    def __init__(self, source: MessageSource) -> None:
+        self.source = source
+
 
 PYKKA_SUPPORTED = ">=4.1,<5"
 """The pykka versions these hooks were checked against (as pinned in pyproject.toml)."""

@@ -1,0 +1,248 @@
+"""A manager's own socket (`Bridge(own_sockets=True)`): its thread reads and replies itself."""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING, Any
+
+import msgpack  # type: ignore[import-untyped]
+import pytest
+import zmq
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import transport
+from actors import Manager
+from tests.transport._actors import Echo
+from tests.transport.test_flow import Held
+from transport._codec import default_codec
+from transport._protocol import Kind, encode_request
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+TIMEOUT = 10.0
+
+
+class Log(Manager):
+    """Records (sender, seq) in the order handled, from local and remote senders alike."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(host="own-test", **kwargs)
+        self.seen: list[tuple[str, int]] = []
+        self.threads: set[int] = set()
+
+    def record(self, sender: str, seq: int) -> None:
+        self.threads.add(threading.get_ident())
+        self.seen.append((sender, seq))
+
+    def log(self) -> list[tuple[str, int]]:
+        return list(self.seen)
+
+    def thread_count(self) -> int:
+        return len(self.threads)
+
+
+@pytest.fixture
+def served() -> Iterator[tuple[transport.Bridge, Any]]:
+    ref = Log.start()
+    bridge = transport.Bridge("tcp://127.0.0.1:*", own_sockets=True)
+    bridge.expose("log", ref)
+    bridge.expose("echo", Echo.start())
+    with bridge:
+        yield bridge, ref
+    ref.stop()
+
+
+def dealer(endpoint: str) -> zmq.Socket[bytes]:
+    sock: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.connect(endpoint)
+    return sock
+
+
+def test_each_manager_has_its_own_endpoint_and_the_shared_one_still_serves(
+    served: tuple[transport.Bridge, Any],
+) -> None:
+    bridge, _ = served
+    own_log, own_echo = bridge.endpoint_of("log"), bridge.endpoint_of("echo")
+    assert len({own_log, own_echo, bridge.endpoint}) == 3
+    assert bridge.endpoint_of("nobody") == bridge.endpoint
+    with transport.connect(own_echo, timeout=TIMEOUT) as conn:
+        echo = conn.proxy("echo")
+        assert echo.add(1, 2).get() == 3
+        with pytest.raises(ZeroDivisionError):
+            echo.fail("ZeroDivisionError", "x").get()
+        with pytest.raises(transport.NoSuchMethod):
+            echo.lifecycle_only().get()
+        with pytest.raises(transport.UnsupportedVersion):
+            conn.proxy("echo", version="2.0").echo(1).get()
+        with pytest.raises(transport.UnknownActor):  # its socket serves only its names
+            conn.proxy("log").log().get()
+        assert echo.add(2, 2).get() == 4  # still serving after the errors
+    with transport.connect(bridge.endpoint, timeout=TIMEOUT) as conn:
+        assert conn.proxy("echo").add(3, 4).get() == 7
+    assert bridge.stats()["accepted.echo"] == 4  # three there, one here; refusals are not
+    totals = bridge.traffic_totals()  # what the metrics export: own sockets included
+    assert totals.messages_in >= 7
+    assert totals.messages_out >= 7
+    assert 1 <= bridge.traffic.messages_in < totals.messages_in  # the shared socket: its own
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.lists(st.sampled_from(["local", "remote", "shared"]), min_size=1, max_size=40))
+def test_per_sender_fifo_with_local_and_remote_messages_interleaved(order: list[str]) -> None:
+    ref = Log.start()
+    bridge = transport.Bridge("tcp://127.0.0.1:*", own_sockets=True)
+    bridge.expose("log", ref)
+    try:
+        with (
+            bridge,
+            transport.connect(bridge.endpoint_of("log"), timeout=TIMEOUT) as own,
+            transport.connect(bridge.endpoint, timeout=TIMEOUT) as shared,
+        ):
+            senders: dict[str, Any] = {
+                "local": ref.proxy(),
+                "remote": own.proxy("log"),
+                "shared": shared.proxy("log"),
+            }
+            counts = dict.fromkeys(senders, 0)
+            for sender in order:
+                senders[sender].record.defer(sender, counts[sender])
+                counts[sender] += 1
+            for proxy in senders.values():  # each sender's call comes after its casts
+                proxy.log().get(timeout=TIMEOUT)
+            seen = ref.proxy().log().get(timeout=TIMEOUT)
+            for sender, count in counts.items():
+                assert [seq for who, seq in seen if who == sender] == list(range(count))
+            assert ref.proxy().thread_count().get(timeout=TIMEOUT) == 1  # one at a time
+    finally:
+        ref.stop()
+
+
+def test_a_request_whose_ttl_passed_while_it_waited_never_runs() -> None:
+    gate = threading.Event()
+    ref = Held.start(gate=gate)
+    bridge = transport.Bridge("tcp://127.0.0.1:*", own_sockets=True, mailbox_limit=3)
+    bridge.expose("held", ref)
+    bridge.expose("echo", Echo.start())
+    try:
+        with bridge, transport.connect(bridge.endpoint_of("echo"), timeout=TIMEOUT) as conn:
+            sock = dealer(bridge.endpoint_of("held"))
+
+            def request(msg_id: int, seq: int, ttl: int | None) -> bytes:
+                return encode_request(
+                    default_codec, kind=Kind.CALL, msg_id=msg_id, actor="held", method="hold",
+                    args=(seq,), kwargs={}, version=None, context={}, ttl=ttl,
+                )  # fmt: skip
+
+            try:
+                sock.send(request(1, 1, None))  # runs, blocked on the gate
+                sock.send(request(2, 2, 0))  # expired by the time it could start
+                sock.send(request(3, 3, 60_000))
+                assert conn.proxy("echo").add(1, 2).get(timeout=TIMEOUT) == 3  # not held up
+                gate.set()
+                replies = [msgpack.unpackb(sock.recv(), raw=False) for _ in range(2)]
+                assert replies == [[1, 3, 1, 1], [1, 3, 3, 3]]  # no reply to the expired one
+                assert ref.proxy().ran_so_far().get(timeout=TIMEOUT) == [1, 3]
+                assert bridge.stats()["expired"] == 1
+            finally:
+                sock.close(linger=0)
+    finally:
+        gate.set()
+        ref.stop()
+
+
+def test_a_flood_past_the_bound_is_refused_and_does_not_slow_another_manager() -> None:
+    gate = threading.Event()
+    ref = Held.start(gate=gate)
+    bridge = transport.Bridge("tcp://127.0.0.1:*", own_sockets=True, mailbox_limit=3)
+    bridge.expose("held", ref)
+    bridge.expose("echo", Echo.start())
+    try:
+        with (
+            bridge,
+            transport.connect(bridge.endpoint_of("held"), timeout=TIMEOUT) as conn,
+            transport.connect(bridge.endpoint_of("echo"), timeout=TIMEOUT) as other,
+        ):
+            held = conn.proxy("held")
+            first = held.hold(0)  # running: blocked on the gate; nothing else is read
+            assert other.proxy("echo").add(1, 2).get(timeout=TIMEOUT) == 3
+            queued = [held.hold(i) for i in range(1, 10)]
+            for _ in range(200):  # bounded: the other manager keeps answering
+                assert other.proxy("echo").add(1, 1).get(timeout=TIMEOUT) == 2
+            gate.set()
+            assert first.get(timeout=TIMEOUT) == 0
+            results = []
+            for future in queued:
+                try:
+                    results.append(future.get(timeout=TIMEOUT))
+                except transport.Overloaded:
+                    results.append("overloaded")
+            # Read together once the actor was free: three fit the bound, the rest refused.
+            assert results[:3] == [1, 2, 3]
+            assert results[3:] == ["overloaded"] * 6
+            assert bridge.stats()["overloaded"] == 6
+    finally:
+        gate.set()
+        ref.stop()
+
+
+def test_bad_frames_on_its_socket_never_stop_it(served: tuple[transport.Bridge, Any]) -> None:
+    bridge, _ = served
+    sock = dealer(bridge.endpoint_of("echo"))
+    try:
+        for junk in (b"", b"\xc1", msgpack.packb([1, 1]), msgpack.packb({"a": 1}), b"x" * 100):
+            sock.send(junk)
+        sock.send_multipart([b"a", b"b", b"c"])
+        sock.send(msgpack.packb([1, 1, 7, "echo", "add", [1, 2], {}, None, {}]))
+        assert sock.poll(int(TIMEOUT * 1000)), "no answer after the junk"
+        assert msgpack.unpackb(sock.recv(), raw=False) == [1, 3, 7, 3]  # read after the junk
+        assert bridge.stats()["malformed"] >= 5
+        with transport.connect(bridge.endpoint_of("echo"), timeout=TIMEOUT) as conn:
+            assert conn.proxy("echo").add(1, 2).get() == 3
+    finally:
+        sock.close(linger=0)
+
+
+def test_curve_on_its_own_socket() -> None:
+    server, good, bad = (transport.generate_keypair() for _ in range(3))
+    ref = Echo.start()
+    bridge = transport.Bridge(
+        "tcp://127.0.0.1:*", keypair=server, allowed_clients=[good.public], own_sockets=True
+    )
+    bridge.expose("echo", ref)
+    with bridge:
+        own = bridge.endpoint_of("echo")
+        assert own != bridge.endpoint
+        with transport.connect(own, timeout=TIMEOUT, keypair=good, server_key=server.public) as c:
+            assert c.proxy("echo").add(1, 2).get() == 3
+        with (
+            transport.connect(own, timeout=1.0, keypair=bad, server_key=server.public) as c,
+            pytest.raises(transport.MessagingTimeout),
+        ):
+            c.proxy("echo").add(1, 2).get()
+    ref.stop()
+
+
+def test_unexpose_stop_and_restart_close_the_socket() -> None:
+    ref = Log.start()
+    bridge = transport.Bridge("tcp://127.0.0.1:*", own_sockets=True)
+    bridge.expose("log", ref)
+    bridge.start()
+    try:
+        own = bridge._own[ref.actor_urn]
+        bridge.unexpose("log")
+        assert own.closed.wait(TIMEOUT)
+        assert ref.proxy().log().get(timeout=TIMEOUT) == []  # back to its inbox alone
+        bridge.expose("log", ref)
+        again = bridge._own[ref.actor_urn]
+        assert again is not own
+        with transport.connect(bridge.endpoint_of("log"), timeout=TIMEOUT) as conn:
+            conn.proxy("log").record.defer("r", 1)
+            assert conn.proxy("log").log().get() == [("r", 1)]
+        ref.stop()
+        assert again.closed.wait(TIMEOUT)  # the stopping actor closed it
+    finally:
+        bridge.stop()  # terminates the context: it would hang on an open socket
+        ref.stop()
