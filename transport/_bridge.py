@@ -800,7 +800,7 @@ class Bridge:
         except zmq.Again:
             return
 
-    def _handle(self, frames: list[zmq.Frame]) -> tuple[Any, Envelope[Any]] | None:  # noqa: PLR0915
+    def _handle(self, frames: list[zmq.Frame]) -> tuple[Any, Envelope[Any]] | None:
         """Check one request; refuse it, or return what to put into which inbox."""
         if not 2 <= len(frames) <= MAX_ROUTING_FRAMES + 1:
             self._refusals.note("malformed", "a message of %d frames", len(frames))
