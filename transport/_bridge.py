@@ -298,8 +298,9 @@ class _ReplyFuture(pykka.Future[Any]):
 
     def expired(self) -> None:
         """The caller's deadline passed before the call started: it never runs, no reply."""
-        self._mailbox.finished += 1
+        # counted before the mailbox shows it done, so whoever sees it done sees the count
         self._bridge._refusals.note("expired", "call #%d", self._msg_id, level=logging.INFO)
+        self._mailbox.finished += 1
 
 
 class _Closer(pykka.Future[Any]):
@@ -340,10 +341,10 @@ class _CastFuture(pykka.Future[Any]):
 
     def expired(self) -> None:
         """The cast's time-to-live passed before it started: it never runs."""
-        self._mailbox.finished += 1
-        self._bridge._refusals.note(
+        self._bridge._refusals.note(  # counted before the mailbox shows it done
             "expired", "cast %s.%s [%s]", *self._label, self._request_id, level=logging.INFO
         )
+        self._mailbox.finished += 1
 
     def set_exception(self, exc_info: OptExcInfo | None = None) -> None:
         self._mailbox.finished += 1

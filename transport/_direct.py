@@ -152,47 +152,42 @@ class ActorSocket(Bridge):
         self._idle = True
         return None
 
-    def _read_one(self, sock: zmq.Socket[bytes]) -> Envelope[Any] | None:
-        """Read until one request is accepted (refusals answered on the way); None at Again."""
+    def _receive(self, sock: zmq.Socket[bytes]) -> Envelope[Any] | bool | None:
+        """Read one message and check it: its envelope, None when refused, False at Again."""
         recv = sock.recv
-        while True:
-            try:
-                frame = recv(_NOBLOCK, copy=False)
-            except zmq.Again:
-                return None
+        try:
+            frame = recv(_NOBLOCK, copy=False)
             frames = [frame]
             while frame.more:
                 frame = recv(_NOBLOCK, copy=False)
                 frames.append(frame)
-            try:
-                delivery = self._handle(frames)
-            except Exception as exc:  # noqa: BLE001  # pragma: no cover - defensive
-                self._refusals.note("malformed", "failed to handle: %r", exc)
-                continue
-            if delivery is not None:
-                return delivery[1]
+        except zmq.Again:
+            return False
+        traffic = self.traffic  # only the actor's thread writes it
+        traffic.messages_in += 1
+        traffic.bytes_in += len(frames[-1])
+        try:
+            delivery = self._handle(frames)
+        except Exception as exc:  # noqa: BLE001  # pragma: no cover - defensive
+            self._refusals.note("malformed", "failed to handle: %r", exc)
+            return None
+        return None if delivery is None else delivery[1]
+
+    def _read_one(self, sock: zmq.Socket[bytes]) -> Envelope[Any] | None:
+        """Read until one request is accepted (refusals answered on the way); None at Again."""
+        while True:
+            envelope = self._receive(sock)
+            if envelope is False:
+                return None
+            if envelope is not None:
+                return envelope  # type: ignore[return-value]  # False is handled above
 
     def _read_all(self, sock: zmq.Socket[bytes]) -> None:
         """Read everything that arrived into the queue (refusing past the bound)."""
         queue = self._queue
-        recv = sock.recv
-        handle = self._handle
-        try:
-            while True:
-                frame = recv(_NOBLOCK, copy=False)
-                frames = [frame]
-                while frame.more:
-                    frame = recv(_NOBLOCK, copy=False)
-                    frames.append(frame)
-                try:
-                    delivery = handle(frames)
-                except Exception as exc:  # noqa: BLE001  # pragma: no cover - defensive
-                    self._refusals.note("malformed", "failed to handle: %r", exc)
-                    continue
-                if delivery is not None:
-                    queue.append(delivery[1])
-        except zmq.Again:
-            pass
+        while (envelope := self._receive(sock)) is not False:
+            if envelope is not None:
+                queue.append(envelope)  # type: ignore[arg-type]  # False ends the loop
 
     def timeout(self) -> float | None:
         """Seconds until held replies are retried or a refusal summary is due."""
