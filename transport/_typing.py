@@ -2,26 +2,26 @@
 
 from __future__ import annotations
 
-from typing import Generic, ParamSpec, TypeVar
+from typing import ParamSpec, Protocol, TypeVar
 
 __all__ = ["ProxyMethod"]
 
 P = ParamSpec("P")
-F = TypeVar("F")
+F_co = TypeVar("F_co", covariant=True)
 
 
-class ProxyMethod(Generic[P, F]):
-    """A method seen through a proxy: calling it returns a future `F` of its result.
+class ProxyMethod(Protocol[P, F_co]):
+    """A method seen through a proxy: calling it returns a future `F_co` of its result.
 
     The mypy plugin types `proxy.method` as ``ProxyMethod[<method's parameters>,
     <future of its return type>]``; at run time it is a `_RemoteMethod`, a
-    `pykka.CallableProxy` or an asyncio method.
+    `pykka.CallableProxy` or an asyncio method, all of which have this shape.
     """
 
-    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> F:
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> F_co:
         """Call (ask): the future of the result."""
-        raise NotImplementedError
+        ...
 
     def defer(self, *args: P.args, **kwargs: P.kwargs) -> None:
         """Cast (tell): the result is dropped."""
-        raise NotImplementedError
+        ...
