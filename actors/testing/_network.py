@@ -52,9 +52,10 @@ from transport._bridge import (
     is_remotely_readable,
     is_remotely_settable,
 )
+from transport._calls import check_version, described
 from transport._codec import Codec, describe_exception, format_traceback
 from transport._context import RequestContext, current_context, run_context
-from transport._errors import BRIDGE_ERRORS, MessagingTimeout, UnsupportedVersion, error_from_fields
+from transport._errors import BRIDGE_ERRORS, MessagingTimeout, error_from_fields
 from transport._flow import DEFAULT_MAILBOX_LIMIT, MailboxView
 from transport._protocol import (
     Kind,
@@ -653,14 +654,12 @@ class SimConnection:
     def _describe(
         self, name: str, version: str | None, timeout: float | None, *, fresh: bool = False
     ) -> Description:
-        description = None if fresh else self._descriptions.get(name)
-        if description is None:
-            reply = self._member(Kind.DESCRIBE, name, "*", (), None, timeout).get()
-            description = self._descriptions[name] = Description.from_wire(reply)
-        if version is not None and not version_is_compatible(description.rpc_version, version):
-            raise UnsupportedVersion(
-                f"{name} implements RPC version {description.rpc_version}, cannot serve {version}"
-            )
+        description = described(
+            self._descriptions, name,
+            lambda: self._member(Kind.DESCRIBE, name, "*", (), None, timeout).get(),
+            fresh=fresh,
+        )  # fmt: skip
+        check_version(name, description, version)
         return description
 
     def _call(  # noqa: PLR0917 - transport's private signature
