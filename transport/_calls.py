@@ -15,8 +15,13 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from transport._context import wire_context
-from transport._errors import MessageTooLarge, Overloaded, UnsupportedVersion
-from transport._protocol import Kind, encode_request, version_is_compatible
+from transport._errors import MessageTooLarge, Overloaded, UnsupportedVersion, error_from_fields
+from transport._protocol import (
+    Kind,
+    decode_response_fields,
+    encode_request,
+    version_is_compatible,
+)
 from transport._proxy import Description
 
 if TYPE_CHECKING:
@@ -63,6 +68,23 @@ def overloaded(
         f"{actor}.{method}: {pending} calls already pending on the "
         f"connection to {endpoint} (max_pending={max_pending})"
     )
+
+
+def outcome(
+    codec: Codec, body: bytes, allowed: frozenset[str]
+) -> tuple[int, Any, BaseException | None]:
+    """A response as `(msg_id, value, None)` for a reply, `(msg_id, None, error)` for an error.
+
+    The error is the exception the caller gets (modules outside `allowed`
+    come back as `RemoteError`).
+
+    Raises:
+        ProtocolError: `body` is not a response.
+    """
+    msg_id, is_reply, fields = decode_response_fields(codec, body)
+    if is_reply:
+        return msg_id, fields[0], None
+    return msg_id, None, error_from_fields(fields, allowed)
 
 
 def described(

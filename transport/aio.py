@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast, overload
 import zmq
 import zmq.asyncio
 
-from transport._calls import encode_call, overloaded
+from transport._calls import encode_call, outcome, overloaded
 from transport._codec import Codec, default_codec
 from transport._connection import DEFAULT_MAX_PENDING, DEFAULT_TIMEOUT, connect_client_socket
 from transport._errors import (
@@ -49,13 +49,11 @@ from transport._errors import (
     NoSuchMethod,
     Overloaded,
     UnsupportedVersion,
-    error_from_fields,
 )
 from transport._protocol import (
     DEFAULT_MAX_MESSAGE_SIZE,
     Kind,
     ProtocolError,
-    decode_response_fields,
     version_is_compatible,
 )
 from transport._proxy import Description
@@ -314,17 +312,15 @@ class AsyncConnection:
 
     def _dispatch(self, body: bytes) -> None:
         try:
-            msg_id, is_reply, fields = decode_response_fields(self._codec, body)
+            msg_id, value, exc = outcome(self._codec, body, self._allowed)
         except ProtocolError as bad:
             logger.warning("dropping a malformed reply from %s: %s", self.endpoint, bad)
             return
         call = self._pending.pop(msg_id, None)
         if call is None:
             logger.debug("dropping a reply to unknown, expired or cancelled call %d", msg_id)
-        elif is_reply:
-            self._finish(call, fields[0], None)
         else:
-            self._finish(call, None, error_from_fields(fields, self._allowed))
+            self._finish(call, value, exc)
 
     def _forget(self, msg_id: int, future: asyncio.Future[Any]) -> None:
         """The future is done (or was cancelled): drop the call and its timer."""
