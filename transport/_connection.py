@@ -23,14 +23,11 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast, overload
 
 import zmq
 
+from transport._calls import check_version, described, encode_call, overloaded
 from transport._codec import Codec, default_codec
-from transport._context import wire_context
 from transport._errors import (
     ConnectionClosed,
-    MessageTooLarge,
     MessagingTimeout,
-    Overloaded,
-    UnsupportedVersion,
     error_from_fields,
 )
 from transport._future import RemoteFuture
@@ -39,8 +36,6 @@ from transport._protocol import (
     Kind,
     ProtocolError,
     decode_response_fields,
-    encode_request,
-    version_is_compatible,
 )
 from transport._proxy import Description, RemoteProxy
 from transport._waker import Waker, wake_if_input
@@ -242,14 +237,12 @@ class Connection:
     def _describe(
         self, name: str, version: str | None, timeout: float | None, *, fresh: bool = False
     ) -> Description:
-        description = None if fresh else self._descriptions.get(name)
-        if description is None:
-            reply = self._member(Kind.DESCRIBE, name, "*", (), None, timeout).get()
-            description = self._descriptions[name] = Description.from_wire(reply)
-        if version is not None and not version_is_compatible(description.rpc_version, version):
-            raise UnsupportedVersion(
-                f"{name} implements RPC version {description.rpc_version}, cannot serve {version}"
-            )
+        description = described(
+            self._descriptions, name,
+            lambda: self._member(Kind.DESCRIBE, name, "*", (), None, timeout).get(),
+            fresh=fresh,
+        )  # fmt: skip
+        check_version(name, description, version)
         return description
 
     def close(self, *, linger: float = 1.0) -> None:
@@ -289,29 +282,6 @@ class Connection:
         self.close()
 
     # -- sending ----------------------------------------------------------------------
-
-    def _encode(  # noqa: PLR0917 - private, hot path
-        self,
-        kind: Kind,
-        msg_id: int,
-        actor: str,
-        method: str,
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        version: str | None,
-        ttl: int | None = None,
-    ) -> bytes:
-        body = encode_request(
-            self._codec, kind=kind, msg_id=msg_id, actor=actor, method=method, args=args,
-            kwargs=kwargs, version=version, context=wire_context(actor, method), ttl=ttl,
-            sent=None if ttl is None else int(time.monotonic() * 1000),
-        )  # fmt: skip
-        if len(body) > self.max_message_size:
-            raise MessageTooLarge(
-                f"{actor}.{method}: message of {len(body)} bytes exceeds the limit of "
-                f"{self.max_message_size}"
-            )
-        return body
 
     def _send(self, body: bytes, deadline: float) -> None:
         """Queue `body`; when ZeroMQ's send queue is full, wait for room until `deadline`."""
@@ -353,13 +323,13 @@ class Connection:
         if self._closed:
             raise ConnectionClosed(f"connection to {self.endpoint} closed")
         if len(self._pending) >= self.max_pending:
-            raise Overloaded(
-                f"{actor}.{method}: {len(self._pending)} calls already pending on the "
-                f"connection to {self.endpoint} (max_pending={self.max_pending})"
-            )
+            raise overloaded(actor, method, len(self._pending), self.endpoint, self.max_pending)
         msg_id = next(self._ids)
         ttl = int((self.timeout if timeout is None else timeout) * 1000) + 1  # ms, rounded up
-        body = self._encode(kind, msg_id, actor, method, args, kwargs, version, ttl)
+        body = encode_call(
+            self._codec, self.max_message_size, kind, msg_id, actor, method, args, kwargs,
+            version, ttl,
+        )  # fmt: skip
         future: RemoteFuture[Any] = RemoteFuture()
         future._conn = self
         now = time.monotonic()
@@ -399,7 +369,10 @@ class Connection:
         kwargs: dict[str, Any],
         version: str | None,
     ) -> None:
-        body = self._encode(Kind.CAST, 0, actor, method, args, kwargs, version)
+        body = encode_call(
+            self._codec, self.max_message_size, Kind.CAST, 0, actor, method, args, kwargs,
+            version,
+        )  # fmt: skip
         self._send(body, time.monotonic() + self.timeout)
 
     # -- receiving: leader/follower ------------------------------------------------------

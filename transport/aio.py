@@ -40,24 +40,20 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast, overload
 import zmq
 import zmq.asyncio
 
+from transport._calls import encode_call, outcome, overloaded
 from transport._codec import Codec, default_codec
 from transport._connection import DEFAULT_MAX_PENDING, DEFAULT_TIMEOUT, connect_client_socket
-from transport._context import wire_context
 from transport._errors import (
     ConnectionClosed,
-    MessageTooLarge,
     MessagingTimeout,
     NoSuchMethod,
     Overloaded,
     UnsupportedVersion,
-    error_from_fields,
 )
 from transport._protocol import (
     DEFAULT_MAX_MESSAGE_SIZE,
     Kind,
     ProtocolError,
-    decode_response_fields,
-    encode_request,
     version_is_compatible,
 )
 from transport._proxy import Description
@@ -220,14 +216,14 @@ class AsyncConnection:
         if self._closed:
             raise ConnectionClosed(f"connection to {self.endpoint} closed")
         if len(self._pending) >= self.max_pending:
-            raise Overloaded(
-                f"{actor}.{method}: {len(self._pending)} calls already pending on the "
-                f"connection to {self.endpoint} (max_pending={self.max_pending})"
-            )
+            raise overloaded(actor, method, len(self._pending), self.endpoint, self.max_pending)
         msg_id = next(self._ids)
         seconds = self.timeout if timeout is None else timeout
         ttl = int(seconds * 1000) + 1  # ms, rounded up: the bridge skips it after that
-        body = self._encode(kind, msg_id, actor, method, args, kwargs, version, ttl)
+        body = encode_call(
+            self._codec, self.max_message_size, kind, msg_id, actor, method, args, kwargs,
+            version, ttl,
+        )  # fmt: skip
         loop = self._attach()
         future: asyncio.Future[Any] = loop.create_future()
         now = time.monotonic()
@@ -256,7 +252,10 @@ class AsyncConnection:
             raise ConnectionClosed(f"connection to {self.endpoint} closed")
         if len(self._outbox) >= self.max_pending:
             raise Overloaded(f"{len(self._outbox)} messages wait for room to {self.endpoint}")
-        body = self._encode(Kind.CAST, 0, actor, method, args, kwargs, version)
+        body = encode_call(
+            self._codec, self.max_message_size, Kind.CAST, 0, actor, method, args, kwargs,
+            version,
+        )  # fmt: skip
         self._attach()
         self._send(body)
 
@@ -313,40 +312,15 @@ class AsyncConnection:
 
     def _dispatch(self, body: bytes) -> None:
         try:
-            msg_id, is_reply, fields = decode_response_fields(self._codec, body)
+            msg_id, value, exc = outcome(self._codec, body, self._allowed)
         except ProtocolError as bad:
             logger.warning("dropping a malformed reply from %s: %s", self.endpoint, bad)
             return
         call = self._pending.pop(msg_id, None)
         if call is None:
             logger.debug("dropping a reply to unknown, expired or cancelled call %d", msg_id)
-        elif is_reply:
-            self._finish(call, fields[0], None)
         else:
-            self._finish(call, None, error_from_fields(fields, self._allowed))
-
-    def _encode(  # noqa: PLR0917 - private
-        self,
-        kind: Kind,
-        msg_id: int,
-        actor: str,
-        method: str,
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        version: str | None,
-        ttl: int | None = None,
-    ) -> bytes:
-        body = encode_request(
-            self._codec, kind=kind, msg_id=msg_id, actor=actor, method=method, args=args,
-            kwargs=kwargs, version=version, context=wire_context(actor, method), ttl=ttl,
-            sent=None if ttl is None else int(time.monotonic() * 1000),
-        )  # fmt: skip
-        if len(body) > self.max_message_size:
-            raise MessageTooLarge(
-                f"{actor}.{method}: message of {len(body)} bytes exceeds the limit of "
-                f"{self.max_message_size}"
-            )
-        return body
+            self._finish(call, value, exc)
 
     def _forget(self, msg_id: int, future: asyncio.Future[Any]) -> None:
         """The future is done (or was cancelled): drop the call and its timer."""

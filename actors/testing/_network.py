@@ -52,16 +52,16 @@ from transport._bridge import (
     is_remotely_readable,
     is_remotely_settable,
 )
+from transport._calls import check_version, described, outcome
 from transport._codec import Codec, describe_exception, format_traceback
 from transport._context import RequestContext, current_context, run_context
-from transport._errors import BRIDGE_ERRORS, MessagingTimeout, UnsupportedVersion, error_from_fields
+from transport._errors import BRIDGE_ERRORS, MessagingTimeout
 from transport._flow import DEFAULT_MAILBOX_LIMIT, MailboxView
 from transport._protocol import (
     Kind,
     ProtocolError,
     Request,
     decode_request,
-    decode_response_fields,
     encode_error,
     encode_reply,
     encode_request,
@@ -467,40 +467,42 @@ class SimNetwork:
             why = "host down" if not self.host(packet.dst).up else "partition"
             sched.trace.add(now, "FAULT", f"{packet.kind} {packet.label} lost ({why}, {route})")
             return
-        faults = self.faults
-        chooser = sched.chooser
         if packet.kind == "request":
-            if faults.drop_request and chooser.fault(faults.drop_request):
-                sched.trace.add(now, "FAULT", f"request {packet.label} lost ({route})")
-                return
-            if faults.delay and chooser.fault(faults.delay):
-                packet.not_before = now + faults.delay_seconds
-                packet.link.appendleft(packet)
-                sched.trace.add(now, "FAULT", f"request {packet.label} delayed "
-                                f"{faults.delay_seconds:g} s ({route})")  # fmt: skip
-                return
-            self._arrive(packet, now)
+            if not self._lost_or_delayed(
+                packet, now, self.faults.drop_request, f"request {packet.label}", route, ""
+            ):
+                self._arrive(packet, now)
             return
-        if faults.drop_reply and chooser.fault(faults.drop_reply):
-            sched.trace.add(now, "FAULT", f"reply to {packet.label} lost after it ran ({route})")
-            return
-        if faults.delay and chooser.fault(faults.delay):
-            packet.not_before = now + faults.delay_seconds
-            packet.link.appendleft(packet)
-            sched.trace.add(now, "FAULT", f"reply to {packet.label} delayed "
-                            f"{faults.delay_seconds:g} s ({route})")  # fmt: skip
+        if self._lost_or_delayed(
+            packet, now, self.faults.drop_reply, f"reply to {packet.label}", route, " after it ran"
+        ):
             return
         future = self._calls.pop(packet.msg_id, None)
         if future is None or future.done:
             return
         sched.trace.add(now, f"{packet.caller} <- bridge", f"reply to {packet.label}")
-        _, is_reply, fields = decode_response_fields(self.codec, packet.body)
-        if is_reply:
-            future.set(fields[0])
+        allowed = frozenset({"builtins", *getattr(future, "allowed", ())})
+        _, value, exc = outcome(self.codec, packet.body, allowed)  # the real client's mapping
+        if exc is None:
+            future.set(value)
         else:
-            allowed = frozenset({"builtins", *getattr(future, "allowed", ())})
-            exc = error_from_fields(fields, allowed)  # the real client's mapping
             future.set_exception((type(exc), exc, None))
+
+    def _lost_or_delayed(  # noqa: PLR0917 - private
+        self, packet: _Packet, now: float, drop: int, what: str, route: str, lost_when: str
+    ) -> bool:
+        """Apply the drop (chance `drop`) or delay fault to `packet`; whether one hit it."""
+        faults = self.faults
+        sched = self.scheduler
+        if drop and sched.chooser.fault(drop):
+            sched.trace.add(now, "FAULT", f"{what} lost{lost_when} ({route})")
+            return True
+        if faults.delay and sched.chooser.fault(faults.delay):
+            packet.not_before = now + faults.delay_seconds
+            packet.link.appendleft(packet)
+            sched.trace.add(now, "FAULT", f"{what} delayed {faults.delay_seconds:g} s ({route})")
+            return True
+        return False
 
     @staticmethod
     def _refusal(req: Request, view: MailboxView | None) -> tuple[str, str] | None:
@@ -653,14 +655,12 @@ class SimConnection:
     def _describe(
         self, name: str, version: str | None, timeout: float | None, *, fresh: bool = False
     ) -> Description:
-        description = None if fresh else self._descriptions.get(name)
-        if description is None:
-            reply = self._member(Kind.DESCRIBE, name, "*", (), None, timeout).get()
-            description = self._descriptions[name] = Description.from_wire(reply)
-        if version is not None and not version_is_compatible(description.rpc_version, version):
-            raise UnsupportedVersion(
-                f"{name} implements RPC version {description.rpc_version}, cannot serve {version}"
-            )
+        description = described(
+            self._descriptions, name,
+            lambda: self._member(Kind.DESCRIBE, name, "*", (), None, timeout).get(),
+            fresh=fresh,
+        )  # fmt: skip
+        check_version(name, description, version)
         return description
 
     def _call(  # noqa: PLR0917 - transport's private signature
