@@ -152,13 +152,12 @@ class ResilientActor(pykka.ThreadingActor):
     def _mailbox_idle(self) -> None:
         """Run when `_mailbox_timeout` passed with no message (timed actors)."""
 
-    def _actor_loop_running(self) -> None:  # noqa: PLR0915 - the hot loop stays inline
+    def _actor_loop_running(self) -> None:
         # The hot path of every call: keep it free of anything that need not be here.
         get = self.actor_inbox.get
         is_stopped = self.actor_stopped.is_set
-        handle = self._handle_receive
+        dispatch = self._dispatch
         timed = self._mailbox_timed
-        monotonic = time.monotonic
         while not is_stopped():
             if timed:
                 try:
@@ -168,47 +167,13 @@ class ResilientActor(pykka.ThreadingActor):
                     continue
             else:
                 envelope = get()
-            message = envelope.message
-            if message.__class__ is AttachSource:
-                self._serve_source(message.source)
-                continue
-            reply_to = envelope.reply_to
-            deadline = getattr(message, "deadline", None)
-            if deadline is not None and monotonic() >= deadline:
-                self._expire(message, reply_to)
-                continue
-            probe = self.mailbox_probe
-            try:
-                context = getattr(message, "context", None)
-                if probe is not None:
-                    response = probe.run(handle, message, reply_to, context)
-                else:
-                    response = handle(message) if context is None else context.run(handle, message)
-            except Exception:
-                if probe is not None:
-                    probe.failed()
-                if reply_to is None:
-                    logger.exception("%s: cast %s failed", self, describe(message))
-                else:
-                    self._reply_exception(reply_to)
-                continue
-            except BaseException:  # noqa: BLE001  (stops this actor, as pykka does)
-                self._handle_failure(*sys.exc_info())  # marks it stopped before the reply
-                if reply_to is not None:
-                    self._reply_exception(reply_to)
-                try:
-                    self.on_failure(*sys.exc_info())
-                except Exception:
-                    logger.exception("%s: on_failure failed", self)
+            if envelope.message.__class__ is AttachSource:
+                self._serve_source(envelope.message.source)
+            elif not dispatch(envelope):
                 return
-            if reply_to is not None:
-                try:
-                    reply_to.set(response)
-                except queue.Full:
-                    logger.warning("%s: reply to %s was already set", self, describe(message))
 
     def _dispatch(self, envelope: Envelope[Any]) -> bool:
-        """Handle one message as `_actor_loop_running` does; False once the actor must stop."""
+        """Handle one message (local or from a source); False once the actor must stop."""
         message = envelope.message
         reply_to = envelope.reply_to
         deadline = getattr(message, "deadline", None)
@@ -232,7 +197,7 @@ class ResilientActor(pykka.ThreadingActor):
                 self._reply_exception(reply_to)
             return True
         except BaseException:  # noqa: BLE001  (stops this actor, as pykka does)
-            self._handle_failure(*sys.exc_info())
+            self._handle_failure(*sys.exc_info())  # marks it stopped before the reply
             if reply_to is not None:
                 self._reply_exception(reply_to)
             try:
