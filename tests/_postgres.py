@@ -100,3 +100,15 @@ def start_postgres() -> PostgresServer:
         raise RuntimeError(msg) from exc
     server.pid = int((data / "postmaster.pid").read_text().split()[0])
     return server
+
+
+def start_postgres_or_skip() -> PostgresServer:
+    """`start_postgres`, or a skip that says why (a failure under CI, which installs it)."""
+    import pytest  # noqa: PLC0415 - only the fixtures need it
+
+    try:
+        return start_postgres()
+    except FileNotFoundError as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"{exc}: .ci/run must install PostgreSQL")
+        pytest.skip(f"{exc}; install Debian's postgresql package to run this test")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 from typing import TYPE_CHECKING
 
 import pykka
@@ -11,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 from actors import ManualClock
-from tests._postgres import PostgresServer, start_postgres
+from tests._postgres import PostgresServer, start_postgres_or_skip
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -45,12 +44,7 @@ def caplog_errors(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[PostgresServer]:
     """A real PostgreSQL server, or a skip that says why (never a skip under CI)."""
-    try:
-        server = start_postgres()
-    except FileNotFoundError as exc:
-        if os.environ.get("CI"):
-            pytest.fail(f"{exc}: .ci/run must install PostgreSQL")
-        pytest.skip(f"{exc}; install Debian's postgresql package to run this test")
+    server = start_postgres_or_skip()
     try:
         yield server
     finally:

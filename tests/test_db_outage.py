@@ -27,7 +27,7 @@ from sqlalchemy.exc import OperationalError
 
 from actors import Manager, ManualClock, Service, TimerActor
 from actors.db import Database, ServiceRecord, _engine_options
-from tests._postgres import PostgresServer, start_postgres
+from tests._postgres import PostgresServer, start_postgres_or_skip
 
 WAIT = 0.3  # heartbeat_wait: the longest a beat may hold the mailbox
 SLACK = 3.0  # what a loaded 2-core machine may add to a bounded wait
@@ -43,12 +43,7 @@ class Pinger(Manager):
 @pytest.fixture(scope="module")
 def own_postgres() -> Iterator[PostgresServer]:
     """A server of this module's own: the tests stop and freeze it."""
-    try:
-        server = start_postgres()
-    except FileNotFoundError as exc:
-        if os.environ.get("CI"):
-            pytest.fail(f"{exc}: .ci/run must install PostgreSQL")
-        pytest.skip(f"{exc}; install Debian's postgresql package to run this test")
+    server = start_postgres_or_skip()
     try:
         yield server
     finally:

@@ -26,7 +26,7 @@ class Ledger(Manager):
 
     def slow(self, seq: int, payload: bytes) -> int:
         """Take about a millisecond (simulated work in the manager, not a test wait)."""
-        time.sleep(0.001)
+        time.sleep(0.001)  # simulated work inside the manager, not a test wait
         return seq
 
     def ping(self) -> str:
