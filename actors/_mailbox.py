@@ -41,6 +41,7 @@ import os
 import queue
 import select
 import sys
+import threading
 import time
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
@@ -197,20 +198,30 @@ class ResilientActor(pykka.ThreadingActor):
                 self._reply_exception(reply_to)
             return True
         except BaseException:  # noqa: BLE001  (stops this actor, as pykka does)
-            self._handle_failure(*sys.exc_info())  # marks it stopped before the reply
-            if reply_to is not None:
-                self._reply_exception(reply_to)
-            try:
-                self.on_failure(*sys.exc_info())
-            except Exception:
-                logger.exception("%s: on_failure failed", self)
-            return False
+            return self._stop_on_failure(reply_to)
         if reply_to is not None:
             try:
                 reply_to.set(response)
             except queue.Full:
                 logger.warning("%s: reply to %s was already set", self, describe(message))
         return True
+
+    def _stop_on_failure(self, reply_to: pykka.Future[Any] | None) -> bool:
+        """A handler raised the `BaseException` being handled: stop this actor; return False.
+
+        Called inside the ``except`` block (by `_dispatch`, and by a message
+        source that runs a request itself): the failure is recorded (the actor
+        is marked stopped) before `reply_to` gets the exception, then
+        `on_failure` runs; the supervisor hears of it once the loop has ended.
+        """
+        self._handle_failure(*sys.exc_info())  # marks it stopped before the reply
+        if reply_to is not None:
+            self._reply_exception(reply_to)
+        try:
+            self.on_failure(*sys.exc_info())
+        except Exception:
+            logger.exception("%s: on_failure failed", self)
+        return False
 
     def _serve_source(self, source: MessageSource) -> None:
         """Serve `source` and the inbox from this thread until detached or stopped.
@@ -229,46 +240,52 @@ class ResilientActor(pykka.ThreadingActor):
         wake_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
         raw_put = queue.SimpleQueue.put.__get__(inbox)
         waiting = [False]
+        closed = [False]
+        closing = threading.Lock()  # a put that saw `waiting` never writes to a closed fd
         write = os.write
 
         def put(item: Envelope[Any], block: bool = True, timeout: float | None = None) -> None:
             raw_put(item)
             if waiting[0]:
-                write(wake_fd, _WAKE)
+                # The actor may wake for another reason meanwhile, take this item
+                # (a detach), stop serving and close the eventfd: its number may
+                # then belong to another descriptor.
+                with closing:
+                    if not closed[0]:
+                        write(wake_fd, _WAKE)
 
         poller = select.poll()
         poller.register(source.fileno(), select.POLLIN)
         poller.register(wake_fd, select.POLLIN)
+        empty = inbox.empty
         get = inbox.get_nowait
-        take = source.take
+        step = source.step
         is_stopped = self.actor_stopped.is_set
         timed = self._mailbox_timed
         inbox.put = put  # type: ignore[method-assign]
         try:
             while not is_stopped():
-                try:
-                    envelope: Envelope[Any] | None = get()
-                except queue.Empty:
-                    envelope = None
-                if envelope is not None:
+                local = not empty()  # only this thread takes from the inbox: get() succeeds
+                if local:
+                    envelope: Envelope[Any] = get()
                     message = envelope.message
                     if message.__class__ is DetachSource and message.source is source:
                         return
-                    if not self._dispatch(envelope):
+                    if not self._dispatch(envelope) or is_stopped():
                         return
-                remote = take()
-                if remote is not None:
-                    if not self._dispatch(remote):
-                        return
+                handled = step(self)
+                if handled:
                     continue
-                if envelope is not None:
-                    continue
-                if self._wait(source, poller, wake_fd, waiting, inbox.empty) and timed:
+                if handled is False:
+                    return
+                if not local and self._wait(source, poller, wake_fd, waiting, empty) and timed:
                     self._run_idle()
         finally:
             del inbox.put
             source.close()
-            os.close(wake_fd)
+            with closing:
+                closed[0] = True
+                os.close(wake_fd)
 
     def _wait(
         self,

@@ -24,28 +24,47 @@ import functools
 import logging
 import threading
 from time import monotonic
-from typing import TYPE_CHECKING, Any
+from typing import Any, Literal
 
+import pykka
 import zmq
 
-from transport._bridge import Bridge
+from transport._bridge import (
+    _REPLY_ROOTS,
+    Bridge,
+    ContextProxyCall,
+    _callable_cached,
+    _CastFuture,
+    _ReplyFuture,
+    _version_ok,
+)
+from transport._context import RequestContext, run_context
 from transport._flow import Backlog, MailboxView
+from transport._protocol import PROTOCOL_VERSION, Kind, decode_plain
+from transport._pykka import Envelope
 from transport._ratelog import RefusalLog
 from transport._stats import BridgeTraffic
 from transport._transit import TransitClock
-
-if TYPE_CHECKING:
-    import pykka
-
-    from transport._pykka import Envelope
 
 __all__ = ["ActorSocket", "own_endpoint"]
 
 logger = logging.getLogger("transport.bridge")
 
 _NOBLOCK = int(zmq.NOBLOCK)
+_SNDMORE_NOBLOCK = int(zmq.SNDMORE | zmq.NOBLOCK)
+_EVENTS = int(zmq.EVENTS)
+_POLLIN = int(zmq.POLLIN)
+_CALL = int(Kind.CALL)
+_REPLY = int(Kind.REPLY)
 _RETRY_S = 0.005
 _DRAIN_EVERY = 0.001  # seconds between two full reads of the socket under load
+_TTL, _SENT = 9, 10  # the optional request fields, by position
+
+# A plain request, checked and accepted, waiting to run inline:
+# (peer or None for a cast, msg_id, actor name, method, args, kwargs, context, deadline)
+_Plain = tuple[bytes | None, int, str, str, list[Any], dict[str, Any], dict[str, Any] | None,
+               float | None]  # fmt: skip
+_Item = _Plain | Envelope[Any]
 
 
 def own_endpoint(shared: str, name: str) -> str:
@@ -79,8 +98,12 @@ class ActorSocket(Bridge):
         self.traffic = BridgeTraffic()  # written by the actor's thread only
         self.view = MailboxView(ref, limit)
         self._actors: dict[str, MailboxView] = {}
-        self._queue: collections.deque[Envelope[Any]] = collections.deque()
-        self._idle = True  # the last take() found nothing: the actor then blocked
+        self._cls: type = ref.actor_class
+        # Whether plain requests may run inline: the actor handles a call as
+        # pykka does (nothing overrides `_handle_receive`).
+        self._inline = getattr(self._cls, "_handle_receive", None) is pykka.Actor._handle_receive
+        self._queue: collections.deque[_Item] = collections.deque()
+        self._idle = True  # the last step found nothing: the actor then blocked
         self._drained_at = 0.0
         self.closed = threading.Event()
         assert bridge._context is not None
@@ -112,60 +135,129 @@ class ActorSocket(Bridge):
         """The socket's (edge-triggered) descriptor."""
         return self._fd
 
-    def take(self) -> Envelope[Any] | None:
-        """The oldest request read (reading what arrived, up to the bound), or None.
+    def step(self, actor: Any) -> bool | None:
+        """Handle the oldest request read (reading what arrived, up to the bound).
 
-        Reading to the end (``Again``) costs ZeroMQ a command round trip per
-        message under a flood, so a full drain happens at most every
-        `_DRAIN_EVERY` seconds (and before the actor blocks); in between one
-        request is read at a time. Every drain stamps what waited in ZeroMQ
-        (its time-to-live counts from then) and refuses past the bound.
+        Reading to the end costs ZeroMQ a command round trip per message under
+        a flood, so a full drain happens at most every `_DRAIN_EVERY` seconds
+        (and before the actor blocks); in between one request is read at a
+        time. Every drain stamps what waited in ZeroMQ (its time-to-live counts
+        from then) and refuses past the bound.
+
+        Returns:
+            True when a request was handled, None when there was none (the
+            socket's descriptor is rearmed), False when the actor must stop.
         """
-        queue = self._queue
         sock = self._sock
         if sock is None:
             return None
-        if self._backlog:
+        if self._backlog.size:
             self._backlog.flush(functools.partial(self._try_send, sock))
+        queue = self._queue
         now = monotonic()
+        item: _Item | None = None
         if self._idle or now - self._drained_at < _DRAIN_EVERY:
             # Woken from a wait (what is there arrived just now), or drained
             # lately: the oldest request already read, else the next one.
-            if queue:
-                self._idle = False
-                return queue.popleft()
-            envelope = self._read_one(sock)
-            if envelope is not None:
-                self._idle = False
-                return envelope
-            if self._idle:
+            item = queue.popleft() if queue else self._read_one(sock)
+            if item is None and self._idle:
                 return None
-        self._read_all(sock)
-        self._drained_at = now
-        if self._refusals.pending:
-            self._refusals.flush()
-        if self._cast_failures.pending:
-            self._cast_failures.flush()
-        if queue:
-            self._idle = False
-            return queue.popleft()
-        self._idle = True
-        return None
+        if item is None:
+            self._read_all(sock)
+            self._drained_at = now
+            if self._refusals.pending:
+                self._refusals.flush()
+            if self._cast_failures.pending:
+                self._cast_failures.flush()
+            if not queue:
+                self._idle = True
+                return None
+            item = queue.popleft()
+        self._idle = False
+        if item.__class__ is tuple:
+            return self._run_plain(actor, item)
+        return bool(actor._dispatch(item))
 
-    def _receive(self, sock: zmq.Socket[bytes]) -> Envelope[Any] | bool | None:
-        """Read one message and check it: its envelope, None when refused, False at Again."""
+    def _read_one(self, sock: zmq.Socket[bytes]) -> _Item | None:
+        """Read until one request is accepted (refusals answered on the way); None if none."""
+        while True:
+            item = self._receive(sock)
+            if item is not None:
+                return item or None  # False: nothing there
+
+    def _read_all(self, sock: zmq.Socket[bytes]) -> None:
+        """Read everything that arrived into the queue (refusing past the bound)."""
+        queue = self._queue
+        while (item := self._receive(sock)) is not False:
+            if item is not None:
+                queue.append(item)
+
+    def _receive(self, sock: zmq.Socket[bytes]) -> _Item | Literal[False] | None:
+        """Read one message and check it: what to run, None when refused, False when none.
+
+        A plain call or cast from a DEALER (two frames: the peer and the body)
+        is checked here in full and kept as a `_Plain` tuple; anything else
+        goes through the bridge's `_handle`. ``ZMQ_EVENTS`` says whether a
+        message is there, cheaper than a ``zmq.Again`` raised per call.
+        """
+        events: int = sock.get(_EVENTS)  # type: ignore[assignment]  # an int option
+        if not events & _POLLIN:
+            return False
         recv = sock.recv
         try:
+            peer = recv(_NOBLOCK)
             frame = recv(_NOBLOCK, copy=False)
-            frames = [frame]
-            while frame.more:
-                frame = recv(_NOBLOCK, copy=False)
-                frames.append(frame)
-        except zmq.Again:
+            more = frame.more
+            if more:  # routing frames (a REQ client, a proxy): the bridge's way
+                frames = [zmq.Frame(peer), frame]
+                while more:
+                    frame = recv(_NOBLOCK, copy=False)
+                    frames.append(frame)
+                    more = frame.more
+                return self._general(frames)
+        except zmq.Again:  # pragma: no cover - EVENTS said a message is there
             return False
+        body = frame.buffer
         traffic = self.traffic  # only the actor's thread writes it
         traffic.messages_in += 1
-        traffic.bytes_in += len(frames[-1])
+        traffic.bytes_in += len(body)
+        view = self.view
+        if view.accepted - view.finished >= view.limit:  # full: refused the bridge's way
+            return self._general([zmq.Frame(peer), frame], counted=True)
+        msg = decode_plain(self._codec, body)
+        if msg is None:
+            return self._general([zmq.Frame(peer), frame], counted=True)
+        name, method, version = msg[3], msg[4], msg[7]
+        cls = self._cls
+        if (
+            name not in self._actors
+            or (version is not None and not _version_ok(cls, version))
+            or not _callable_cached(cls, method)
+        ):
+            return self._general([zmq.Frame(peer), frame], counted=True)
+        is_call = msg[1] == _CALL
+        backlog = self._backlog
+        if is_call and backlog.size and backlog.held(peer) >= self._backlog_bytes:
+            return self._general([zmq.Frame(peer), frame], counted=True)
+        deadline = None
+        if len(msg) > _TTL and msg[_TTL] is not None:
+            now = monotonic()
+            deadline = now + msg[_TTL] / 1000
+            if len(msg) > _SENT and msg[_SENT] is not None:  # what transit already spent
+                deadline -= self._transit.lateness((peer,), msg[_SENT], now)
+            if deadline <= now:  # its caller has given up already
+                kind = "CALL" if is_call else "CAST"
+                self._refusals.note("expired", "%s #%d on arrival", kind, msg[2] if is_call else 0)
+                return None
+        view.accepted += 1  # only this (the actor's) thread writes it
+        return (peer if is_call else None, msg[2], name, method, msg[5], msg[6], msg[8], deadline)
+
+    def _general(self, frames: list[zmq.Frame], *, counted: bool = False) -> Envelope[Any] | None:
+        """Check a request the bridge's way: its envelope, or None when refused."""
+        if not counted:
+            traffic = self.traffic
+            traffic.messages_in += 1
+            traffic.bytes_in += len(frames[-1])
         try:
             delivery = self._handle(frames)
         except Exception as exc:  # noqa: BLE001  # pragma: no cover - defensive
@@ -173,27 +265,83 @@ class ActorSocket(Bridge):
             return None
         return None if delivery is None else delivery[1]
 
-    def _read_one(self, sock: zmq.Socket[bytes]) -> Envelope[Any] | None:
-        """Read until one request is accepted (refusals answered on the way); None at Again."""
-        while True:
-            envelope = self._receive(sock)
-            if envelope is False:
-                return None
-            if envelope is not None:
-                return envelope  # type: ignore[return-value]  # False is handled above
+    # -- running a plain request on the actor's thread ---------------------------------
 
-    def _read_all(self, sock: zmq.Socket[bytes]) -> None:
-        """Read everything that arrived into the queue (refusing past the bound)."""
-        queue = self._queue
-        while (envelope := self._receive(sock)) is not False:
-            if envelope is not None:
-                queue.append(envelope)  # type: ignore[arg-type]  # False ends the loop
+    def _run_plain(self, actor: Any, item: _Plain) -> bool:
+        """Run a plain request inline, as the actor's `_dispatch` would run its envelope.
+
+        The same rules: not started past its deadline; run inside a fresh copy
+        of the thread's `contextvars.Context` with the request context current
+        (so nothing the handler sets leaks into the next message); an
+        `Exception` becomes the error reply (a failing cast is logged,
+        rate-limited); a `BaseException` stops the actor. A mailbox probe
+        (metrics, tracing) sees every message: with one set, the request goes
+        through `_dispatch` as an envelope instead.
+        """
+        if not self._inline or actor.mailbox_probe is not None:
+            return bool(actor._dispatch(self._envelope(item)))
+        peer, msg_id, _, method, args, kwargs, context, deadline = item
+        if deadline is not None and monotonic() >= deadline:
+            self._future(item, _request_id(context)).expired()
+            return True
+        rc = RequestContext.from_wire({} if context is None else context)
+        view = self.view
+        try:
+            result = run_context(rc).run(getattr(actor, method), *args, **kwargs)
+        except Exception as exc:  # noqa: BLE001 - the caller gets it, as from _dispatch
+            view.finished += 1
+            if peer is None:
+                self._cast_failures.note(  # a flood of failing casts logs one line each interval
+                    "cast_failed", "cast %s.%s [%s] raised", item[2], method, rc.request_id,
+                    level=logging.ERROR, exc_info=exc,
+                )  # fmt: skip
+            else:
+                self._send_exception([peer], msg_id, exc)
+            return True
+        except BaseException:  # noqa: BLE001  (stops the actor, as _dispatch does)
+            return bool(actor._stop_on_failure(self._future(item, rc.request_id)))
+        view.finished += 1  # only this (the actor's) thread writes it
+        if peer is not None:
+            self._reply(peer, msg_id, result)
+        return True
+
+    def _reply(self, peer: bytes, msg_id: int, result: Any) -> None:
+        """Send a call's result straight away; anything unusual the bridge's way."""
+        sock = self._sock
+        if sock is None or self._backlog.size:
+            self._send_reply([peer], msg_id, result)
+            return
+        try:
+            body = self._codec.encode(
+                [PROTOCOL_VERSION, _REPLY, msg_id, result], roots=_REPLY_ROOTS
+            )
+        except TypeError:
+            self._send_reply([peer], msg_id, result)  # encodes again, for the error's path
+            return
+        if len(body) > self._max_message_size:
+            self._send_reply([peer], msg_id, result)
+            return
+        if self._try_send(sock, [peer], body) is False:  # the peer does not read: hold it
+            self._backlog.add([peer], body)
+
+    def _envelope(self, item: _Plain) -> Envelope[Any]:
+        """The envelope `Bridge._handle` would have made for this request."""
+        _, _, _, method, args, kwargs, context, deadline = item
+        rc = RequestContext.from_wire({} if context is None else context)
+        message = ContextProxyCall((method,), tuple(args), kwargs, run_context(rc), deadline)
+        return Envelope(message, reply_to=self._future(item, rc.request_id))
+
+    def _future(self, item: _Plain, request_id: str) -> _ReplyFuture | _CastFuture:
+        peer, msg_id, name, method = item[:4]
+        if peer is None:
+            return _CastFuture(self, name, method, request_id, self.view)
+        return _ReplyFuture(self, [peer], msg_id, self.view)
 
     def timeout(self) -> float | None:
         """Seconds until held replies are retried or a refusal summary is due."""
         due = [log.flush() for log in (self._refusals, self._cast_failures) if log.pending]
         timeout = min((t for t in due if t is not None), default=None)
-        if self._backlog:
+        if self._backlog.size:
             timeout = _RETRY_S if timeout is None else min(timeout, _RETRY_S)
         return timeout
 
@@ -202,10 +350,13 @@ class ActorSocket(Bridge):
         sock, self._sock = self._sock, None
         if sock is not None:
             sock.close(linger=0)
-            for envelope in self._queue:  # read but never started: like a dropped call
-                expired = getattr(envelope.reply_to, "expired", None)
-                if expired is not None:
-                    expired()
+            for item in self._queue:  # read but never started: like a dropped call
+                if item.__class__ is tuple:
+                    self._future(item, _request_id(item[6])).expired()
+                else:
+                    expired = getattr(item.reply_to, "expired", None)  # type: ignore[union-attr]
+                    if expired is not None:
+                        expired()
             self._queue.clear()
         self.closed.set()
 
@@ -220,3 +371,8 @@ class ActorSocket(Bridge):
         backlog = self._backlog
         if backlog.holds(routing[0]) or self._try_send(sock, routing, body) is False:
             backlog.add(routing, body, refusal=refusal)
+
+
+def _request_id(context: dict[str, Any] | None) -> str:
+    request_id = None if context is None else context.get("request_id")
+    return request_id if isinstance(request_id, str) else ""

@@ -34,6 +34,7 @@ __all__ = [
     "ProtocolError",
     "Request",
     "brief",
+    "decode_plain",
     "decode_request",
     "decode_response_fields",
     "encode_error",
@@ -297,6 +298,62 @@ def decode_request(codec: Codec, body: bytes | memoryview) -> Request:
         ttl,
         sent,
     )
+
+
+def decode_plain(codec: Codec, body: bytes | memoryview) -> list[Any] | None:
+    """Decode a plain call or cast body, or say it needs `decode_request` (None).
+
+    The server's fast path (transport/_direct.py): one unpack and the same
+    checks as `decode_request`, without building a `Request`. It returns the
+    decoded array (fields by position: ``msg[1]`` kind, ``msg[2]`` msg_id,
+    ``msg[3]`` actor, ``msg[4]`` method, ``msg[5]`` args, ``msg[6]`` kwargs,
+    ``msg[7]`` rpc_version, ``msg[8]`` context, then ttl and sent if present)
+    only when `decode_request` would return a CALL or CAST request with the
+    same fields; anything else (other kinds, a bad field, an undecodable body)
+    gives None, and `decode_request` then says what is wrong.
+
+    Returns:
+        the decoded array, or None.
+    """
+    try:
+        msg = codec.decode(body)
+    except Exception:  # noqa: BLE001 - decode_request names the failure
+        return None
+    if msg.__class__ is not list:
+        return None
+    size = len(msg)
+    if size < _REQUEST_FIELDS or size > _REQUEST_FIELDS + 2:
+        return None
+    version, kind, msg_id, actor, method, args, kwargs, rpc_version, context = msg[:9]
+    # `__class__ is int` first: a received value may not compare (a signalling NaN).
+    if version.__class__ is not int or version != PROTOCOL_VERSION or kind.__class__ is not int:
+        return None
+    if kind == 1:
+        if msg_id.__class__ is not int or not 0 <= msg_id <= MAX_MSG_ID:
+            return None
+    elif kind != _CAST:
+        return None
+    if (
+        actor.__class__ is not str
+        or not 0 < len(actor) <= MAX_NAME_LENGTH
+        or method.__class__ is not str
+        or not 0 < len(method) <= MAX_NAME_LENGTH
+        or args.__class__ is not list
+        or kwargs.__class__ is not dict
+        or (kwargs and not _str_keys(kwargs))
+        or (rpc_version is not None and rpc_version.__class__ is not str)
+        or (context is not None and (context.__class__ is not dict or not _str_keys(context)))
+    ):
+        return None
+    if size > _REQUEST_FIELDS:
+        ttl = msg[_REQUEST_FIELDS]
+        if ttl is not None and (ttl.__class__ is not int or not 0 <= ttl <= MAX_TTL_MS):
+            return None
+        if size > _REQUEST_FIELDS + 1:
+            sent = msg[_REQUEST_FIELDS + 1]
+            if sent is not None and (sent.__class__ is not int or not 0 <= sent <= MAX_SENT_MS):
+                return None
+    return msg
 
 
 def _str_keys(mapping: dict[Any, Any]) -> bool:

@@ -49,20 +49,29 @@ class MessageSource(Protocol):
     """Messages an actor's own thread reads itself, beside its inbox (a socket it owns).
 
     The actor (``actors._mailbox.ResilientActor``) waits on `fileno()` and on
-    its inbox together; before it blocks, `take()` must have returned None
+    its inbox together; before it blocks, `step()` must have returned None
     (so an edge-triggered descriptor is rearmed).
     """
 
     def fileno(self) -> int:
-        """A descriptor that becomes readable when `take()` may return a message."""
+        """A descriptor that becomes readable when `step()` may find a message."""
         ...
 
-    def take(self) -> Envelope[Any] | None:
-        """The next message, never blocking; None when there is none now."""
+    def step(self, actor: Any) -> bool | None:
+        """Handle at most one message for `actor`, on its thread, never blocking.
+
+        `actor` is the ``ResilientActor`` serving this source: the source hands
+        a message to its ``_dispatch`` (which returns False once the actor must
+        stop), or runs a plain request itself with the same rules.
+
+        Returns:
+            True when a message was handled, None when there is none now,
+            False when the actor must stop (a handler raised a `BaseException`).
+        """
         ...
 
     def timeout(self) -> float | None:
-        """Seconds until `take()` has work of its own (retries), or None."""
+        """Seconds until `step()` has work of its own (retries), or None."""
         ...
 
     def close(self) -> None:
