@@ -39,7 +39,6 @@ import contextlib
 import logging
 import os
 import queue
-import select
 import sys
 import threading
 import time
@@ -75,6 +74,66 @@ class _Inbox(queue.SimpleQueue):  # type: ignore[type-arg]
 
 
 _WAKE = (1).to_bytes(8, sys.byteorder)
+
+
+class _SourceWait:
+    """One wait for an actor serving a source: the source and its inbox together.
+
+    `put` replaces the inbox's own while the source is served: it signals an
+    eventfd only while the actor's thread is about to block (so a local message
+    costs no system call while the actor is busy); the source's `wait` watches
+    that eventfd beside its own messages.
+    """
+
+    def __init__(self, inbox: _Inbox, source: MessageSource) -> None:
+        self._raw_put = queue.SimpleQueue.put.__get__(inbox)
+        self._empty = inbox.empty
+        self._source_wait = source.wait
+        self._fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+        self._waiting = False
+        self._closed = False
+        self._lock = threading.Lock()  # a put that saw `_waiting` never writes to a closed fd
+
+    def put(self, item: Envelope[Any], block: bool = True, timeout: float | None = None) -> None:
+        """Put `item` into the inbox; wake the actor if it waits (any thread)."""
+        self._raw_put(item)
+        if self._waiting:
+            # The actor may wake for another reason meanwhile, take this item
+            # (a detach), stop serving and close the eventfd, whose number may
+            # then belong to another descriptor: hence the lock.
+            with self._lock:
+                if not self._closed:
+                    os.write(self._fd, _WAKE)
+
+    def fired(self) -> bool:
+        """Whether the source has a message now (never blocks)."""
+        return self._source_wait(None, 0.0)[0]
+
+    def wait(self, timeout: float | None) -> tuple[bool, bool]:
+        """Block up to `timeout` seconds (None: no limit) unless the inbox has something.
+
+        Returns:
+            whether the source may have work (a message, or the time ran out),
+            and whether the time ran out with the inbox empty.
+        """
+        self._waiting = True
+        if not self._empty():
+            self._waiting = False
+            return False, False  # the loop asks the source after the local message
+        ready, woken = self._source_wait(self._fd, timeout)
+        self._waiting = False
+        if woken:
+            with contextlib.suppress(BlockingIOError):
+                os.read(self._fd, 8)
+        elif not ready and self._empty():
+            return True, True  # the time ran out: the source's retries, the actor's idle work
+        return ready, False
+
+    def close(self) -> None:
+        """Close the eventfd (on the actor's thread, once `put` is no longer the inbox's)."""
+        with self._lock:
+            self._closed = True
+            os.close(self._fd)
 
 
 class Supervisor(Protocol):
@@ -230,39 +289,25 @@ class ResilientActor(pykka.ThreadingActor):
         eventfd that a `put` into the inbox signals only while this thread is
         about to block (so a local message costs no system call while the
         actor is busy). Local and remote messages alternate, one each, so
-        neither starves the other; each side keeps its own order.
+        neither starves the other; each side keeps its own order. Once the
+        source's `step` found nothing, it is asked again only when its
+        descriptor fired (seen by that wait, or by a poll without waiting
+        after each local message) or a wait timed out (its retries).
         """
         inbox = self.actor_inbox
         if not isinstance(inbox, _Inbox):  # pragma: no cover - a subclass's own inbox
             logger.error("%s: cannot serve a socket with inbox %r", self, inbox)
             source.close()
             return
-        wake_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
-        raw_put = queue.SimpleQueue.put.__get__(inbox)
-        waiting = [False]
-        closed = [False]
-        closing = threading.Lock()  # a put that saw `waiting` never writes to a closed fd
-        write = os.write
-
-        def put(item: Envelope[Any], block: bool = True, timeout: float | None = None) -> None:
-            raw_put(item)
-            if waiting[0]:
-                # The actor may wake for another reason meanwhile, take this item
-                # (a detach), stop serving and close the eventfd: its number may
-                # then belong to another descriptor.
-                with closing:
-                    if not closed[0]:
-                        write(wake_fd, _WAKE)
-
-        poller = select.poll()
-        poller.register(source.fileno(), select.POLLIN)
-        poller.register(wake_fd, select.POLLIN)
+        waiter = _SourceWait(inbox, source)
         empty = inbox.empty
         get = inbox.get_nowait
         step = source.step
+        fired = waiter.fired
         is_stopped = self.actor_stopped.is_set
-        timed = self._mailbox_timed
-        inbox.put = put  # type: ignore[method-assign]
+        dispatch = self._dispatch
+        inbox.put = waiter.put  # type: ignore[method-assign]
+        ready = True  # whether the source may have work (its descriptor fired, or a timeout)
         try:
             while not is_stopped():
                 local = not empty()  # only this thread takes from the inbox: get() succeeds
@@ -271,44 +316,39 @@ class ResilientActor(pykka.ThreadingActor):
                     message = envelope.message
                     if message.__class__ is DetachSource and message.source is source:
                         return
-                    if not self._dispatch(envelope) or is_stopped():
+                    if not dispatch(envelope) or is_stopped():
                         return
-                handled = step(self)
-                if handled:
-                    continue
-                if handled is False:
-                    return
-                if not local and self._wait(source, poller, wake_fd, waiting, empty) and timed:
-                    self._run_idle()
+                    ready = ready or fired()
+                if ready:
+                    handled = step(self)
+                    if handled:
+                        continue
+                    if handled is False:
+                        return
+                    ready = False  # quiet (its edge-triggered descriptor is rearmed)
+                if not local:
+                    ready = self._wait(source, waiter)
         finally:
             del inbox.put
             source.close()
-            with closing:
-                closed[0] = True
-                os.close(wake_fd)
+            waiter.close()
 
-    def _wait(
-        self,
-        source: MessageSource,
-        poller: select.poll,
-        wake_fd: int,
-        waiting: list[bool],
-        empty: Callable[[], bool],
-    ) -> bool:
-        """Block until the source or the inbox has something; True when it timed out idle."""
+    def _wait(self, source: MessageSource, waiter: _SourceWait) -> bool:
+        """Block until the source or the inbox has something; True when the source may have.
+
+        A timeout counts as the source's turn too (its retries are due); a
+        timed actor's idle work runs when its own timeout passed with nothing.
+        """
         timeout = source.timeout()
-        if self._mailbox_timed:
+        timed = self._mailbox_timed
+        if timed:
             mine = self._mailbox_timeout()
             if mine is not None:
                 timeout = mine if timeout is None else min(timeout, mine)
-        waiting[0] = True
-        events = [] if not empty() else poller.poll(None if timeout is None else timeout * 1000)
-        waiting[0] = False
-        for fd, _ in events:
-            if fd == wake_fd:
-                with contextlib.suppress(BlockingIOError):
-                    os.read(wake_fd, 8)
-        return not events and empty()
+        ready, idle = waiter.wait(timeout)
+        if timed and idle:
+            self._run_idle()
+        return ready
 
     def _expire(self, message: Any, reply_to: pykka.Future[Any] | None) -> None:
         expired = getattr(reply_to, "expired", None)

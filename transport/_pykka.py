@@ -48,13 +48,22 @@ __all__ = [
 class MessageSource(Protocol):
     """Messages an actor's own thread reads itself, beside its inbox (a socket it owns).
 
-    The actor (``actors._mailbox.ResilientActor``) waits on `fileno()` and on
-    its inbox together; before it blocks, `step()` must have returned None
-    (so an edge-triggered descriptor is rearmed).
+    The actor (``actors._mailbox.ResilientActor``) waits in `wait()` for the
+    source and for a descriptor that signals its inbox together, and calls
+    `step()` while the source may have work: after `wait()` said so (or ran
+    out of time), and after each local message if a `wait()` with no time
+    says so.
     """
 
-    def fileno(self) -> int:
-        """A descriptor that becomes readable when `step()` may find a message."""
+    def wait(self, fd: int | None, timeout: float | None) -> tuple[bool, bool]:
+        """Block until a message may be there or `fd` is readable, at most `timeout` seconds.
+
+        `timeout` None waits without limit, 0 not at all; `fd` None waits for
+        the source alone.
+
+        Returns:
+            whether the source has a message, and whether `fd` is readable.
+        """
         ...
 
     def step(self, actor: Any) -> bool | None:
