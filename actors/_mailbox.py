@@ -325,7 +325,7 @@ class ResilientActor(pykka.ThreadingActor):
                         continue
                     if handled is False:
                         return
-                    ready = False  # quiet (its edge-triggered descriptor is rearmed)
+                    ready = False  # quiet: its wait looks before blocking
                 if not local:
                     ready = self._wait(source, waiter)
         finally:

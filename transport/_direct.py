@@ -29,6 +29,7 @@ from typing import Any, Literal
 
 import pykka
 import zmq
+from zmq.backend import Socket as _BackendSocket
 from zmq.backend import zmq_poll
 
 from transport._bridge import (
@@ -57,6 +58,9 @@ _SNDMORE_NOBLOCK = int(zmq.SNDMORE | zmq.NOBLOCK)
 _POLLIN = int(zmq.POLLIN)
 _CALL = int(Kind.CALL)
 _REPLY = int(Kind.REPLY)
+# The backend's send: zmq.Socket.send only adds draft-socket options in Python (a frame
+# and an attribute hook per send); replies go out as bytes, two frames each.
+_send_frame = _BackendSocket.send
 _RETRY_S = 0.005
 _DRAIN_EVERY = 0.001  # seconds between two full reads of the socket under load
 _TTL, _SENT = 9, 10  # the optional request fields, by position
@@ -131,6 +135,7 @@ class ActorSocket(Bridge):
         self._items: list[tuple[Any, int]] = [(sock, _POLLIN)]
         self._items_fd: list[tuple[Any, int]] = [(sock, _POLLIN), (-1, _POLLIN)]
         self._readable = False  # the last wait saw a request there
+        self._recv = sock.recv
 
     # -- the MessageSource protocol (actors._mailbox), on the actor's thread -----------
 
@@ -229,7 +234,7 @@ class ActorSocket(Bridge):
         """
         if check and not zmq_poll(self._items, 0):
             return False
-        recv = sock.recv
+        recv = self._recv
         try:
             peer = recv(_NOBLOCK)
             frame = recv(_NOBLOCK, copy=False)
@@ -347,8 +352,22 @@ class ActorSocket(Bridge):
         if len(body) > self._max_message_size:
             self._send_reply([peer], msg_id, result)
             return
-        if self._try_send(sock, [peer], body) is False:  # the peer does not read: hold it
+        try:
+            _send_frame(sock, peer, _SNDMORE_NOBLOCK)  # a full or unknown peer fails here
+        except zmq.Again:  # the peer does not read: hold it
             self._backlog.add([peer], body)
+            return
+        except zmq.ZMQError as exc:
+            logger.debug("reply dropped: %s", exc)
+            return
+        try:
+            _send_frame(sock, body, _NOBLOCK)  # a message goes whole once its first frame went
+        except zmq.ZMQError as exc:  # pragma: no cover - the peer was checked above
+            logger.debug("reply dropped: %s", exc)
+            return
+        traffic = self.traffic
+        traffic.messages_out += 1
+        traffic.bytes_out += len(body)
 
     def _envelope(self, item: _Plain) -> Envelope[Any]:
         """The envelope `Bridge._handle` would have made for this request."""
@@ -365,6 +384,8 @@ class ActorSocket(Bridge):
 
     def timeout(self) -> float | None:
         """Seconds until held replies are retried or a refusal summary is due."""
+        if not (self._backlog.size or self._refusals.pending or self._cast_failures.pending):
+            return None
         due = [log.flush() for log in (self._refusals, self._cast_failures) if log.pending]
         timeout = min((t for t in due if t is not None), default=None)
         if self._backlog.size:
