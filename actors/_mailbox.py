@@ -109,25 +109,25 @@ class _SourceWait:
         """Whether the source has a message now (never blocks)."""
         return self._source_wait(None, 0.0)[0]
 
-    def wait(self, timeout: float | None) -> tuple[bool, bool]:
+    def wait(self, timeout: float | None) -> bool | None:
         """Block up to `timeout` seconds (None: no limit) unless the inbox has something.
 
         Returns:
-            whether the source may have work (a message, or the time ran out),
-            and whether the time ran out with the inbox empty.
+            True when the source has work, False when it has not, None when
+            the time ran out with nothing anywhere (a timed actor's idle work).
         """
         self._waiting = True
         if not self._empty():
             self._waiting = False
-            return False, False  # the loop asks the source after the local message
+            return False  # the loop asks the source after the local message
         ready, woken = self._source_wait(self._fd, timeout)
         self._waiting = False
         if woken:
             with contextlib.suppress(BlockingIOError):
                 os.read(self._fd, 8)
         elif not ready and self._empty():
-            return True, True  # the time ran out: the source's retries, the actor's idle work
-        return ready, False
+            return None
+        return ready
 
     def close(self) -> None:
         """Close the eventfd (on the actor's thread, once `put` is no longer the inbox's)."""
@@ -304,11 +304,15 @@ class ResilientActor(pykka.ThreadingActor):
         get = inbox.get_nowait
         step = source.step
         fired = waiter.fired
+        wait = waiter.wait
+        timed = self._mailbox_timed
         is_stopped = self.actor_stopped.is_set
         dispatch = self._dispatch
         inbox.put = waiter.put  # type: ignore[method-assign]
-        ready = True  # whether the source may have work (its descriptor fired, or a timeout)
+        ready: bool | None = True  # whether the source may have work (it said so in a wait)
         try:
+            # The actor stops only in a handler: a local message (checked after
+            # each), or a remote request's BaseException (step returns False).
             while not is_stopped():
                 local = not empty()  # only this thread takes from the inbox: get() succeeds
                 if local:
@@ -319,36 +323,23 @@ class ResilientActor(pykka.ThreadingActor):
                     if not dispatch(envelope) or is_stopped():
                         return
                     ready = ready or fired()
-                if ready:
+                while ready:
                     handled = step(self)
-                    if handled:
-                        continue
                     if handled is False:
                         return
-                    ready = False  # quiet: its wait looks before blocking
+                    if not handled:
+                        ready = False  # nothing known: its wait looks before blocking
+                    elif not empty():
+                        break  # local and remote messages alternate
                 if not local:
-                    ready = self._wait(source, waiter)
+                    if not timed:
+                        ready = wait(None)
+                    elif (ready := wait(self._mailbox_timeout())) is None:
+                        self._run_idle()
         finally:
             del inbox.put
             source.close()
             waiter.close()
-
-    def _wait(self, source: MessageSource, waiter: _SourceWait) -> bool:
-        """Block until the source or the inbox has something; True when the source may have.
-
-        A timeout counts as the source's turn too (its retries are due); a
-        timed actor's idle work runs when its own timeout passed with nothing.
-        """
-        timeout = source.timeout()
-        timed = self._mailbox_timed
-        if timed:
-            mine = self._mailbox_timeout()
-            if mine is not None:
-                timeout = mine if timeout is None else min(timeout, mine)
-        ready, idle = waiter.wait(timeout)
-        if timed and idle:
-            self._run_idle()
-        return ready
 
     def _expire(self, message: Any, reply_to: pykka.Future[Any] | None) -> None:
         expired = getattr(reply_to, "expired", None)

@@ -144,12 +144,19 @@ class ActorSocket(Bridge):
 
         One ``zmq_poll`` on the socket and `fd`: it checks ``ZMQ_EVENTS``
         itself, in C (a Python ``getsockopt`` costs some 9,000 instructions,
-        an empty read's ``zmq.Again`` some 25,000).
+        an empty read's ``zmq.Again`` some 25,000). Held replies to retry or a
+        refusal summary due shorten the wait, and count as work when it ends.
 
         Returns:
-            whether a request is there, and whether `fd` is readable.
+            whether `step` has work (a request, or its retries are due), and
+            whether `fd` is readable.
         """
         sock = self._sock
+        due = False
+        if self._backlog.size or self._refusals.pending or self._cast_failures.pending:
+            mine = self._due()
+            if mine is not None and (timeout is None or mine <= timeout):
+                timeout, due = mine, True
         ms = -1 if timeout is None else max(0, math.ceil(timeout * 1000))
         if sock is None:
             items: list[tuple[Any, int]] = [] if fd is None else [(fd, _POLLIN)]
@@ -160,14 +167,15 @@ class ActorSocket(Bridge):
             items = self._items_fd
             if items[1][0] != fd:
                 items = self._items_fd = [(sock, _POLLIN), (fd, _POLLIN)]
+        events = zmq_poll(items, ms)
         readable = woken = False
-        for which, _ in zmq_poll(items, ms):
+        for which, _ in events:
             if which is sock:
                 readable = True
             else:
                 woken = True
         self._readable = readable
-        return readable, woken
+        return readable or (due and not events), woken
 
     def step(self, actor: Any) -> bool | None:
         """Handle the oldest request read (reading what arrived, up to the bound).
@@ -382,10 +390,8 @@ class ActorSocket(Bridge):
             return _CastFuture(self, name, method, request_id, self.view)
         return _ReplyFuture(self, [peer], msg_id, self.view)
 
-    def timeout(self) -> float | None:
-        """Seconds until held replies are retried or a refusal summary is due."""
-        if not (self._backlog.size or self._refusals.pending or self._cast_failures.pending):
-            return None
+    def _due(self) -> float | None:
+        """Seconds until held replies are retried or a refusal summary is due (writing it)."""
         due = [log.flush() for log in (self._refusals, self._cast_failures) if log.pending]
         timeout = min((t for t in due if t is not None), default=None)
         if self._backlog.size:

@@ -50,19 +50,19 @@ class MessageSource(Protocol):
 
     The actor (``actors._mailbox.ResilientActor``) waits in `wait()` for the
     source and for a descriptor that signals its inbox together, and calls
-    `step()` while the source may have work: after `wait()` said so (or ran
-    out of time), and after each local message if a `wait()` with no time
-    says so.
+    `step()` while the source may have work: after `wait()` said so, and
+    after each local message if a `wait()` with no time says so.
     """
 
     def wait(self, fd: int | None, timeout: float | None) -> tuple[bool, bool]:
-        """Block until a message may be there or `fd` is readable, at most `timeout` seconds.
+        """Block until a message is there or `fd` is readable, at most `timeout` seconds.
 
         `timeout` None waits without limit, 0 not at all; `fd` None waits for
-        the source alone.
+        the source alone. The source may wait less, for work of its own
+        (retries): it then reports work.
 
         Returns:
-            whether the source has a message, and whether `fd` is readable.
+            whether `step()` has work, and whether `fd` is readable.
         """
         ...
 
@@ -77,10 +77,6 @@ class MessageSource(Protocol):
             True when a message was handled, None when there is none now,
             False when the actor must stop (a handler raised a `BaseException`).
         """
-        ...
-
-    def timeout(self) -> float | None:
-        """Seconds until `step()` has work of its own (retries), or None."""
         ...
 
     def close(self) -> None:
