@@ -15,7 +15,13 @@ import transport
 from tests.transport._actors import Echo
 from transport._bridge import _callable_cached, _cast_target, _version_ok
 from transport._codec import EXT_BIGINT, EXT_DECIMAL, EXT_EXCEPTION, EXT_TUPLE, default_codec
-from transport._protocol import ProtocolError, decode_request, decode_response_fields
+from transport._protocol import (
+    Kind,
+    ProtocolError,
+    decode_plain,
+    decode_request,
+    decode_response_fields,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -132,6 +138,27 @@ bodies = st.one_of(
 def test_decoding_anything_yields_a_request_or_a_protocol_error(body: bytes) -> None:
     for decode in (decode_request, decode_response_fields):
         assert len(refusal(decode, body) or "") < 500  # any other exception fails the test
+
+
+@settings(max_examples=400)
+@given(bodies)
+def test_the_fast_decoder_accepts_exactly_the_plain_calls_and_casts(body: bytes) -> None:
+    plain = decode_plain(default_codec, body)
+    try:
+        req = decode_request(default_codec, body)
+    except ProtocolError:
+        assert plain is None
+        return
+    if req.kind not in (Kind.CALL, Kind.CAST) or len(default_codec.decode(body)) > 11:
+        assert plain is None  # described, got, set, or with fields it ignores: the full path
+        return
+    assert plain is not None
+    assert (plain[3], plain[4], tuple(plain[5]), plain[6], plain[7]) == (
+        req.actor, req.method, req.args, req.kwargs, req.version
+    )
+    assert (plain[8] or {}) == req.context
+    assert (plain[2] if req.kind is Kind.CALL else 0) == req.msg_id
+    assert [*plain[9:], None, None][:2] == [req.ttl, req.sent]
 
 
 @pytest.fixture

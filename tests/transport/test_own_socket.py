@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextvars
+import logging
 import threading
 from typing import TYPE_CHECKING, Any
 
@@ -246,3 +248,155 @@ def test_unexpose_stop_and_restart_close_the_socket() -> None:
     finally:
         bridge.stop()  # terminates the context: it would hang on an open socket
         ref.stop()
+
+
+# -- the inline path: what it must do exactly as the mailbox's general path does ----------
+
+_MARK: contextvars.ContextVar[str] = contextvars.ContextVar("own_socket_test_mark", default="")
+
+
+class Inline(Manager):
+    """Reports what a handler sees; fails and dies on request."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(host="inline-test", **kwargs)
+        self.threads: set[int] = set()
+        self.log: list[str] = []
+
+    def seen(self, tag: str) -> tuple[str | None, str, Any]:
+        """The request context's id and tag, and the mark a previous handler may have left."""
+        self.threads.add(threading.get_ident())
+        ctx = transport.current_context()
+        before = _MARK.get()
+        _MARK.set(tag)  # must not leak into the next message
+        return None if ctx is None else ctx.request_id, before, None if ctx is None else ctx.get(
+            "tag"
+        )
+
+    def note(self, text: str) -> None:
+        self.log.append(text)
+
+    def notes(self) -> list[str]:
+        return list(self.log)
+
+    def fail(self, message: str) -> None:
+        raise ValueError(message)
+
+    def die(self) -> None:
+        raise SystemExit(3)
+
+
+class Recording:
+    """A mailbox probe that records what it ran, then runs it as the loop would."""
+
+    def __init__(self) -> None:
+        self.ran: list[tuple[str, str]] = []
+
+    def run(self, handle: Any, message: Any, reply_to: Any, context: Any) -> Any:
+        self.ran.append((type(message).__name__, getattr(reply_to, "message_kind", "local")))
+        return handle(message) if context is None else context.run(handle, message)
+
+    def failed(self) -> None:
+        self.ran.append(("failed", ""))
+
+    def task_ran(self, name: str, *, failed: bool) -> None:  # pragma: no cover - no tasks
+        pass
+
+
+@pytest.fixture
+def inline() -> Iterator[tuple[transport.Bridge, Any, Any]]:
+    heard: list[BaseException | None] = []
+    told = threading.Event()
+
+    def supervisor(actor: Any, failure: BaseException | None) -> None:
+        heard.append(failure)
+        told.set()
+
+    ref = Inline.start(supervisor=supervisor)
+    bridge = transport.Bridge("tcp://127.0.0.1:*", own_sockets=True)
+    bridge.expose("inline", ref)
+    with bridge, transport.connect(bridge.endpoint_of("inline"), timeout=TIMEOUT) as conn:
+        yield bridge, ref, (conn.proxy("inline"), heard, told)
+    if ref.is_alive():
+        ref.stop()
+
+
+def test_each_remote_call_runs_in_its_own_context_with_its_request_context(
+    inline: tuple[transport.Bridge, Any, Any],
+) -> None:
+    bridge, ref, (proxy, _, _) = inline
+    for i in range(5):
+        with transport.use_context(transport.RequestContext(f"req-{i}", tag=i)):
+            assert proxy.seen(f"t{i}").get() == (f"req-{i}", "", i)  # nothing leaked
+    proxy.seen.defer("cast")  # a cast too: its mark stays in its own context
+    assert proxy.seen("last").get()[1] == ""
+    assert ref.proxy().seen("local").get(timeout=TIMEOUT)[1] == ""
+    assert bridge.stats()["accepted.inline"] == 7
+
+
+def test_errors_are_replies_and_failing_casts_are_logged_once_then_counted(
+    inline: tuple[transport.Bridge, Any, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    bridge, _, (proxy, _, _) = inline
+    with pytest.raises(ValueError, match="boom"):
+        proxy.fail("boom").get()
+    with caplog.at_level(logging.ERROR, logger="transport.bridge"):
+        for i in range(20):
+            proxy.fail.defer(f"cast {i}")
+        assert proxy.seen("after").get()[1] == ""  # still serving, in order after the casts
+    assert bridge.stats()["cast_failed"] == 20
+    logged = [r for r in caplog.records if "raised" in r.getMessage()]
+    assert len(logged) == 1  # the first at once, with its traceback; the rest in a summary
+    assert logged[0].exc_info is not None
+    assert bridge.stats()["mailbox.inline"] == 0  # every request finished, failures too
+
+
+def test_a_base_exception_answers_the_call_stops_the_actor_and_tells_its_supervisor(
+    inline: tuple[transport.Bridge, Any, Any],
+) -> None:
+    bridge, ref, (proxy, heard, told) = inline
+    with pytest.raises(transport.RemoteError, match="SystemExit"):  # not an Exception: no rebuild
+        proxy.die().get()
+    assert told.wait(TIMEOUT)
+    assert isinstance(heard[0], SystemExit)
+    assert ref.actor_stopped.wait(TIMEOUT)
+    own = bridge._own[ref.actor_urn]
+    assert own.closed.wait(TIMEOUT)  # its thread closed the socket on the way out
+
+
+def test_a_probe_set_mid_run_sees_every_remote_request_then_the_inline_path_resumes(
+    inline: tuple[transport.Bridge, Any, Any],
+) -> None:
+    _, ref, (proxy, _, _) = inline
+    assert proxy.seen("before").get()[1] == ""
+    probe = Recording()
+    ref.proxy().mailbox_probe = probe  # a local message, in order with the rest
+    with transport.use_context(transport.RequestContext("req-probed", tag="p")):
+        assert proxy.seen("probed").get() == ("req-probed", "", "p")
+    proxy.note.defer("cast")
+    with pytest.raises(ValueError, match="x"):
+        proxy.fail("x").get()
+    ran = list(probe.ran)
+    assert ("ContextProxyCall", "call") in ran
+    assert ("ContextProxyCall", "cast") in ran
+    assert ("failed", "") in ran
+    ref.proxy().mailbox_probe = None
+    count = len(probe.ran)
+    assert proxy.notes().get() == ["cast"]
+    assert len(probe.ran) == count  # unset: nothing more went through it
+
+
+def test_local_and_remote_messages_to_a_busy_actor_interleave_and_keep_each_order(
+    inline: tuple[transport.Bridge, Any, Any],
+) -> None:
+    _, ref, (proxy, _, _) = inline
+    local = ref.proxy()
+    for i in range(50):
+        proxy.note.defer(f"r{i}")
+        local.note.defer(f"l{i}")
+    notes = proxy.notes().get()
+    assert local.notes().get(timeout=TIMEOUT) == notes
+    assert [n for n in notes if n[0] == "r"] == [f"r{i}" for i in range(50)]
+    assert [n for n in notes if n[0] == "l"] == [f"l{i}" for i in range(50)]
+    assert ref.proxy().seen("x").get(timeout=TIMEOUT) is not None
+    assert len(ref.proxy().threads.get(timeout=TIMEOUT)) == 1
