@@ -54,6 +54,7 @@ import transport
 from actors._clock import DEFAULT_CLOCK, Clock
 from actors._config import ConfigError, CurveSpec, NodeConfig, ServiceSpec
 from actors._dependencies import CONTEXT, check_service, provide
+from actors._descriptors import ensure_descriptors, needed_descriptors
 from actors._discovery import Directory, RemotePublisher
 from actors._logjson import JsonFormatter
 from actors._metrics import ManagerProbe, MetricsServer, NodeCollector
@@ -139,6 +140,7 @@ class Node:
         """
         cfg = self.config
         manager_classes = self.check()  # before anything starts: a bad option starts nothing
+        ensure_descriptors(needed_descriptors(len(cfg.services), own_sockets=cfg.own_sockets))
         self.db = Database(cfg.database_url)
         bridge_keys: dict[str, Any] = {}
         if cfg.curve is not None:

@@ -122,31 +122,32 @@ def test_node_serves_and_is_found_through_the_services_table(
     process, db_url, _ = node
     directory = Directory(Database(db_url), service_down_time=5, timeout=10)
     rows = directory.services()
-    assert {(r.topic, r.host, r.endpoint, r.rpc_version) for r in rows} == {
-        ("recorder", "node-a", process.endpoint, "1.2"),
-        ("other", "node-a", process.endpoint, "1.2"),
+    assert {(r.topic, r.host, r.rpc_version) for r in rows} == {
+        ("recorder", "node-a", "1.2"),
+        ("other", "node-a", "1.2"),
     }
+    # By default each manager is called on its own socket, on the node's host
+    # (transport/_direct.py), not on the bridge's shared endpoint.
+    endpoints = {r.endpoint or "" for r in rows}
+    assert len(endpoints) == 2
+    assert process.endpoint not in endpoints
+    host = process.endpoint.rpartition(":")[0]
+    assert {e.rpartition(":")[0] for e in endpoints} == {host}
     # the first heartbeat comes after report_interval (1 s): wait for the row to turn up
     assert wait_until(lambda: len(directory.services("recorder", up_only=True)) == 1)
     assert directory.proxy("recorder", host="node-a").ping().get(timeout=10) == "pong from node-a"
     directory.close()
 
 
-def test_with_own_sockets_each_row_names_its_managers_own_endpoint(tmp_path: Path) -> None:
+def test_without_own_sockets_every_row_names_the_bridges_endpoint(tmp_path: Path) -> None:
     db_url = f"sqlite:///{tmp_path / 'cluster.sqlite3'}"
     config = write_config(tmp_path, "node-a", db_url)
-    config.write_text("own_sockets = true\n" + config.read_text())
+    config.write_text("own_sockets = false\n" + config.read_text())
     process = NodeProcess(config)
     try:
         directory = Directory(Database(db_url), service_down_time=5, timeout=10)
         assert wait_until(lambda: len(directory.services(up_only=True)) == 2)
-        rows = directory.services()
-        # Each manager is called on its own socket, on the node's host (transport/_direct.py).
-        endpoints = {r.endpoint or "" for r in rows}
-        assert len(endpoints) == 2
-        assert process.endpoint not in endpoints
-        host = process.endpoint.rpartition(":")[0]
-        assert {e.rpartition(":")[0] for e in endpoints} == {host}
+        assert {r.endpoint for r in directory.services()} == {process.endpoint}
         proxy = directory.proxy("recorder", host="node-a")
         assert proxy.ping().get(timeout=10) == "pong from node-a"
         directory.close()
