@@ -25,7 +25,7 @@ import logging
 import math
 import threading
 from time import monotonic
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import pykka
 import zmq
@@ -41,13 +41,16 @@ from transport._bridge import (
     _ReplyFuture,
     _version_ok,
 )
-from transport._context import RequestContext, run_context
+from transport._context import RequestContext, current_context, run_context, wire_run_context
 from transport._flow import Backlog, MailboxView
 from transport._protocol import PROTOCOL_VERSION, Kind, decode_plain
 from transport._pykka import Envelope
 from transport._ratelog import RefusalLog
 from transport._stats import BridgeTraffic
 from transport._transit import TransitClock
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 __all__ = ["ActorSocket", "own_endpoint"]
 
@@ -256,14 +259,13 @@ class ActorSocket(Bridge):
                 return self._general(frames)
         except zmq.Again:
             return False
-        body = frame.buffer
         traffic = self.traffic  # only the actor's thread writes it
         traffic.messages_in += 1
-        traffic.bytes_in += len(body)
+        traffic.bytes_in += len(frame)
         view = self.view
         if view.accepted - view.finished >= view.limit:  # full: refused the bridge's way
             return self._general([zmq.Frame(peer), frame], counted=True)
-        msg = decode_plain(self._codec, body)
+        msg = decode_plain(self._codec, frame)  # a Frame is a buffer: no copy
         if msg is None:
             return self._general([zmq.Frame(peer), frame], counted=True)
         name, method, version = msg[3], msg[4], msg[7]
@@ -323,22 +325,22 @@ class ActorSocket(Bridge):
         if deadline is not None and monotonic() >= deadline:
             self._future(item, _request_id(context)).expired()
             return True
-        rc = RequestContext.from_wire({} if context is None else context)
+        run = wire_run_context(context).run
         view = self.view
         try:
-            result = run_context(rc).run(getattr(actor, method), *args, **kwargs)
+            result = run(getattr(actor, method), *args, **kwargs)
         except Exception as exc:  # noqa: BLE001 - the caller gets it, as from _dispatch
             view.finished += 1
             if peer is None:
                 self._cast_failures.note(  # a flood of failing casts logs one line each interval
-                    "cast_failed", "cast %s.%s [%s] raised", item[2], method, rc.request_id,
+                    "cast_failed", "cast %s.%s [%s] raised", item[2], method, _id_in(run),
                     level=logging.ERROR, exc_info=exc,
                 )  # fmt: skip
             else:
                 self._send_exception([peer], msg_id, exc)
             return True
         except BaseException:  # noqa: BLE001  (stops the actor, as _dispatch does)
-            return bool(actor._stop_on_failure(self._future(item, rc.request_id)))
+            return bool(actor._stop_on_failure(self._future(item, _id_in(run))))
         view.finished += 1  # only this (the actor's) thread writes it
         if peer is not None:
             self._reply(peer, msg_id, result)
@@ -424,6 +426,12 @@ class ActorSocket(Bridge):
         backlog = self._backlog
         if backlog.holds(routing[0]) or self._try_send(sock, routing, body) is False:
             backlog.add(routing, body, refusal=refusal)
+
+
+def _id_in(run: Callable[..., Any]) -> str:
+    """The request id current in a context, given its `run`."""
+    rc = run(current_context)
+    return "" if rc is None else str(rc.request_id)
 
 
 def _request_id(context: dict[str, Any] | None) -> str:

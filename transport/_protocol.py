@@ -300,8 +300,8 @@ def decode_request(codec: Codec, body: bytes | memoryview) -> Request:
     )
 
 
-def decode_plain(codec: Codec, body: bytes | memoryview) -> list[Any] | None:
-    """Decode a plain call or cast body, or say it needs `decode_request` (None).
+def decode_plain(codec: Codec, body: Any) -> list[Any] | None:
+    """Decode a plain call or cast body (any buffer), or say it needs `decode_request` (None).
 
     The server's fast path (transport/_direct.py): one unpack and the same
     checks as `decode_request`, without building a `Request`. It returns the
@@ -319,22 +319,22 @@ def decode_plain(codec: Codec, body: bytes | memoryview) -> list[Any] | None:
         msg = codec.decode(body)
     except Exception:  # noqa: BLE001 - decode_request names the failure
         return None
+    # `__class__ is int` before any comparison: a received value may not compare.
     if msg.__class__ is not list:
         return None
     size = len(msg)
     if size < _REQUEST_FIELDS or size > _REQUEST_FIELDS + 2:
         return None
     version, kind, msg_id, actor, method, args, kwargs, rpc_version, context = msg[:9]
-    # `__class__ is int` first: a received value may not compare (a signalling NaN).
-    if version.__class__ is not int or version != PROTOCOL_VERSION or kind.__class__ is not int:
-        return None
-    if kind == 1:
-        if msg_id.__class__ is not int or not 0 <= msg_id <= MAX_MSG_ID:
-            return None
-    elif kind != _CAST:
-        return None
     if (
-        actor.__class__ is not str
+        version.__class__ is not int
+        or version != PROTOCOL_VERSION
+        or kind.__class__ is not int
+        or (
+            kind != _CAST
+            and (kind != 1 or msg_id.__class__ is not int or not 0 <= msg_id <= MAX_MSG_ID)
+        )
+        or actor.__class__ is not str
         or not 0 < len(actor) <= MAX_NAME_LENGTH
         or method.__class__ is not str
         or not 0 < len(method) <= MAX_NAME_LENGTH
@@ -342,7 +342,18 @@ def decode_plain(codec: Codec, body: bytes | memoryview) -> list[Any] | None:
         or kwargs.__class__ is not dict
         or (kwargs and not _str_keys(kwargs))
         or (rpc_version is not None and rpc_version.__class__ is not str)
-        or (context is not None and (context.__class__ is not dict or not _str_keys(context)))
+        or (
+            context is not None
+            and (
+                context.__class__ is not dict
+                # a request id alone (the common context) has string keys
+                or (
+                    context
+                    and not (len(context) == 1 and "request_id" in context)
+                    and not _str_keys(context)
+                )
+            )
+        )
     ):
         return None
     if size > _REQUEST_FIELDS:
