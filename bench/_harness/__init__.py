@@ -65,6 +65,7 @@ from bench._harness._timing import (
     pct,
     pipelined,
     rate,
+    rate_of,
     ratio,
     timed_calls,
 )
@@ -93,6 +94,7 @@ __all__ = [
     "print_table",
     "pyplot",
     "rate",
+    "rate_of",
     "ratio",
     "read_json",
     "require_matplotlib",

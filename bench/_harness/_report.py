@@ -299,6 +299,7 @@ class Output:
     benchmark: str
     options: argparse.Namespace
     rows: list[Row] = field(default_factory=list)
+    titles: list[str] = field(default_factory=list)
     started: float = field(default_factory=time.monotonic)
 
     def __post_init__(self) -> None:
@@ -326,6 +327,7 @@ class Output:
         columns, cells = rows_table(rows)
         self.table(title, columns, cells, **kwargs)
         self.rows.extend(rows)
+        self.titles.append(title)
         return all_met(rows)
 
     def finish(self, results: Any, *, title: str | None = None) -> dict[str, Any] | None:
@@ -334,7 +336,8 @@ class Output:
         if getattr(self.options, "plot", None) and self.rows:
             from bench._harness._plot import plot_rows  # noqa: PLC0415
 
-            plot_rows(self.options.plot, title or self.benchmark, self.rows)
+            heading = title or "\n".join([self.benchmark, *self.titles])
+            plot_rows(self.options.plot, heading, self.rows)
         if getattr(self.options, "json", None):
             public = {
                 k: v for k, v in vars(self.options).items()

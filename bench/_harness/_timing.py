@@ -51,6 +51,13 @@ def in_rounds(issue: Callable[[], T], finish: Callable[[T], object], n: int, siz
     return n / (time.perf_counter() - start)
 
 
+def rate_of(n: int, run: Callable[[], object]) -> float:
+    """`n` divided by the seconds `run()` takes (it does `n` of something)."""
+    start = time.perf_counter()
+    run()
+    return n / (time.perf_counter() - start)
+
+
 def rate(seconds: float, step: Callable[[], int]) -> float:
     """Run `step()` (which returns how many it did) for `seconds`; return the rate per second."""
     start = time.perf_counter()
