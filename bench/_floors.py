@@ -37,7 +37,7 @@ def request(payload: Any, *more: Any, seq: int = 0, method: str = "echo", kind: 
 
 def serve(patterns: tuple[str, ...] = PATTERNS) -> None:
     """Serve `patterns`, each on its own socket and thread; print their endpoints, one line."""
-    ctx = zmq.Context.instance()
+    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
     endpoints: list[str] = []
 
     def bound(kind: int) -> zmq.Socket[bytes]:
@@ -85,14 +85,14 @@ def serve(patterns: tuple[str, ...] = PATTERNS) -> None:
 
 
 class Floors:
-    """This process's sockets to a `serve` of every pattern, and the floors' loops."""
+    """This process's sockets to a `serve` (its line: endpoints in `PATTERNS` order), and loops."""
 
     def __init__(self, line: str, *, timeout: float = 30.0) -> None:
         ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
         self.req, self.dealer, self.push, self.back = (
             ctx.socket(t) for t in (zmq.REQ, zmq.DEALER, zmq.PUSH, zmq.PULL)
         )
-        for sock, endpoint in zip(self.sockets, line.split(), strict=True):
+        for sock, endpoint in zip(self.sockets, line.split(), strict=False):
             sock.setsockopt(zmq.LINGER, 0)
             sock.setsockopt(zmq.RCVTIMEO, int(timeout * 1000))  # recv() raises, never hangs
             sock.connect(endpoint)
@@ -130,7 +130,7 @@ class Floors:
         count = msgpack.unpackb(self.back.recv())
         assert count == n, (count, n)
 
-    def close(self) -> None:
-        """Close the sockets at once."""
+    def close(self, linger: int = 0) -> None:
+        """Close the sockets (at once, by default)."""
         for sock in self.sockets:
-            sock.close(linger=0)
+            sock.close(linger=linger)

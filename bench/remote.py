@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import functools
 import queue
 import statistics
 from typing import Any
@@ -81,14 +82,19 @@ def serve_bridge(own: bool) -> None:
 # -- our loops (the floors' are `bench._floors.Floors`) -----------------------------------
 
 
+def bridge_call(proxy: transport.RemoteProxy[Any], payload: Any) -> Any:
+    """One call of ``echo(payload)``."""
+    return proxy.echo(payload).get()
+
+
 def bridge_seq(proxy: transport.RemoteProxy[Any], payload: Any, n: int) -> list[float]:
     """`n` sequential calls of ``echo(payload)``; seconds each."""
-    return h.timed_calls(lambda: proxy.echo(payload).get(), n)
+    return h.timed_calls(functools.partial(bridge_call, proxy, payload), n)
 
 
 def bridge_pipelined(proxy: transport.RemoteProxy[Any], payload: Any, n: int) -> float:
     """`n` calls of ``echo(payload)``, `WINDOW` in flight; per second."""
-    return h.pipelined(lambda: proxy.echo(payload), lambda f: f.get(), n, WINDOW)
+    return h.pipelined(lambda: proxy.echo(payload), transport.RemoteFuture.get, n, WINDOW)
 
 
 def bridge_casts(proxy: transport.RemoteProxy[Any], payload: Any, n: int) -> float:
@@ -124,8 +130,8 @@ def run(quick: bool, sockets: str = "own") -> dict[str, dict[str, float]]:
             for _ in range(reps):
                 for label, payload, n in (("small", SMALL, n_seq), ("64KiB", LARGE, n_large)):
                     lat = h.interleaved(
-                        {"raw": lambda p=payload: floors.call(p),
-                         "ours": lambda p=payload: proxy.echo(p).get()},
+                        {"raw": functools.partial(floors.call, payload),
+                         "ours": functools.partial(bridge_call, proxy, payload)},
                         n, SEQ_BLOCK, SEQ_WARM,
                     )  # fmt: skip
                     for q, name in ((0.5, "p50"), (0.99, "p99")):

@@ -99,10 +99,14 @@ class Row:
     target: Target | None = None
     figure: float | None = None
     note: str = ""
+    subject: str | None = None
+    """The series the target is about (default: the first that is not the floor)."""
 
     @property
     def ours(self) -> str:
-        """The first series that is not the floor."""
+        """The series the target is about."""
+        if self.subject is not None:
+            return self.subject
         return next(name for name in self.values if name != self.floor)
 
     def ratios(self) -> dict[str, float]:
@@ -144,6 +148,7 @@ class Row:
             "checked": self.checked if self.target is not None else None,
             "met": self.met,
             "note": self.note,
+            "subject": self.ours,
         }  # fmt: skip
 
     @classmethod
@@ -160,6 +165,7 @@ class Row:
             ),
             figure=data.get("figure"),
             note=data.get("note", ""),
+            subject=data.get("subject"),
         )  # fmt: skip
 
 
