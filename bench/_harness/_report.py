@@ -210,8 +210,10 @@ def rows_table(rows: Sequence[Row]) -> tuple[list[str], list[list[str]]]:
         if any(row.floor == floor and name in row.values for row in rows)
     ]  # fmt: skip
     targets = any(row.target is not None for row in rows)
+    notes = any(row.note for row in rows)
     columns = ["measure", *series, *(f"{name}/{floor}" for name, floor in ratio_names)]
     columns += ["target", "ok"] if targets else []
+    columns += ["note"] if notes else []
     cells = []
     for row in rows:
         ratios = row.ratios()
@@ -229,6 +231,8 @@ def rows_table(rows: Sequence[Row]) -> tuple[list[str], list[list[str]]]:
             else:
                 shown = "" if row.figure is None else f"{row.target.show(row.figure)} "
                 line += [f"{shown}{row.target}", "yes" if row.met else "NO"]
+        if notes:
+            line.append(row.note)
         cells.append(line)
     return columns, cells
 
