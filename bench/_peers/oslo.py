@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import oslo_messaging  # type: ignore[import-untyped,import-not-found,unused-ignore]
 from oslo_config import cfg  # type: ignore[import-not-found,unused-ignore]
 
-from bench._peers.common import LARGE, Client, spawn_server, stop, timed_casts, until_stdin_closes
+from bench._peers.common import LARGE, Client, spawn_server, timed_casts, until_stdin_closes
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
@@ -135,7 +135,7 @@ class OsloClient(Client):
 @contextlib.contextmanager
 def open_client(kind: str, options: dict[str, Any]) -> Iterator[Client]:
     """Start the RPC server in a child process on the broker at ``options["url"]``."""
-    proc, _ = spawn_server("oslo", options["url"])
+    server = spawn_server("oslo", options["url"])
     client = None
     try:
         client = OsloClient(options["url"])
@@ -143,4 +143,4 @@ def open_client(kind: str, options: dict[str, Any]) -> Iterator[Client]:
     finally:
         if client is not None:
             client.close()
-        stop(proc)
+        server.stop()

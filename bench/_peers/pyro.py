@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import Pyro5.api  # type: ignore[import-untyped]
 import serpent  # type: ignore[import-untyped]
 
-from bench._peers.common import Client, spawn_server, stop, timed_casts, until_stdin_closes
+from bench._peers.common import Client, spawn_server, timed_casts, until_stdin_closes
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
@@ -160,7 +160,8 @@ class PyroClient(Client):
 @contextlib.contextmanager
 def open_client(kind: str, options: dict[str, Any]) -> Iterator[Client]:
     """Start the daemon in a child process; connect with the kind's serializer."""
-    proc, uri = spawn_server("pyro")
+    server = spawn_server("pyro")
+    uri = server.line
     client = None
     try:
         client = PyroClient(uri, kind.removeprefix("pyro-"))
@@ -168,4 +169,4 @@ def open_client(kind: str, options: dict[str, Any]) -> Iterator[Client]:
     finally:
         if client is not None:
             client.close()
-        stop(proc)
+        server.stop()

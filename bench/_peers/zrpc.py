@@ -20,7 +20,6 @@ from bench._peers.common import (
     Service,
     free_port,
     spawn_server,
-    stop,
     timed_casts,
     until_stdin_closes,
 )
@@ -85,7 +84,8 @@ class ZerorpcClient(Client):
 @contextlib.contextmanager
 def open_client(kind: str, options: dict[str, Any]) -> Iterator[Client]:
     """Start the zerorpc server in a child process and connect to it."""
-    proc, ports = spawn_server("zerorpc")
+    server = spawn_server("zerorpc")
+    ports = server.line
     client = None
     try:
         client = ZerorpcClient(ports.split())
@@ -93,4 +93,4 @@ def open_client(kind: str, options: dict[str, Any]) -> Iterator[Client]:
     finally:
         if client is not None:
             client.close()
-        stop(proc)
+        server.stop()
