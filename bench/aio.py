@@ -201,26 +201,29 @@ async def run_async(
     return samples
 
 
-FLOORS = {"seq p50": "seq p50 raw (us)", "pipelined": "pipelined raw (msg/s)",
-          "lag p99": "lag p99 idle (ms)"}  # fmt: skip
-"""Measure prefix -> its floor (raw zmq.asyncio, or the ticker's lag on an idle loop)."""
-
-
 def rows(results: dict[str, float]) -> list[h.Row]:
-    """Each prefix's figures beside its floor; the concurrent awaits on their own."""
-    out = []
-    for key, value in results.items():
-        floor_key = next((f for prefix, f in FLOORS.items() if key.startswith(prefix)), None)
-        measure, unit = key.removesuffix(")").rsplit(" (", 1)
-        if floor_key == key:
-            continue
-        values = {measure: value}
-        floor = None
-        if floor_key is not None:
-            floor = floor_key.removesuffix(")").rsplit(" (", 1)[0]
-            values[floor] = results[floor_key]
-        out.append(h.Row(measure, values, unit=unit, floor=floor))
-    return out
+    """A row per measure: ``transport.aio`` and the threaded client, beside the floor."""
+
+    def row(measure: str, unit: str, floor: str | None, **keys: str) -> h.Row:
+        values = {name: results[key] for name, key in keys.items()}
+        return h.Row(measure, values, unit=unit, floor=floor)
+
+    concurrent = next(k.split(" concurrent")[0] for k in results if "concurrent" in k)
+    return [
+        row("sequential call p50", "us", "raw zmq.asyncio", aio="seq p50 aio (us)",
+            **{"threaded+await": "seq p50 threaded+await (us)",
+               "raw zmq.asyncio": "seq p50 raw (us)"}),
+        row("pipelined calls", "msg/s", "raw zmq.asyncio", aio="pipelined aio (msg/s)",
+            **{"threaded+await": "pipelined threaded+await (msg/s)",
+               "raw zmq.asyncio": "pipelined raw (msg/s)"}),
+        row(f"{concurrent} concurrent awaits", "s", None,
+            aio=f"{concurrent} concurrent aio (s)",
+            **{"threaded+await": f"{concurrent} concurrent threaded+await (s)"}),
+        row("10 ms ticker's lag p99, 100 calls waiting", "ms", "idle loop",
+            aio="lag p99 100 in flight, aio (ms)",
+            **{"threaded+await": "lag p99 100 in flight, threaded+await (ms)",
+               "idle loop": "lag p99 idle (ms)"}),
+    ]  # fmt: skip
 
 
 def main() -> None:

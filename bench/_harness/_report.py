@@ -204,14 +204,14 @@ def rows_table(rows: Sequence[Row]) -> tuple[list[str], list[list[str]]]:
     """The columns and cells of `rows`: each series, each ratio to the floor, target, ok."""
     series = list(dict.fromkeys(name for row in rows for name in row.values))
     floors = list(dict.fromkeys(row.floor for row in rows if row.floor is not None))
-    ratio_names = [(name, floor) for floor in floors for name in series if name != floor]
-    ratio_names = [
-        (name, floor) for name, floor in ratio_names
-        if any(row.floor == floor and name in row.values for row in rows)
+    compared = [
+        name for name in series
+        if any(row.floor not in (None, name) and name in row.values for row in rows)
     ]  # fmt: skip
+    floor_name = floors[0] if len(floors) == 1 else "floor"
     targets = any(row.target is not None for row in rows)
     notes = any(row.note for row in rows)
-    columns = ["measure", *series, *(f"{name}/{floor}" for name, floor in ratio_names)]
+    columns = ["measure", *series, *(f"{name}/{floor_name}" for name in compared)]
     columns += ["target", "ok"] if targets else []
     columns += ["note"] if notes else []
     cells = []
@@ -221,10 +221,9 @@ def rows_table(rows: Sequence[Row]) -> tuple[list[str], list[list[str]]]:
         line = [row.measure + (f" ({row.unit})" if row.unit else "")]
         line += [show(row.values[name]) if name in row.values else "-" for name in series]
         line += [
-            show(ratios[name], style if name == row.ours else "x")
-            if row.floor == floor and name in ratios else "-"
-            for name, floor in ratio_names
-        ]  # fmt: skip
+            show(ratios[name], style if name == row.ours else "x") if name in ratios else "-"
+            for name in compared
+        ]
         if targets:
             if row.target is None:
                 line += ["", ""]
