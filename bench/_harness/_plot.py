@@ -6,7 +6,6 @@ stops the run before it starts, with one line saying so.
 
 from __future__ import annotations
 
-import importlib.util
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -19,8 +18,10 @@ MISSING = "--plot needs matplotlib: pip install -e '.[bench]'"
 
 def require_matplotlib() -> None:
     """Exit with one line unless matplotlib can be imported."""
-    if importlib.util.find_spec("matplotlib") is None:
-        raise SystemExit(MISSING)
+    try:
+        import matplotlib  # noqa: F401, PLC0415
+    except ImportError:
+        raise SystemExit(MISSING) from None
 
 
 def pyplot() -> Any:

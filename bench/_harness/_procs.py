@@ -134,9 +134,11 @@ def spawn(
     Raises:
         RuntimeError: it exited or printed nothing in time (it is stopped).
     """
+    # ``-m`` puts the working directory first on the path, ahead of PYTHONPATH.
+    cwd = ROOT if tree is None else Path(tree).resolve()
     proc = subprocess.Popen(
         [*wrapper, sys.executable, "-m", module, *args],
-        cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=_environ(tree, env),
+        cwd=cwd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=_environ(tree, env),
     )  # fmt: skip
     server = Server(proc, " ".join([module, *args]))
     try:
@@ -193,11 +195,12 @@ def run_module(module: str, *args: str, timeout: float) -> Finished:
         try:
             out, _ = proc.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
-            out, timed_out = "", True
+            timed_out = True
         finally:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(10)
+        if timed_out:
+            out, _ = proc.communicate(timeout=10)  # what it printed before it was killed
         err.seek(0)
         return Finished(None if timed_out else proc.returncode, out, err.read(), timed_out)
 
