@@ -80,7 +80,7 @@ def client(kind: str, endpoint: str) -> None:
             msgpack.unpackb(floors.req.recv())
 
     elif kind == "pyro":
-        import Pyro5.api  # type: ignore[import-untyped,unused-ignore]  # noqa: PLC0415
+        import Pyro5.api  # type: ignore[import-untyped,import-not-found,unused-ignore]  # noqa: PLC0415
 
         pyro = Pyro5.api.Proxy(endpoint)
         pyro._pyroSerializer = "msgpack"
@@ -229,7 +229,7 @@ def latency(kinds: list[str], rounds: int, block: int = 250) -> dict[str, dict[s
                     closers.append(floors)
                     calls[kind] = lambda floors=floors: floors.call(SMALL)
                 elif kind == "pyro":
-                    import Pyro5.api  # type: ignore[import-untyped,unused-ignore]  # noqa: PLC0415
+                    import Pyro5.api  # type: ignore[import-untyped,import-not-found,unused-ignore]  # noqa: PLC0415
 
                     pyro = Pyro5.api.Proxy(server.line)
                     pyro._pyroSerializer = "msgpack"

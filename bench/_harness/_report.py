@@ -148,7 +148,8 @@ class Row:
             "checked": self.checked if self.target is not None else None,
             "met": self.met,
             "note": self.note,
-            "subject": self.ours,
+            "subject": self.subject,
+            "ours": self.ours,
         }  # fmt: skip
 
     @classmethod

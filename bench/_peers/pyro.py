@@ -21,8 +21,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
-import Pyro5.api  # type: ignore[import-untyped]
-import serpent  # type: ignore[import-untyped]
+import Pyro5.api  # type: ignore[import-untyped,import-not-found,unused-ignore]
+import serpent  # type: ignore[import-untyped,import-not-found,unused-ignore]
 
 from bench._peers.common import Client, spawn_server, timed_casts, until_stdin_closes
 

@@ -12,8 +12,8 @@ import contextlib
 import time
 from typing import TYPE_CHECKING, Any
 
-import gevent  # type: ignore[import-untyped]
-import zerorpc  # type: ignore[import-untyped]
+import gevent  # type: ignore[import-untyped,import-not-found,unused-ignore]
+import zerorpc  # type: ignore[import-untyped,import-not-found,unused-ignore]
 
 from bench._peers.common import (
     Client,

@@ -4,11 +4,12 @@
 - ``silent``: leave with status 3, printing nothing.
 - ``stubborn``: print ``ready``, ignore SIGTERM and stdin's end; wait forever.
 - ``group``: start a grandchild that waits forever, print its PID, wait forever.
-- ``env``: print the ``actors`` package's directory and ``$BENCH_TEST``.
+- ``env``: print where ``actors`` would be imported from and ``$BENCH_TEST``; wait for EOF.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import signal
 import subprocess
@@ -34,9 +35,9 @@ def main(role: str) -> None:
         print(grandchild.pid, flush=True)
         threading.Event().wait()
     elif role == "env":
-        import actors  # noqa: PLC0415
-
-        print(os.path.dirname(actors.__file__), os.environ.get("BENCH_TEST", ""), flush=True)
+        spec = importlib.util.find_spec("actors")  # where, without importing it
+        origin = os.path.dirname(spec.origin or "") if spec else ""
+        print(origin, os.environ.get("BENCH_TEST", ""), flush=True)
         sys.stdin.read()
 
 

@@ -42,21 +42,15 @@ def test_a_child_that_prints_nothing_is_an_error_and_is_not_left_behind() -> Non
         h.spawn(CHILD, "silent", start_timeout=30)
 
 
-def test_stop_escalates_to_sigkill_for_a_child_that_ignores_stdin_and_sigterm() -> None:
-    server = h.spawn(CHILD, "stubborn")
+def test_readline_times_out_and_stop_escalates_to_sigkill() -> None:
+    server = h.spawn(CHILD, "stubborn")  # ignores its stdin's end and SIGTERM
+    with pytest.raises(RuntimeError, match="no answer"):
+        server.readline(timeout=0.2)
     started = time.monotonic()
-    server.stop(grace=0.5)
+    server.stop(grace=0.3)
     assert server.proc.returncode == -9  # SIGKILL, after stdin's end and SIGTERM were ignored
     assert time.monotonic() - started < 5
     assert _dead(server.pid)
-
-
-def test_readline_times_out_instead_of_hanging() -> None:
-    with h.spawn(CHILD, "stubborn") as server:
-        server.extra["stop_grace"] = 0.5
-        with pytest.raises(RuntimeError, match="no answer"):
-            server.readline(timeout=0.2)
-        server.stop(grace=0.5)
 
 
 def test_servers_starts_several_and_stops_them_all() -> None:
