@@ -23,12 +23,12 @@ from typing import Any
 from actors import Manager, ManualClock, Service, TimerActor, periodic_task
 from actors.db import Database
 from actors.testing import Simulation
-from tests.testing._systems import Sender, Store
 
 try:
     from bench import _harness as h
 except ModuleNotFoundError:  # run as a file: the package is not on the path
     raise SystemExit("run it as: python -m bench.sim") from None
+from tests.testing._systems import Sender, Store
 
 
 def sim_4x100() -> tuple[float, int]:

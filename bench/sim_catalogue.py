@@ -22,14 +22,13 @@ from hypothesis import Phase, given, seed, settings
 
 from actors import Manager, ManualClock, TimerActor
 from actors.testing import Schedule, Simulation, schedules
-from tests.testing._demo import check_invariant, run_demo
-from tests.testing.catalogue import BUGS, Bug
 
 try:
     from bench import _harness as h
 except ModuleNotFoundError:  # run as a file: the package is not on the path
     raise SystemExit("run it as: python -m bench.sim_catalogue") from None
-
+from tests.testing._demo import check_invariant, run_demo
+from tests.testing.catalogue import BUGS, Bug
 
 COLUMNS = ["bug", "examples median / worst", "found in", "shrunk trace lines (3 seeds)",
            "simulator time", "real threads, same time"]  # fmt: skip

@@ -16,12 +16,12 @@ import random
 import time
 
 from actors.testing import Simulation
-from tests.testing.test_fidelity import Client, Ledger
 
 try:
     from bench import _harness as h
 except ModuleNotFoundError:  # run as a file: the package is not on the path
     raise SystemExit("run it as: python -m bench.sim_fidelity") from None
+from tests.testing.test_fidelity import Client, Ledger
 
 OPS = ("call", "call_later", "cast")
 
