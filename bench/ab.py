@@ -95,17 +95,16 @@ def measure(tree: Any, seconds: float) -> dict[str, float]:
 
 def main() -> None:
     """Parse the arguments; serve, or run the A/B."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = h.parser(__doc__)
     parser.add_argument("--base", default="HEAD", help="the git revision to compare against")
     parser.add_argument("--rounds", type=int, default=4, help="alternating rounds per tree")
     parser.add_argument("--seconds", type=float, default=2.0, help="length of each rate measure")
-    h.output_options(parser)
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    out = h.Output.parse(parser, "bench.ab")
+    args = out.options
     if args.serve:
         serve()
         return
-    out = h.Output("bench.ab", args)
     results: dict[str, list[dict[str, float]]] = {"base": [], "this tree": []}
     with h.revision_tree(args.base) as base:
         trees = {"base": base, "this tree": None}

@@ -227,15 +227,14 @@ def rows(results: dict[str, float]) -> list[h.Row]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = h.parser(__doc__)
     parser.add_argument("--quick", action="store_true", help="fewer messages and repetitions")
-    h.output_options(parser)
     parser.add_argument("--serve", choices=["waiters"], help=argparse.SUPPRESS)
-    options = parser.parse_args()
+    out = h.Output.parse(parser, "bench.aio")
+    options = out.options
     if options.serve == "waiters":
         serve_waiters()
         return
-    out = h.Output("bench.aio", options)
     with h.servers(
         ["bench.remote", "--serve", "bridge"], ["bench.remote", "--serve", "raw"],
         ["bench.aio", "--serve", "waiters"],

@@ -13,7 +13,6 @@ Run: ``python -m bench.core`` (``--quick`` for a CI-size run; ``--json FILE``, `
 
 from __future__ import annotations
 
-import argparse
 import gc
 import queue
 import statistics
@@ -157,11 +156,10 @@ def bench_timer(managers: int, repeats: int) -> dict[str, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = h.parser(__doc__)
     parser.add_argument("--quick", action="store_true", help="a CI-size run")
-    h.output_options(parser)
-    args = parser.parse_args()
-    out = h.Output("bench.core", args)
+    out = h.Output.parse(parser, "bench.core")
+    args = out.options
     calls, repeats = (2_000, 5) if args.quick else (10_000, 9)
     call = bench_calls(calls, repeats)
     timer = bench_timer(1_000, 5 if args.quick else 9)

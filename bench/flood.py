@@ -260,23 +260,22 @@ def rows(runs: list[dict[str, Any]]) -> list[h.Row]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = h.parser(__doc__, plot=False)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--before", default=DEFAULT_BEFORE,
                         help="git revision of the 'before' server, or 'unbounded'")  # fmt: skip
-    h.output_options(parser, plot=False)
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--unbounded", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--flood", nargs=2, help=argparse.SUPPRESS)
-    options = parser.parse_args()
+    out = h.Output.parse(parser, "bench.flood")
+    options = out.options
     if options.serve:
         serve(options.unbounded)
         return
     if options.flood:
         flood(options.flood[0], float(options.flood[1]))
         return
-    out = h.Output("bench.flood", options)
     runs = []
     with contextlib.ExitStack() as stack:
         tree = None if options.before == "unbounded" else stack.enter_context(

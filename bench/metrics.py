@@ -35,9 +35,15 @@ try:
 except ModuleNotFoundError:  # run as a file: the package is not on the path
     raise SystemExit("run it as: python -m bench.metrics") from None
 import transport
-from actors import Manager
 from actors._metrics import ManagerProbe
-from bench.remote import SEQ_WARM, SMALL, bridge_casts, bridge_pipelined, bridge_seq
+from bench.remote import (
+    SEQ_WARM,
+    SMALL,
+    ManagedSink,
+    bridge_casts,
+    bridge_pipelined,
+    bridge_seq,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -46,23 +52,12 @@ MODES = ("on", "off", "off2")  # off2: a second manager without a probe, the A/A
 MANAGERS = ("m0", "m1", "m2")  # each takes every role in turn
 
 
-class SinkManager(Manager):
-    """The served manager: echo, count casts."""
+class SinkManager(ManagedSink):
+    """The served manager: `bench.remote`'s sink (echo, count casts), with a probe to turn on."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.count = 0
         self.probe: Any = NopProbe() if os.environ.get("BENCH_NOP") else ManagerProbe()
-
-    def echo(self, value: Any) -> Any:
-        return value
-
-    def sink(self, value: Any, seq: int) -> None:
-        self.count += 1
-
-    def take_count(self) -> int:
-        count, self.count = self.count, 0
-        return count
 
     def cpu(self) -> float:
         """The server process's CPU seconds so far (all threads)."""
@@ -179,15 +174,14 @@ def rows(results: dict[str, dict[str, float]]) -> list[h.Row]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = h.parser(__doc__)
     parser.add_argument("--quick", action="store_true", help="fewer messages and repetitions")
-    h.output_options(parser)
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
-    options = parser.parse_args()
+    out = h.Output.parse(parser, "bench.metrics")
+    options = out.options
     if options.serve:
         serve()
         return
-    out = h.Output("bench.metrics", options)
     results = run(options.quick)
     out.compare("metrics on vs off: remote benchmark, tcp loopback, medians", rows(results))
     out.finish(results)

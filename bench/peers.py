@@ -37,7 +37,6 @@ A system that is not installed or cannot start gets a row saying why.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import importlib.metadata
 import json
@@ -273,20 +272,17 @@ def report(results: dict[str, Any], out: h.Output) -> bool:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = h.parser(__doc__, full=True)
     parser.add_argument("--quick", action="store_true", help="CI size: fewer, shorter runs")
     parser.add_argument(
         "--only", metavar="KIND,...", help=f"measure only these of {','.join(SYSTEMS)}"
     )
-    h.output_options(parser)
-    options = parser.parse_args()
+    out = h.Output.parse(parser, "bench.peers")
+    options = out.options
     kinds = list(SYSTEMS) if not options.only else options.only.split(",")
     unknown = set(kinds) - set(SYSTEMS)
     if unknown:
         parser.error(f"unknown kinds: {', '.join(sorted(unknown))}")
-    out = h.Output("bench.peers", options)
     log = Console(stderr=True)
     started = time.monotonic()
     results = run(kinds, options.quick, log)

@@ -253,24 +253,23 @@ def latency(kinds: list[str], rounds: int, block: int = 250) -> dict[str, dict[s
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = h.parser(__doc__)
     parser.add_argument("--calls", type=int, default=2000, help="calls per counted window")
     parser.add_argument("--servers", default=",".join(SERVERS), help="pairings, comma-separated")
     parser.add_argument("--callgrind", action="store_true", help="count instructions too (slow)")
     parser.add_argument(
         "--latency", type=int, metavar="ROUNDS", help="also time sequential calls, interleaved"
     )
-    h.output_options(parser)
     parser.add_argument("--serve", help=argparse.SUPPRESS)
     parser.add_argument("--client", nargs=2, help=argparse.SUPPRESS)
-    options = parser.parse_args()
+    out = h.Output.parse(parser, "bench.percall")
+    options = out.options
     if options.serve:
         serve(options.serve)
         return
     if options.client:
         client(*options.client)
         return
-    out = h.Output("bench.percall", options)
     kinds = options.servers.split(",")
     results: dict[str, Any] = {}
     if options.latency:

@@ -68,8 +68,8 @@ class ManagedSink(Manager, Sink):
 
     MAILBOX_LIMIT = 100_000
 
-    def __init__(self) -> None:
-        Manager.__init__(self, host="bench")
+    def __init__(self, **kwargs: Any) -> None:
+        Manager.__init__(self, **{"host": "bench", **kwargs})
         self.count = 0
 
 
@@ -183,22 +183,21 @@ def rows(results: dict[str, dict[str, float]]) -> list[h.Row]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = h.parser(__doc__)
     parser.add_argument("--quick", action="store_true", help="fewer messages and repetitions")
     parser.add_argument(
         "--sockets", choices=["own", "shared"], default="own",
         help="the manager's own socket (as a node serves it) or the bridge's shared one",
     )  # fmt: skip
-    h.output_options(parser)
     parser.add_argument("--serve", choices=["bridge", "own", "raw"], help=argparse.SUPPRESS)
-    options = parser.parse_args()
+    out = h.Output.parse(parser, "bench.remote")
+    options = out.options
     if options.serve == "raw":
         _floors.serve()
         return
     if options.serve:
         serve_bridge(options.serve == "own")
         return
-    out = h.Output("bench.remote", options)
     results = run(options.quick, options.sockets)
     out.compare(
         f"transport bridge ({options.sockets} socket) vs raw pyzmq (tcp loopback, medians)",

@@ -37,7 +37,6 @@ points of a curve are measured in turn within each repetition, so machine noise
 
 from __future__ import annotations
 
-import argparse
 import collections
 import contextlib
 import json
@@ -597,12 +596,11 @@ def plot(results: dict[str, Any], path: str) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = h.parser(__doc__)
     parser.add_argument("--quick", action="store_true", help="about a minute in all")
     parser.add_argument("--only", nargs="+", choices=CURVES, help="run only these curves")
-    h.output_options(parser)
-    options = parser.parse_args()
-    out = h.Output("bench.scaling", options)
+    out = h.Output.parse(parser, "bench.scaling")
+    options = out.options
     runners = {
         "connections": curve_connections,
         "actors": curve_actors,

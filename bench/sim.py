@@ -14,7 +14,6 @@ Medians over repetitions; the machine is shared, so expect noise.
 
 from __future__ import annotations
 
-import argparse
 import tempfile
 import time
 from pathlib import Path
@@ -116,11 +115,10 @@ def threads_hour() -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = h.parser(__doc__)
     parser.add_argument("--quick", action="store_true", help="fewer repetitions")
-    h.output_options(parser)
-    args = parser.parse_args()
-    out = h.Output("bench.sim", args)
+    out = h.Output.parse(parser, "bench.sim")
+    args = out.options
     repeats = 3 if args.quick else 7
     steps = sim_4x100()[1]
     sim_s, _ = h.median_of(repeats, lambda: sim_4x100()[0])

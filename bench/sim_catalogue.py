@@ -12,7 +12,6 @@ fail in the same wall time.
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import time
 from typing import Any
@@ -120,13 +119,12 @@ def real_thread_finds(bug: Bug, seconds: float) -> tuple[int, int] | None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = h.parser(__doc__, plot=False)
     parser.add_argument("--seeds", type=int, default=20, help="hypothesis seeds per bug")
     parser.add_argument("--max-examples", type=int, default=1000, help="examples per seed")
     parser.add_argument("--demo", type=int, default=0, help="faulty schedules of the demo")
-    h.output_options(parser, plot=False)
-    args = parser.parse_args()
-    out = h.Output("bench.sim_catalogue", args)
+    out = h.Output.parse(parser, "bench.sim_catalogue")
+    args = out.options
     rows = []
     for bug in BUGS:
         start = time.perf_counter()

@@ -11,7 +11,6 @@ every call saw all of its sender's earlier messages applied.
 
 from __future__ import annotations
 
-import argparse
 import random
 import time
 
@@ -50,11 +49,10 @@ def one(seed: int) -> int:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = h.parser(__doc__, plot=False)
     parser.add_argument("--schedules", type=int, default=10_000, help="how many schedules")
-    h.output_options(parser, plot=False)
-    args = parser.parse_args()
-    out = h.Output("bench.sim_fidelity", args)
+    out = h.Output.parse(parser, "bench.sim_fidelity")
+    args = out.options
     start = time.perf_counter()
     steps = sum(one(n) for n in range(args.schedules))
     spent = time.perf_counter() - start

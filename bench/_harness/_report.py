@@ -240,6 +240,20 @@ def rows_table(rows: Sequence[Row]) -> tuple[list[str], list[list[str]]]:
 # -- the command line and its outputs ---------------------------------------------------------
 
 
+def parser(doc: str | None, *, plot: bool = True, full: bool = False) -> argparse.ArgumentParser:
+    """A benchmark's argument parser: its docstring (first line, or all with `full`), outputs."""
+    import argparse  # noqa: PLC0415
+
+    if full:
+        made = argparse.ArgumentParser(
+            description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
+        )
+    else:
+        made = argparse.ArgumentParser(description=(doc or "").strip().splitlines()[0])
+    output_options(made, plot=plot)
+    return made
+
+
 def output_options(parser: argparse.ArgumentParser, *, plot: bool = True) -> None:
     """Add ``--json FILE`` (``-``: stdout) and, with `plot`, ``--plot FILE.png``."""
     parser.add_argument("--json", metavar="FILE", help="write the results as JSON (- for stdout)")
@@ -311,6 +325,11 @@ class Output:
     rows: list[Row] = field(default_factory=list)
     titles: list[str] = field(default_factory=list)
     started: float = field(default_factory=time.monotonic)
+
+    @classmethod
+    def parse(cls, parser: argparse.ArgumentParser, benchmark: str) -> Output:
+        """Parse the command line; the run's outputs (its options are ``.options``)."""
+        return cls(benchmark, parser.parse_args())
 
     def __post_init__(self) -> None:
         if getattr(self.options, "plot", None):
