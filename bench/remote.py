@@ -63,7 +63,7 @@ class ManagedSink(Manager, Sink):
     """`Sink` as a node serves it: an `actors.Manager`, so it can own its socket.
 
     Its mailbox bound is above the casts a run sends at once: a run measures
-    throughput, and a bound reached drops casts (flow control, bench/flood.py).
+    throughput, and a bound reached drops casts (flow control, bench.flood).
     """
 
     MAILBOX_LIMIT = 100_000

@@ -14,10 +14,11 @@ from bench._harness import stop_process as stop
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from concurrent.futures import Executor
 
 __all__ = [
     "COUNT_TIMEOUT", "LARGE", "MEASURES", "SMALL_CAST", "START_TIMEOUT", "Client", "Service",
-    "Unavailable", "free_port", "measure", "spawn_server", "stop", "timed_casts",
+    "Unavailable", "free_port", "measure", "shared_out", "spawn_server", "stop", "timed_casts",
     "until_stdin_closes",
 ]  # fmt: skip
 
@@ -115,11 +116,24 @@ def timed_casts(client: Client, cast: Callable[[Any], object], large: bool, n: i
     """Cast ``cast(payload)`` n times, wait until the counter shows them all; the rate."""
     payload = client.payload(large)
     base = client.counted()
-    t = time.perf_counter()
-    for _ in range(n):
-        cast(payload)
-    client.wait_count(base + n)
-    return n / (time.perf_counter() - t)
+
+    def run() -> None:
+        for _ in range(n):
+            cast(payload)
+        client.wait_count(base + n)
+
+    return h.rate_of(n, run)
+
+
+def shared_out(pool: Executor, threads: int, work: Callable[[int], object], n: int) -> float:
+    """`n` operations shared among `threads` threads of `pool` (each `work(share)`); per second."""
+    shares = [n // threads + (i < n % threads) for i in range(threads)]
+
+    def run() -> None:
+        for future in [pool.submit(work, share) for share in shares]:
+            future.result()
+
+    return h.rate_of(n, run)
 
 
 class Service:

@@ -22,7 +22,14 @@ from typing import TYPE_CHECKING, Any
 import oslo_messaging  # type: ignore[import-untyped,import-not-found,unused-ignore]
 from oslo_config import cfg  # type: ignore[import-not-found,unused-ignore]
 
-from bench._peers.common import LARGE, Client, spawn_server, timed_casts, until_stdin_closes
+from bench._peers.common import (
+    LARGE,
+    Client,
+    shared_out,
+    spawn_server,
+    timed_casts,
+    until_stdin_closes,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
@@ -117,11 +124,7 @@ class OsloClient(Client):
             self.call(large)
 
     def pipelined(self, large: bool, n: int) -> float:
-        shares = [n // THREADS + (i < n % THREADS) for i in range(THREADS)]
-        t = time.perf_counter()
-        for future in [self.pool.submit(self._calls, large, share) for share in shares]:
-            future.result()
-        return n / (time.perf_counter() - t)
+        return shared_out(self.pool, THREADS, lambda share: self._calls(large, share), n)
 
     def casts(self, large: bool, n: int) -> float:
         cast = self.client.cast
