@@ -1,13 +1,16 @@
 """The one benchmark harness: child processes, timed loops, medians, targets, tables, JSON, plots.
 
-Every benchmark spawns its servers with `spawn` (a module run as ``python -m``,
+A benchmark's ``main`` builds its command line with `parser` (its docstring,
+``--json FILE``, ``--plot FILE.png``) and parses it with `Output.parse`. It
+spawns its servers with `spawn` or `servers` (a module run as ``python -m``,
 printing one line, its endpoint, then serving until its stdin closes: in the
-server, `serve_until_stdin_closes` or `serve_exposed`), and stops each by its
-PID. It times its loops with `timed_calls`, `interleaved`, `pipelined`,
-`in_rounds` and `rate`, reduces them with `median_of`, `medians`, `pct` and
-`ratio`, and reports `Row`s (ours beside the floor measured in the same run,
-with a `Target`) through `Output`: a rich table, ``--json FILE`` in one schema
-for every benchmark, ``--plot FILE.png``.
+server, `serve_until_stdin_closes` or `serve_exposed`; another revision's
+runtime through `revision_tree`), runs measuring children with `run_module`,
+and stops each child by its PID. It times its loops with `timed_calls`,
+`interleaved`, `pipelined`, `in_rounds`, `rate` and `rate_of`, reduces them with
+`median_of`, `medians`, `pct` and `ratio`, and reports `Row`s (ours beside the
+floor measured in the same run, with a `Target`) through `Output`: a rich
+table, JSON in one schema (`SCHEMA`) for every benchmark, bars.
 
 The noise-free side: per call, the system calls (``strace -f -c`` attached for
 a window of calls: `strace_window`), voluntary and involuntary context
@@ -50,7 +53,6 @@ from bench._harness._report import (
     Row,
     Target,
     all_met,
-    output_options,
     parser,
     print_table,
     read_json,
@@ -87,7 +89,6 @@ __all__ = [
     "interleaved",
     "median_of",
     "medians",
-    "output_options",
     "parse_strace_summary",
     "parser",
     "pct",

@@ -17,7 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -53,7 +53,6 @@ class Server:
     name: str
     line: str = ""
     """Its first line (a server's endpoint)."""
-    extra: dict[str, Any] = field(default_factory=dict)
     _buffer: bytes = b""
 
     @property
