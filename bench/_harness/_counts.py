@@ -82,7 +82,7 @@ def strace_window(pid: int) -> Iterator[dict[str, int]]:
 
 def callgrind_wrapper(out: str) -> list[str]:
     """The command prefix that runs a server under callgrind, collecting nothing until zeroed."""
-    return ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", "--dump-instr=no"]
+    return ["valgrind", "-q", "--tool=callgrind", f"--callgrind-out-file={out}", "--dump-instr=no"]
 
 
 @contextlib.contextmanager
