@@ -74,48 +74,35 @@ def serve_waiters() -> None:
 
 
 async def raw_seq(sock: zmq.asyncio.Socket, n: int) -> list[float]:
-    lat = []
-    for i in range(n):
-        t = time.perf_counter()
-        await sock.send(request(SMALL, seq=i))
+    async def call() -> None:
+        await sock.send(request(SMALL))
         msgpack.unpackb(await sock.recv())
-        lat.append(time.perf_counter() - t)
-    return lat
+
+    return await h.timed_awaits(call, n)
 
 
 async def raw_pipelined(sock: zmq.asyncio.Socket, n: int) -> float:
-    t = time.perf_counter()
-    sent = 0
-    for _ in range(min(WINDOW, n)):
-        await sock.send(request(SMALL, seq=sent))
-        sent += 1
-    for _ in range(n):
+    async def issue() -> None:
+        await sock.send(request(SMALL))
+
+    async def finish(_: None) -> None:
         msgpack.unpackb(await sock.recv())
-        if sent < n:
-            await sock.send(request(SMALL, seq=sent))
-            sent += 1
-    return n / (time.perf_counter() - t)
+
+    return await h.pipelined_awaits(issue, finish, n, WINDOW)
 
 
 async def ours_seq(proxy: Any, n: int) -> list[float]:
-    lat = []
-    for _ in range(n):
-        t = time.perf_counter()
-        await proxy.echo(SMALL)
-        lat.append(time.perf_counter() - t)
-    return lat
+    return await h.timed_awaits(lambda: proxy.echo(SMALL), n)
 
 
 async def ours_pipelined(proxy: Any, n: int) -> float:
-    t = time.perf_counter()
-    window: collections.deque[Any] = collections.deque()
-    for _ in range(n):
-        if len(window) >= WINDOW:
-            await window.popleft()
-        window.append(proxy.echo(SMALL))
-    for future in window:
+    async def issue() -> Any:
+        return proxy.echo(SMALL)  # in flight; awaited by `finish`
+
+    async def finish(future: Any) -> None:
         await future
-    return n / (time.perf_counter() - t)
+
+    return await h.pipelined_awaits(issue, finish, n, WINDOW)
 
 
 async def concurrent(proxy: Any, n: int) -> float:

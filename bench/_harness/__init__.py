@@ -7,7 +7,8 @@ printing one line, its endpoint, then serving until its stdin closes: in the
 server, `serve_until_stdin_closes` or `serve_exposed`; another revision's
 runtime through `revision_tree`), runs measuring children with `run_module`,
 and stops each child by its PID. It times its loops with `timed_calls`,
-`interleaved`, `pipelined`, `in_rounds`, `rate` and `rate_of`, reduces them with
+`interleaved`, `pipelined`, `in_rounds`, `rate` and `rate_of` (for asyncio,
+`timed_awaits` and `pipelined_awaits`), reduces them with
 `median_of`, `medians`, `pct` and `ratio`, and reports `Row`s (ours beside the
 floor measured in the same run, with a `Target`) through `Output`: a rich
 table, JSON in one schema (`SCHEMA`) for every benchmark, bars.
@@ -67,9 +68,11 @@ from bench._harness._timing import (
     medians,
     pct,
     pipelined,
+    pipelined_awaits,
     rate,
     rate_of,
     ratio,
+    timed_awaits,
     timed_calls,
 )
 
@@ -93,6 +96,7 @@ __all__ = [
     "parser",
     "pct",
     "pipelined",
+    "pipelined_awaits",
     "plot_rows",
     "print_table",
     "pyplot",
@@ -114,6 +118,7 @@ __all__ = [
     "strace_window",
     "switch_delta",
     "switches",
+    "timed_awaits",
     "timed_calls",
     "write_json",
 ]

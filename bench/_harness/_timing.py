@@ -8,7 +8,7 @@ from collections import deque
 from typing import TYPE_CHECKING, TypeVar
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping, Sequence
+    from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 T = TypeVar("T")
 
@@ -38,6 +38,33 @@ def pipelined(issue: Callable[[], T], finish: Callable[[T], object], n: int, win
         flight.append(issue())
     while flight:
         finish(flight.popleft())
+    return n / (time.perf_counter() - start)
+
+
+async def timed_awaits(call: Callable[[], Awaitable[object]], n: int) -> list[float]:
+    """Await `call()` `n` times, one at a time; return each one's latency in seconds."""
+    samples = []
+    clock = time.perf_counter
+    for _ in range(n):
+        start = clock()
+        await call()
+        samples.append(clock() - start)
+    return samples
+
+
+async def pipelined_awaits(
+    issue: Callable[[], Awaitable[T]], finish: Callable[[T], Awaitable[object]], n: int,
+    window: int,
+) -> float:  # fmt: skip
+    """`pipelined` for asyncio: `issue` and `finish` are awaited; operations per second."""
+    start = time.perf_counter()
+    flight: deque[T] = deque()
+    for _ in range(n):
+        if len(flight) >= window:
+            await finish(flight.popleft())
+        flight.append(await issue())
+    while flight:
+        await finish(flight.popleft())
     return n / (time.perf_counter() - start)
 
 

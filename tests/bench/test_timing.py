@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 
 import pytest
@@ -76,3 +77,27 @@ def test_medians_quantiles_and_ratios() -> None:
     assert h.pct(values, 1.0) == 100
     assert h.ratio(3, 2) == 1.5
     assert math.isinf(h.ratio(1, 0))
+
+
+def test_the_asyncio_loops_keep_the_same_window() -> None:
+    issued: list[int] = []
+    finished: list[int] = []
+    most = [0]
+
+    async def issue() -> int:
+        issued.append(len(issued))
+        most[0] = max(most[0], len(issued) - len(finished))
+        return issued[-1]
+
+    async def finish(item: int) -> None:
+        finished.append(item)
+
+    async def main() -> tuple[float, list[float]]:
+        rate = await h.pipelined_awaits(issue, finish, 10, 4)
+        return rate, await h.timed_awaits(lambda: asyncio.sleep(0), 5)
+
+    rate, samples = asyncio.run(main())
+    assert finished == issued == list(range(10))
+    assert most[0] == 4
+    assert rate > 0
+    assert len(samples) == 5
