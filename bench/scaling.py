@@ -595,6 +595,21 @@ def plot(results: dict[str, Any], path: str) -> None:
     plt.close(fig)
 
 
+def targets(memory: list[Row]) -> list[h.Row]:
+    """The memory curve's targets at 1,000 managers, for each way of serving them."""
+    rows = []
+    for r in memory:
+        if r["managers"] != 1000:
+            continue
+        variant = r.get("variant", "shared")
+        rows.append(h.Row(f"RSS per idle manager, {variant} socket",
+                          {variant: r["kib_per_manager"]}, unit="KiB",
+                          target=h.Target("<", 100, "KiB")))  # fmt: skip
+        rows.append(h.Row(f"idle timer pass, {variant} socket", {variant: r["idle_pass_ms"]},
+                          unit="ms", target=h.Target("<", 20, "ms")))  # fmt: skip
+    return rows
+
+
 def main() -> None:
     parser = h.parser(__doc__)
     parser.add_argument("--quick", action="store_true", help="about a minute in all")
@@ -615,8 +630,10 @@ def main() -> None:
         results[name] = runners[name](options.quick)
     results["elapsed_s"] = time.monotonic() - start
     report(results, out.table)
+    if "memory" in results:
+        out.compare("targets: 1,000 idle managers", targets(results["memory"]))
     out.print(f"({'quick' if options.quick else 'full'} run: {results['elapsed_s']:.0f} s)")
-    out.finish(results)
+    out.finish(results, plot=False)  # the curves are drawn here, not as bars
     if options.plot:
         plot(results, options.plot)
 

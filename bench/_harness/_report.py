@@ -359,10 +359,12 @@ class Output:
         self.titles.append(title)
         return all_met(rows)
 
-    def finish(self, results: Any, *, title: str | None = None) -> dict[str, Any] | None:
-        """Write the JSON and draw the plot, if asked; return the JSON document written."""
+    def finish(
+        self, results: Any, *, title: str | None = None, plot: bool = True
+    ) -> dict[str, Any] | None:
+        """Write the JSON and (unless not `plot`) draw the rows, if asked; the JSON written."""
         document = None
-        if getattr(self.options, "plot", None) and self.rows:
+        if plot and getattr(self.options, "plot", None) and self.rows:
             from bench._harness._plot import plot_rows  # noqa: PLC0415
 
             heading = title or "\n".join([self.benchmark, *self.titles])
