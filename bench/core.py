@@ -48,10 +48,12 @@ class Idle(Manager):
 
 def per_call_us(proxy: Any, calls: int) -> float:
     echo = proxy.echo
-    start = time.perf_counter()
-    for i in range(calls):
-        echo(i).get()
-    return (time.perf_counter() - start) / calls * 1e6
+
+    def run() -> None:
+        for i in range(calls):
+            echo(i).get()
+
+    return 1e6 / h.rate_of(calls, run)
 
 
 def bench_calls(calls: int, repeats: int) -> dict[str, float]:
