@@ -76,7 +76,8 @@ def test_percall_counts_for_real(monkeypatch: pytest.MonkeyPatch, tmp_path: Path
         pytest.skip("strace is not installed")
     out = tmp_path / "percall.json"
     try:
-        run_main(monkeypatch, "percall", "--calls", "100", "--servers", "raw,own", "--json", str(out))
+        args = ("--calls", "100", "--servers", "raw,own", "--json", str(out))
+        run_main(monkeypatch, "percall", *args)
     except RuntimeError as exc:  # e.g. ptrace forbidden in this container
         if "strace failed to attach" not in str(exc):
             raise
