@@ -15,7 +15,9 @@ counts as importing that module, not the ``actors`` package's ``__init__``.
 from __future__ import annotations
 
 import ast
+import fnmatch
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -138,6 +140,22 @@ def test_the_core_reaches_the_mailbox_and_the_adapter() -> None:
     """The walk follows the core's own imports (so it is not checking nothing)."""
     reached = imported_modules(ROOT, "actors._manager") | imported_modules(ROOT, "actors._mailbox")
     assert {"actors._mailbox", "actors._awaitable", "_pykka_adapter"} <= reached
+
+
+def test_every_top_level_package_installs() -> None:
+    """The layers and the adapter they share are all in the distribution (not only in
+    a checkout): each is matched by pyproject's package list."""
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    find = config["tool"]["setuptools"]["packages"]["find"]
+    packages = {
+        path.parent.name
+        for path in ROOT.glob("*/__init__.py")
+        if path.parent.name not in ("tests", "bench")
+    }
+    assert {"actors", "transport", "_pykka_adapter"} <= packages
+    for package in sorted(packages):
+        assert any(fnmatch.fnmatchcase(package, pattern) for pattern in find["include"]), package
+        assert (ROOT / package / "py.typed").is_file(), package
 
 
 def _write(root: Path, files: dict[str, str]) -> None:
