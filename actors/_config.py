@@ -234,8 +234,9 @@ NODE_KEYS: tuple[Key, ...] = (
         "extra).", _database_url),
     Key("database_connect_timeout", "a number of seconds greater than 0", "``5``",
         "The longest a new database connection is waited for (PostgreSQL: libpq's "
-        "``connect_timeout``, at least 1 s, plus ``tcp_user_timeout`` and keepalives; MySQL: "
-        "``connect_timeout``). A driver option in ``database_url``'s query wins.",
+        "``connect_timeout``, which waits 2 s at least, plus ``tcp_user_timeout`` and "
+        "keepalives; MySQL: ``connect_timeout``). A driver option in ``database_url``'s "
+        "query wins.",
         _seconds(allow_zero=False)),
     Key("database_statement_timeout", "a number of seconds greater than 0", "``30``",
         "The longest one statement may take (PostgreSQL: a server-side "
