@@ -196,13 +196,11 @@ def rows(results: dict[str, dict[str, float]]) -> tuple[list[h.Row], list[h.Row]
     for group, wanted in zip(made, (names, extra), strict=True):
         for name in wanted:
             values = {k: results[k][name] for k in kinds if name in results[k]}
-            target = TARGETS.get(name) if subject in values else None
-            if target is not None and floor not in values and target.style == "x":
-                target = None
+            compared = subject in values and floor in values
             group.append(h.Row(
                 name, values, unit=_unit(name), floor=floor if floor in values else None,
-                target=target, subject=subject if subject in values else None,
-                figure=values[subject] if target and subject and target.style != "x" else None,
+                target=TARGETS.get(name) if compared else None,
+                subject=subject if subject in values else None,
             ))  # fmt: skip
     return made
 
