@@ -87,14 +87,16 @@ def serve(patterns: tuple[str, ...] = PATTERNS) -> None:
 class Floors:
     """This process's sockets to a `serve` (its line: endpoints in `PATTERNS` order), and loops."""
 
-    def __init__(self, line: str, *, timeout: float = 30.0) -> None:
+    def __init__(self, line: str, *, timeout: float | None = None) -> None:
+        """Connect to `line`'s endpoints; with `timeout` (seconds) a reply that late raises."""
         ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
         self.req, self.dealer, self.push, self.back = (
             ctx.socket(t) for t in (zmq.REQ, zmq.DEALER, zmq.PUSH, zmq.PULL)
         )
         for sock, endpoint in zip(self.sockets, line.split(), strict=False):
             sock.setsockopt(zmq.LINGER, 0)
-            sock.setsockopt(zmq.RCVTIMEO, int(timeout * 1000))  # recv() raises, never hangs
+            if timeout is not None:  # recv() raises, never hangs (the floors' loops do without)
+                sock.setsockopt(zmq.RCVTIMEO, int(timeout * 1000))
             sock.connect(endpoint)
 
     @property

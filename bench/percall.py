@@ -31,13 +31,18 @@ import argparse
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import msgpack  # type: ignore[import-untyped]
 
 try:
     from bench import _floors
     from bench import _harness as h
 except ModuleNotFoundError:  # run as a file: the package is not on the path
     raise SystemExit("run it as: python -m bench.percall") from None
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 SMALL = _floors.SMALL
 WARM = 300
@@ -67,17 +72,22 @@ def serve(kind: str) -> None:
                     line_of="sink")  # fmt: skip
 
 
+def _raw_caller(floors: _floors.Floors) -> Callable[[], None]:
+    """The floor's call: a request packed once (the floor does no encoding work), its reply."""
+    req, body = floors.req, _floors.request(SMALL)
+
+    def call() -> None:
+        req.send(body)
+        msgpack.unpackb(req.recv())
+
+    return call
+
+
 def client(kind: str, endpoint: str) -> None:
     """Call `endpoint` N times for each line N read from stdin; answer ``done``."""
+    call: Callable[[], object]
     if kind == "raw":
-        import msgpack  # type: ignore[import-untyped]  # noqa: PLC0415
-
-        floors = _floors.Floors(endpoint)
-        body = _floors.request(SMALL)  # packed once: the floor does no encoding work
-
-        def call() -> None:
-            floors.req.send(body)
-            msgpack.unpackb(floors.req.recv())
+        call = _raw_caller(_floors.Floors(endpoint))
 
     elif kind == "pyro":
         import Pyro5.api  # type: ignore[import-untyped,import-not-found,unused-ignore]  # noqa: PLC0415
@@ -225,7 +235,7 @@ def latency(kinds: list[str], rounds: int, block: int = 250) -> dict[str, dict[s
                 if kind == "raw":
                     floors = _floors.Floors(server.line)
                     closers.append(floors)
-                    calls[kind] = lambda floors=floors: floors.call(SMALL)
+                    calls[kind] = _raw_caller(floors)
                 elif kind == "pyro":
                     import Pyro5.api  # type: ignore[import-untyped,import-not-found,unused-ignore]  # noqa: PLC0415
 

@@ -131,7 +131,7 @@ def test_the_remote_loops_against_real_servers() -> None:
         ),
         transport.connect(ours.line, timeout=30) as conn,
     ):  # fmt: skip
-        floors = _floors.Floors(raw.line)
+        floors = _floors.Floors(raw.line, timeout=30)
         proxy = conn.proxy("sink")
         try:
             assert floors.call(_floors.SMALL)[5] == [_floors.SMALL]  # the request, echoed
