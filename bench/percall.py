@@ -1,7 +1,7 @@
 """What one sequential remote call costs, noise-free: ours beside the raw pyzmq loops.
 
     python -m bench.percall [--calls N] [--callgrind] [--latency ROUNDS] [--servers raw,bridge]
-                            [--json FILE] [--plot FILE.png]
+                            [--base REV] [--json FILE] [--plot FILE.png]
 
 Each pairing runs a server process and a client process; after a warm-up, a
 window of N sequential calls is counted three times: system calls per call on
@@ -20,6 +20,10 @@ by a REQ socket (the floor); ``bridge`` is `transport.Bridge` serving an
 is the same with ``own_sockets=True``: the manager's thread reads and answers
 its own socket (transport/_direct.py).
 
+``--base REV`` adds, beside each ``bridge``/``own`` pairing, the same pairing
+with server and client on git revision REV's ``actors`` and ``transport``
+(``bridge@REV``): before and after in one run.
+
 Targets (issue 14, on the last pairing, ``own`` by default): system calls
 per call within 1.2x of raw on each side; no more server threads woken per
 call than raw's (its REP thread and libzmq's I/O thread).
@@ -28,6 +32,7 @@ call than raw's (its REP thread and libzmq's I/O thread).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import tempfile
 from pathlib import Path
@@ -124,12 +129,14 @@ def _run(cli: h.Server, calls: int) -> None:
     assert answer == "done", answer
 
 
-def measure(kind: str, calls: int, *, callgrind: bool) -> dict[str, float]:
-    """Every count per call for one pairing."""
+def measure(
+    kind: str, calls: int, *, callgrind: bool, tree: Path | None = None
+) -> dict[str, float]:
+    """Every count per call for one pairing (both sides on `tree`'s runtime, if given)."""
     out: dict[str, float] = {}
     with (
-        h.spawn("bench.percall", "--serve", kind) as server,
-        h.spawn("bench.percall", "--client", kind, server.line) as cli,
+        h.spawn("bench.percall", "--serve", kind, tree=tree) as server,
+        h.spawn("bench.percall", "--client", kind, server.line, tree=tree) as cli,
     ):
         _run(cli, WARM)
         before = (h.switches(server.pid), h.switches(cli.pid))
@@ -153,10 +160,10 @@ def measure(kind: str, calls: int, *, callgrind: bool) -> dict[str, float]:
         with tempfile.TemporaryDirectory() as tmp:
             sfile, cfile = str(Path(tmp, "server.cg")), str(Path(tmp, "client.cg"))
             with h.spawn(
-                "bench.percall", "--serve", kind, wrapper=h.callgrind_wrapper(sfile)
+                "bench.percall", "--serve", kind, wrapper=h.callgrind_wrapper(sfile), tree=tree
             ) as server, h.spawn(
                 "bench.percall", "--client", kind, server.line,
-                wrapper=h.callgrind_wrapper(cfile), start_timeout=600,
+                wrapper=h.callgrind_wrapper(cfile), start_timeout=600, tree=tree,
             ) as cli:  # fmt: skip
                 _run(cli, 20)
                 with (
@@ -195,10 +202,12 @@ def _unit(name: str) -> str:
     return "threads" if "threads" in name else "syscalls/call"
 
 
-def rows(results: dict[str, dict[str, float]]) -> tuple[list[h.Row], list[h.Row]]:
-    """The main counts (with targets on the last pairing) and each system call's, as rows."""
+def rows(
+    results: dict[str, dict[str, float]], subject: str | None = None
+) -> tuple[list[h.Row], list[h.Row]]:
+    """The main counts (targets on `subject`, default the last pairing) and each system call's."""
     kinds = list(results)
-    subject = next((k for k in reversed(kinds) if k != "raw"), None)
+    subject = subject or next((k for k in reversed(kinds) if k != "raw"), None)
     floor = "raw" if "raw" in kinds and len(kinds) > 1 else None
     names = [n for n in MAIN_ROWS if any(n in r for r in results.values())]
     extra = sorted({n for r in results.values() for n in r} - set(names))
@@ -268,6 +277,10 @@ def main() -> None:
     parser.add_argument(
         "--latency", type=int, metavar="ROUNDS", help="also time sequential calls, interleaved"
     )
+    parser.add_argument(
+        "--base", metavar="REV",
+        help="also count bridge/own with both sides on this git revision's runtime (before)",
+    )  # fmt: skip
     parser.add_argument("--serve", help=argparse.SUPPRESS)
     parser.add_argument("--client", nargs=2, help=argparse.SUPPRESS)
     out = h.Output.parse(parser, "bench.percall")
@@ -289,9 +302,17 @@ def main() -> None:
             for q in ("p50", "p99")
         ])  # fmt: skip
     if options.calls:
-        counts = {kind: measure(kind, options.calls, callgrind=options.callgrind) for kind in kinds}
+        counts = {}
+        with contextlib.ExitStack() as stack:
+            base = stack.enter_context(h.revision_tree(options.base)) if options.base else None
+            for kind in kinds:
+                counts[kind] = measure(kind, options.calls, callgrind=options.callgrind)
+                if base is not None and kind in ("bridge", "own"):
+                    counts[f"{kind}@{options.base}"] = measure(
+                        kind, options.calls, callgrind=options.callgrind, tree=base
+                    )
         results["counts"] = counts
-        main_rows, extra_rows = rows(counts)
+        main_rows, extra_rows = rows(counts, next((k for k in reversed(kinds) if k != "raw"), None))
         out.compare("per sequential call: counts that do not move with load", main_rows)
         columns, cells = h.rows_table(extra_rows)
         out.table("per sequential call: each system call", columns, cells)
