@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import shutil
 import subprocess
+import threading
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
@@ -13,7 +15,6 @@ from bench import _harness as h
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
-    from pathlib import Path
 
 # ``strace -c -f`` output, as strace 6 prints it (the harness's parser reads this format).
 STRACE_SUMMARY = """\
@@ -59,9 +60,28 @@ def cat() -> Iterator[subprocess.Popen[bytes]]:
         yield proc
 
 
+def _until_asleep(pid: int) -> None:
+    """Wait (bounded) until `pid` sleeps: cat blocked in read() for the next line."""
+    stat = Path(f"/proc/{pid}/stat")
+    waiter = threading.Event()
+    for _ in range(20_000):
+        if stat.read_text().rpartition(")")[2].split()[0] == "S":
+            return
+        waiter.wait(0.0001)
+    pytest.fail(f"{pid} never blocked")
+
+
 def test_switches_counts_a_blocked_thread_woken_per_line(cat: subprocess.Popen[bytes]) -> None:
+    assert cat.stdin is not None
+    assert cat.stdout is not None
     before = h.switches(cat.pid)
-    _echo(cat, 40)
+    for _ in range(40):
+        # Write only once cat sleeps in read(): else a line can be there before it
+        # reads again, and that read does not block (CI saw 39 switches for 40 lines).
+        _until_asleep(cat.pid)
+        cat.stdin.write(b"hello\n")
+        cat.stdin.flush()
+        assert cat.stdout.readline() == b"hello\n"
     delta = h.switch_delta(before, h.switches(cat.pid))
     assert list(delta) == [cat.pid]  # cat has one thread
     voluntary, _ = delta[cat.pid]
