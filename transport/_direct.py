@@ -32,6 +32,7 @@ import zmq
 from zmq.backend import Socket as _BackendSocket
 from zmq.backend import zmq_poll
 
+from _pykka_adapter import Envelope
 from transport._bridge import (
     _REPLY_ROOTS,
     Bridge,
@@ -44,7 +45,6 @@ from transport._bridge import (
 from transport._context import RequestContext, current_context, run_context, wire_run_context
 from transport._flow import Backlog, MailboxView
 from transport._protocol import PROTOCOL_VERSION, Kind, decode_plain
-from transport._pykka import Envelope
 from transport._ratelog import RefusalLog
 from transport._stats import BridgeTraffic
 from transport._transit import TransitClock
