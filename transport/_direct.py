@@ -15,6 +15,17 @@ that holds at most the actor's mailbox bound (past it a call gets `Overloaded`
 and a cast is dropped, as on the bridge), each request stamped on arrival, so
 its time-to-live counts from when it arrived; replies to a peer that does not
 read are held in this socket's own `Backlog` and retried by the actor's thread.
+
+The inline path: a plain call or cast from a DEALER is checked here
+(`decode_plain`, cached method and version checks, the bound, the deadline)
+and kept as a `_Plain` tuple, then run by `_run_plain` on the actor's thread
+with the rules of the mailbox's ``_dispatch`` (deadline, request context,
+error reply, rate-limited cast failures, a `BaseException` stops the actor),
+and its reply sent at once. Anything else, or any request while a mailbox
+probe is set, becomes the envelope `Bridge._handle` makes, for ``_dispatch``.
+Measured per sequential call (``python -m bench.percall --callgrind``): the
+server ran about 139,000 instructions through envelopes, about 70,000 inline
+(a raw REP loop: 23,000).
 """
 
 from __future__ import annotations
@@ -65,6 +76,7 @@ _REPLY = int(Kind.REPLY)
 # and an attribute hook per send); replies go out as bytes, two frames each.
 _send_frame = _BackendSocket.send
 _RETRY_S = 0.005
+_MAX_POLL_MS = 2**31 - 1  # zmq_poll takes a C int
 _DRAIN_EVERY = 0.001  # seconds between two full reads of the socket under load
 _TTL, _SENT = 9, 10  # the optional request fields, by position
 
@@ -160,7 +172,7 @@ class ActorSocket(Bridge):
             mine = self._due()
             if mine is not None and (timeout is None or mine <= timeout):
                 timeout, due = mine, True
-        ms = -1 if timeout is None else max(0, math.ceil(timeout * 1000))
+        ms = -1 if timeout is None else min(_MAX_POLL_MS, max(0, math.ceil(timeout * 1000)))
         if sock is None:
             items: list[tuple[Any, int]] = [] if fd is None else [(fd, _POLLIN)]
             return False, bool(items and zmq_poll(items, ms))
