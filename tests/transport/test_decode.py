@@ -140,7 +140,7 @@ def test_decoding_anything_yields_a_request_or_a_protocol_error(body: bytes) -> 
         assert len(refusal(decode, body) or "") < 500  # any other exception fails the test
 
 
-@settings(max_examples=400)
+@settings(max_examples=200)
 @given(bodies)
 def test_the_fast_decoder_accepts_exactly_the_plain_calls_and_casts(body: bytes) -> None:
     plain = decode_plain(default_codec, body)
