@@ -173,7 +173,10 @@ def wire_context(actor: str = "", method: str = "") -> dict[str, Any]:
     the outgoing hook (tracing) replaces it.
     """
     ctx = _current.get()
-    wire = {"request_id": _new_request_id()} if ctx is None else ctx.to_dict()
+    if ctx is None:  # (_new_request_id inline: every message without a context comes here)
+        wire: dict[str, Any] = {"request_id": f"{_prefix}{next(_counter) & _COUNTER_MASK:012x}"}
+    else:
+        wire = ctx.to_dict()
     if _outgoing is not None:
         _outgoing(wire, actor, method)
     return wire

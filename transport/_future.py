@@ -38,15 +38,21 @@ class RemoteFuture(pykka.Future[T]):
 
     _get_hook: GetHookFunc[T] | None = None  # see set_get_hook()
     _callbacks: list[Callable[[RemoteFuture[Any]], None]] | None = None
+    # Until the call ends (class attributes: one future per call, nothing to set).
+    _done = False
+    _value: Any = None
+    _exc: BaseException | None = None
 
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        conn: Connection | None = None,
+        label: tuple[str, str, float] = ("", "", 0.0),
+        deadline: float = 0.0,
+    ) -> None:
         # No pykka.Future.__init__ here (one per call): see set_get_hook().
-        self._conn: Connection | None = None
-        self._deadline = 0.0
-        self._done = False
-        self._value: Any = None
-        self._exc: BaseException | None = None
-        self._label: tuple[str, str, float] = ("", "", 0.0)  # actor, method, sent at
+        self._conn = conn
+        self._label = label  # actor, method, sent at
+        self._deadline = deadline
 
     def __repr__(self) -> str:
         state = "done" if self._done else "pending"

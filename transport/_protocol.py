@@ -40,6 +40,7 @@ __all__ = [
     "encode_reply",
     "encode_request",
     "parse_version",
+    "request_body",
     "version_is_compatible",
 ]
 
@@ -121,6 +122,10 @@ class ProtocolError(ValueError):
         self.msg_id = msg_id
 
 
+_ENCODED_ROOTS = ("version", "kind", "msg_id", "actor", "method", "args", "kwargs",
+                  "rpc_version", "context", "ttl", "sent")  # fmt: skip
+
+
 def encode_request(
     codec: Codec,
     *,
@@ -150,37 +155,45 @@ def encode_request(
     Returns:
         the body frame.
     """
-    body = [
-        PROTOCOL_VERSION,
-        int(kind),
-        msg_id,
-        actor,
-        method,
-        list(args),
-        kwargs,
-        version,
-        context,
-    ]
-    if ttl is not None or sent is not None:
-        body.append(None if ttl is None else min(max(int(ttl), 0), MAX_TTL_MS))
-    if sent is not None:
-        body.append(min(max(int(sent), 0), MAX_SENT_MS))
-    return codec.encode(
-        body,
-        roots=(
-            "version",
-            "kind",
-            "msg_id",
-            "actor",
-            "method",
-            "args",
-            "kwargs",
-            "rpc_version",
-            "context",
-            "ttl",
-            "sent",
-        ),
+    return request_body(
+        codec, kind, msg_id, actor, method, args, kwargs, version, context, ttl, sent
     )
+
+
+def request_body(  # noqa: PLR0917 - the client's hot path: positional, one frame
+    codec: Codec,
+    kind: int,
+    msg_id: int,
+    actor: str,
+    method: str,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    version: str | None,
+    context: dict[str, Any],
+    ttl: int | None,
+    sent: int | None,
+) -> bytes:
+    """`encode_request` with positional arguments (what the clients call per message)."""
+    if type(kind) is not int:
+        kind = int(kind)  # msgpack's strict types would send an IntEnum through its hook
+    if sent is None:
+        if ttl is None:
+            body = [PROTOCOL_VERSION, kind, msg_id, actor, method, list(args), kwargs, version,
+                    context]  # fmt: skip
+        else:
+            body = [PROTOCOL_VERSION, kind, msg_id, actor, method, list(args), kwargs, version,
+                    context, _clamp(ttl, MAX_TTL_MS)]  # fmt: skip
+    else:
+        body = [PROTOCOL_VERSION, kind, msg_id, actor, method, list(args), kwargs, version,
+                context, None if ttl is None else _clamp(ttl, MAX_TTL_MS),
+                _clamp(sent, MAX_SENT_MS)]  # fmt: skip
+    return codec.encode(body, roots=_ENCODED_ROOTS)
+
+
+def _clamp(value: int, top: int) -> int:
+    if type(value) is int and 0 <= value <= top:  # the common case: no conversion
+        return value
+    return min(max(int(value), 0), top)
 
 
 def encode_reply(codec: Codec, msg_id: int, result: Any) -> bytes:
