@@ -176,24 +176,19 @@ def request_body(  # noqa: PLR0917 - the client's hot path: positional, one fram
     """`encode_request` with positional arguments (what the clients call per message)."""
     if type(kind) is not int:
         kind = int(kind)  # msgpack's strict types would send an IntEnum through its hook
-    if sent is None:
-        if ttl is None:
-            body = [PROTOCOL_VERSION, kind, msg_id, actor, method, list(args), kwargs, version,
-                    context]  # fmt: skip
-        else:
-            body = [PROTOCOL_VERSION, kind, msg_id, actor, method, list(args), kwargs, version,
-                    context, _clamp(ttl, MAX_TTL_MS)]  # fmt: skip
-    else:
-        body = [PROTOCOL_VERSION, kind, msg_id, actor, method, list(args), kwargs, version,
-                context, None if ttl is None else _clamp(ttl, MAX_TTL_MS),
-                _clamp(sent, MAX_SENT_MS)]  # fmt: skip
+    body = [PROTOCOL_VERSION, kind, msg_id, actor, method, list(args), kwargs, version, context]
+    if sent is not None:  # a call: both, in range (a clamp only when not: no call per message)
+        body += (
+            ttl if type(ttl) is int and 0 <= ttl <= MAX_TTL_MS else _clamp(ttl, MAX_TTL_MS),
+            sent if type(sent) is int and 0 <= sent <= MAX_SENT_MS else _clamp(sent, MAX_SENT_MS),
+        )
+    elif ttl is not None:
+        body.append(_clamp(ttl, MAX_TTL_MS))
     return codec.encode(body, roots=_ENCODED_ROOTS)
 
 
-def _clamp(value: int, top: int) -> int:
-    if type(value) is int and 0 <= value <= top:  # the common case: no conversion
-        return value
-    return min(max(int(value), 0), top)
+def _clamp(value: int | None, top: int) -> int | None:
+    return None if value is None else min(max(int(value), 0), top)
 
 
 def encode_reply(codec: Codec, msg_id: int, result: Any) -> bytes:
