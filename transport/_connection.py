@@ -80,6 +80,10 @@ _LEAN_SLICE = _LEAN_SLICE_MS / 1000
 _LEAN_OFF_AFTER_CONTENTION = 1.0
 _CALL = int(Kind.CALL)
 _CAST = int(Kind.CAST)
+# `zmq.Socket.send` is the backend's send behind a Python layer that only adds
+# draft sockets' routing_id/group; the backend's own (public: zmq.backend.Socket)
+# saves ~2.4k instructions per message.
+_send_frame: Callable[[zmq.Socket[bytes], bytes, int], None] = zmq.backend.Socket.send
 
 
 def _in_event_loop() -> bool:
@@ -316,7 +320,7 @@ class Connection:
                 if self._closed:
                     raise ConnectionClosed(f"connection to {self.endpoint} closed")
                 try:
-                    sock.send(body, _NOBLOCK)
+                    _send_frame(sock, body, _NOBLOCK)
                     sent = True
                 except zmq.Again:
                     sent = False

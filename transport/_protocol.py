@@ -327,6 +327,17 @@ def decode_response_fields(codec: Codec, body: bytes) -> tuple[int, bool, list[A
         msg = codec.decode(body)
     except Exception as exc:  # noqa: BLE001
         raise ProtocolError(f"undecodable body: {brief(exc)}") from None
+    if type(msg) is list and len(msg) == 4:  # a reply, most likely: checked in one go
+        version, kind, msg_id, result = msg
+        if (
+            type(version) is int
+            and version == PROTOCOL_VERSION
+            and type(kind) is int
+            and kind == _REPLY
+            and type(msg_id) is int
+            and 0 <= msg_id <= MAX_MSG_ID
+        ):
+            return msg_id, True, [result]
     if (
         type(msg) is not list
         or len(msg) < 4
