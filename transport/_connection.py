@@ -14,7 +14,9 @@ and no other thread using the connection lately, receives on the socket
 itself, blocking inside ZeroMQ for at most `_LEAN_SLICE_MS` with the socket
 lock held: what a REQ socket does, with its system calls (no readiness check
 before sleeping, no second `poll`). A call slower than that, or any sign of
-another thread, goes the general way.
+another thread, goes the general way (and so do the calls after a slow one,
+until a call is answered within the slice again: a timed-out receive costs
+more than it saves).
 """
 
 from __future__ import annotations
@@ -183,6 +185,7 @@ class Connection:
         self._empty_at = 0.0
         self._closed = False
         self._contended_at = -_LEAN_OFF_AFTER_CONTENTION  # when a thread found the socket busy
+        self._lean_ok = True  # False after a lean wait ran out, until a call is fast again
         self._waker = Waker()
         self._poller = select.poll()
         self._poller.register(cast("int", sock.getsockopt(zmq.FD)), select.POLLIN)
@@ -438,7 +441,8 @@ class Connection:
                         continue
                     self._leader = True
                     lean = (
-                        len(self._pending) == 1
+                        self._lean_ok
+                        and len(self._pending) == 1
                         and not self._watching
                         and limit - now > _LEAN_SLICE
                         and now - self._contended_at > _LEAN_OFF_AFTER_CONTENTION
@@ -460,6 +464,8 @@ class Connection:
                     handed_over = self._lean(future)
                 if not handed_over:
                     self._lead(future, limit)
+                    if not self._lean_ok and time.monotonic() - future._label[2] < _LEAN_SLICE:
+                        self._lean_ok = True  # answered within a slice: lean waits pay again
             finally:
                 if not handed_over:
                     with state:
@@ -486,7 +492,8 @@ class Connection:
             if self._closed:
                 return False
             body = self._sock.recv()
-        except zmq.Again:  # nothing within the slice: a slow call, the general way
+        except zmq.Again:  # nothing within the slice: a slow call, the general way...
+            self._lean_ok = False  # ...and the next ones too, until one is fast again
             return False
         finally:
             lock.release()
@@ -519,7 +526,11 @@ class Connection:
         sock = self._sock
         events: Callable[[int], int] = sock.getsockopt  # type: ignore[assignment]
         bodies: list[bytes] = []
-        with self._lock:
+        lock = self._lock
+        if not lock.acquire(False):  # (held by a lean wait, maybe: no more of them a while)
+            self._contended_at = time.monotonic()
+            lock.acquire()
+        try:
             if self._closed:
                 return
             try:
@@ -531,6 +542,8 @@ class Connection:
                 self._empty_at = time.monotonic()
             if self._polling:  # reading may have consumed the FD's edge
                 wake_if_input(sock, self._waker)
+        finally:
+            lock.release()
         if bodies:
             self._dispatch(bodies)
 
