@@ -15,7 +15,7 @@ import pykka
 if TYPE_CHECKING:
     from collections.abc import Callable, Generator
 
-    from transport._pykka import GetHookFunc, OptExcInfo
+    from _pykka_adapter import GetHookFunc, OptExcInfo
 
 __all__ = ["AwaitableFuture"]
 

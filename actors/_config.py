@@ -26,9 +26,12 @@ import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NoReturn, cast
+from typing import TYPE_CHECKING, Any, NoReturn, cast
 
 from transport import DEFAULT_MAILBOX_LIMIT
+
+if TYPE_CHECKING:
+    from actors.db import Database
 
 __all__ = [
     "CONFIG_ENV",
@@ -81,6 +84,10 @@ def _seconds(*, allow_zero: bool) -> Callable[[Any], float]:
         return float(value)
 
     return check
+
+
+def _optional_seconds(value: Any) -> float | None:
+    return None if value is None else _seconds(allow_zero=False)(value)
 
 
 def _count(value: Any) -> int:
@@ -225,6 +232,20 @@ NODE_KEYS: tuple[Key, ...] = (
         "Where the services table and the managers' data live. Hosts that call each "
         "other share it (PostgreSQL: ``postgresql://user@host/db``, with the ``postgres`` "
         "extra).", _database_url),
+    Key("database_connect_timeout", "a number of seconds greater than 0", "``5``",
+        "The longest a new database connection is waited for (PostgreSQL: libpq's "
+        "``connect_timeout``, which waits 2 s at least, plus ``tcp_user_timeout`` and "
+        "keepalives; MySQL: ``connect_timeout``). A driver option in ``database_url``'s "
+        "query wins.",
+        _seconds(allow_zero=False)),
+    Key("database_statement_timeout", "a number of seconds greater than 0", "``30``",
+        "The longest one statement may take (PostgreSQL: a server-side "
+        "``statement_timeout``; MySQL: read and write timeouts), or a SQLite lock be "
+        "waited for (``busy_timeout``).", _seconds(allow_zero=False)),
+    Key("database_pool_timeout", "a number of seconds greater than 0",
+        "``database_connect_timeout`` (SQLite files: SQLAlchemy's ``30``)",
+        "The longest a session waits for a pooled database connection when all are in use.",
+        _optional_seconds),
     Key("bind", "an endpoint starting with tcp://, ipc:// or inproc://", '``"tcp://127.0.0.1:*"``',
         "The bridge's endpoint; ``*`` as the port picks a free one. Without ``[curve]`` "
         "keys only loopback and ``ipc://`` are allowed.", _bind),
@@ -236,6 +257,12 @@ NODE_KEYS: tuple[Key, ...] = (
         "A service whose last heartbeat is older is down. Raised to 2.5 times "
         "``report_interval`` when not above it. Recorded with each service row, so every "
         "reader judges this node by this rule.", _seconds(allow_zero=False)),
+    Key("heartbeat_wait", "a number of seconds, 0 or more", "``1``",
+        "The longest a heartbeat holds its manager's mailbox waiting for the database "
+        "write, which goes on in the background (0: never wait). A slow database delays a "
+        "manager's calls by at most this per heartbeat (not at all once it is known to "
+        "be away).",
+        _seconds(allow_zero=True)),
     Key("periodic_fuzzy_delay", "a number of seconds, 0 or more", "``60``",
         "The first periodic tick of each manager comes after a random delay up to this "
         "(never later than the first heartbeat).", _seconds(allow_zero=True)),
@@ -423,9 +450,13 @@ class NodeConfig:
 
     host: str = field(default_factory=_default_host)
     database_url: str | None = None
+    database_connect_timeout: float = 5.0
+    database_statement_timeout: float = 30.0
+    database_pool_timeout: float | None = None
     bind: str = "tcp://127.0.0.1:*"
     report_interval: float = 10.0
     service_down_time: float = 60.0
+    heartbeat_wait: float = 1.0
     periodic_fuzzy_delay: float = 60.0
     rpc_timeout: float = 60.0
     stop_timeout: float = 30.0
@@ -453,6 +484,18 @@ class NodeConfig:
         if self.report_interval and self.service_down_time <= self.report_interval:
             return float(int(self.report_interval * 2.5))
         return self.service_down_time
+
+    def open_database(self, url: str | None = None, *, create: bool = True) -> Database:
+        """A `Database` for `url` (default: ``database_url``) with this config's timeouts."""
+        from actors.db import Database  # noqa: PLC0415  (the config is read before any database)
+
+        return Database(
+            url or self.database_url,
+            create=create,
+            connect_timeout=self.database_connect_timeout,
+            statement_timeout=self.database_statement_timeout,
+            pool_timeout=self.database_pool_timeout,
+        )
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> NodeConfig:

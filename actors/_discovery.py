@@ -114,7 +114,8 @@ class Directory:
 
         Args:
             config: the node's configuration.
-            db: the database to use (default: a new one for ``config.database_url``).
+            db: the database to use (default: a new one for ``config.database_url``,
+                with the config's database timeouts).
             clock: where "now" comes from.
             timeout: the calls' deadline (default: ``config.rpc_timeout``).
         """
@@ -126,7 +127,7 @@ class Directory:
                 "server_key": server.public,
             }
         return cls(
-            db if db is not None else Database(config.database_url),
+            db if db is not None else config.open_database(),
             service_down_time=config.effective_down_time,
             clock=clock,
             timeout=config.rpc_timeout if timeout is None else timeout,

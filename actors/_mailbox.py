@@ -47,15 +47,15 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 import pykka
 from pykka import messages
 
+from _pykka_adapter import AttachSource, DetachSource
 from actors._awaitable import AwaitableFuture
-from transport._pykka import AttachSource, DetachSource
 
 if TYPE_CHECKING:
     import contextvars
     from collections.abc import Callable
     from types import TracebackType
 
-    from transport._pykka import Envelope, MessageSource
+    from _pykka_adapter import Envelope, MessageSource
 
 __all__ = ["MailboxProbe", "ResilientActor", "Supervisor"]
 

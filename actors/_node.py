@@ -61,7 +61,6 @@ from actors._service import Service, ServiceStartError
 from actors._systemd import notify
 from actors._timer import TimerActor
 from actors._tracing import Tracing, configured_tracing
-from actors.db import Database
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -69,6 +68,7 @@ if TYPE_CHECKING:
     import pykka
 
     from actors._manager import Manager
+    from actors.db import Database
 
 __all__ = ["ConfigError", "CurveSpec", "Node", "NodeConfig", "ServiceSpec", "configure_logging"]
 
@@ -139,7 +139,7 @@ class Node:
         """
         cfg = self.config
         manager_classes = self.check()  # before anything starts: a bad option starts nothing
-        self.db = Database(cfg.database_url)
+        self.db = cfg.open_database()
         bridge_keys: dict[str, Any] = {}
         if cfg.curve is not None:
             server = transport.load_keypair(cfg.curve.server_keys)
@@ -185,6 +185,7 @@ class Node:
                 manager_kwargs={**provide(manager_class, factories), **spec.options},
                 call_timeout=cfg.rpc_timeout,
                 on_stop=cfg.on_stop,
+                heartbeat_wait=cfg.heartbeat_wait,
             )
             if self.metrics is not None or self.tracing is not None:
                 service.mailbox_probe = ManagerProbe(tracing=self.tracing, label=service.topic)

@@ -46,9 +46,9 @@ from typing import Any, NamedTuple
 import pykka
 from pykka import ActorDeadError, ThreadingFuture
 
+from _pykka_adapter import Envelope
 from actors._clock import DEFAULT_CLOCK, Clock, ManualClock
 from actors._mailbox import ResilientActor
-from transport._pykka import Envelope
 
 AnyRef = pykka.ActorRef[Any]
 

@@ -194,7 +194,7 @@ def _open_directory(
     if file not in (None, "", ":memory:") and not Path(str(file)).exists():
         _fail(f"no database file {file} (no node has used {url})")
     try:
-        db = Database(url, create=False)
+        db = Database(url, create=False) if cfg is None else cfg.open_database(url, create=False)
         inspector = sa_inspect(db.engine)
         table = ServiceRecord.__tablename__
         if not inspector.has_table(table):

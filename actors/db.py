@@ -220,10 +220,14 @@ def _sqlite_pragmas(busy_timeout_ms: int) -> Any:
     return on_connect
 
 
-def _engine_options(url: str, connect_timeout: float, statement_timeout: float) -> dict[str, Any]:
+def _engine_options(
+    url: str, connect_timeout: float, statement_timeout: float, pool_timeout: float | None = None
+) -> dict[str, Any]:
     """The engine's keyword arguments that bound how long any database call can block.
 
-    SQLite: a lock is waited for at most `statement_timeout` (``busy_timeout``).
+    SQLite: a lock is waited for at most `statement_timeout` (``busy_timeout``); a
+    pooled connection of a database file at most `pool_timeout` when given (else
+    SQLAlchemy's 30 s; an in-memory database has no pool to wait for).
     PostgreSQL (libpq drivers): ``connect_timeout`` (libpq waits 2 s at least),
     a server-side ``statement_timeout``, and ``tcp_user_timeout`` (the connect
     timeout: a live server acknowledges within milliseconds, however long its
@@ -231,14 +235,20 @@ def _engine_options(url: str, connect_timeout: float, statement_timeout: float) 
     (packets dropped, no reset) fails a statement instead of hanging until the
     kernel gives up; stale pooled connections are replaced by the pre-ping.
     MySQL drivers: connect, read and write timeouts. Everywhere: waiting for a
-    pooled connection is bounded too. A driver option given in the URL's query
-    (``?connect_timeout=1``) wins over the one derived here.
+    pooled connection is bounded too, by `pool_timeout` (default: `connect_timeout`).
+    A driver option given in the URL's query (``?connect_timeout=1``) wins over the
+    one derived here.
     """
     parsed = make_url(url)
     backend, driver = parsed.get_backend_name(), parsed.get_driver_name()
     if backend == "sqlite":
-        return {"connect_args": {"timeout": statement_timeout}}
-    options: dict[str, Any] = {"pool_pre_ping": True, "pool_timeout": connect_timeout}
+        sqlite: dict[str, Any] = {"connect_args": {"timeout": statement_timeout}}
+        memory = parsed.database in (None, "", ":memory:") or parsed.query.get("mode") == "memory"
+        if pool_timeout is not None and not memory:
+            sqlite["pool_timeout"] = pool_timeout
+        return sqlite
+    waited = connect_timeout if pool_timeout is None else pool_timeout
+    options: dict[str, Any] = {"pool_pre_ping": True, "pool_timeout": waited}
     whole = max(1, math.ceil(connect_timeout))
     if backend == "postgresql" and driver in ("psycopg2", "psycopg"):
         statement_ms = max(1, round(statement_timeout * 1000))
@@ -275,6 +285,8 @@ class Database:
             waited for at most.
         statement_timeout: seconds one statement (or a SQLite lock) may take at
             most; see `_engine_options` for how each backend enforces it.
+        pool_timeout: seconds a session waits at most for a pooled connection when
+            all are in use (default: `connect_timeout`; SQLite files: 30).
 
     Use ``with db.begin() as session:`` for a unit of work that commits on
     success and rolls back on error, ``with db.session() as session:`` to read.
@@ -291,10 +303,11 @@ class Database:
         echo: bool = False,
         connect_timeout: float = 5.0,
         statement_timeout: float = 30.0,
+        pool_timeout: float | None = None,
     ):
         self.url = resolve_url(url or default_url())
         is_sqlite = self.url.startswith("sqlite")
-        kwargs = _engine_options(self.url, connect_timeout, statement_timeout)
+        kwargs = _engine_options(self.url, connect_timeout, statement_timeout, pool_timeout)
         self.engine: Engine = create_engine(self.url, echo=echo, **kwargs)
         if is_sqlite and self.url not in ("sqlite://", "sqlite:///:memory:"):
             busy_ms = max(1, round(statement_timeout * 1000))

@@ -31,9 +31,13 @@ ROOT = Path(__file__).resolve().parent.parent
 BAD_NODE: dict[str, list[Any]] = {
     "host": [5, ""],
     "database_url": [5, "not a url"],
+    "database_connect_timeout": [0, -1, "5s", True],
+    "database_statement_timeout": [0, [30], "x"],
+    "database_pool_timeout": [0, -2, "never"],
     "bind": ["http://127.0.0.1:80", 7],
     "report_interval": ["ten", -1, True, float("inf")],
     "service_down_time": ["60s", 0],
+    "heartbeat_wait": [-0.5, "1s", False],
     "periodic_fuzzy_delay": [-1, "x"],
     "rpc_timeout": [0, [1]],
     "stop_timeout": [-5, "x"],
@@ -166,10 +170,11 @@ def test_python_built_configs_are_checked_too() -> None:
 def test_unknown_missing_and_misshapen_keys(tmp_path: Path) -> None:
     cases = {
         'reprot_interval = 5\n' + service_table(GOOD_SERVICE):
-            "reprot_interval = 5: unknown key; valid keys: host, database_url, bind, "
-            "report_interval, service_down_time, periodic_fuzzy_delay, rpc_timeout, "
-            "stop_timeout, mailbox_limit, own_sockets, on_stop, log_level, log_format, "
-            "allowed_exception_modules, [[services]], [curve], [metrics]",
+            "reprot_interval = 5: unknown key; valid keys: host, database_url, "
+            "database_connect_timeout, database_statement_timeout, database_pool_timeout, "
+            "bind, report_interval, service_down_time, heartbeat_wait, periodic_fuzzy_delay, "
+            "rpc_timeout, stop_timeout, mailbox_limit, own_sockets, on_stop, log_level, "
+            "log_format, allowed_exception_modules, [[services]], [curve], [metrics]",
         'host = "x"\n': "services: missing; expected at least one [[services]] table",
         # [services] written as a table, not an array of tables
         '[services]\nmanager = "a:B"\n':

@@ -1,6 +1,6 @@
 """pykka's private names that the runtime relies on still behave as we use them.
 
-A pykka release that changes one fails here, naming the hook (transport/_pykka.py).
+A pykka release that changes one fails here, naming the hook (_pykka_adapter/__init__.py).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import pytest
 from packaging.requirements import Requirement
 from packaging.version import Version
 
-from transport import _pykka
+import _pykka_adapter as _pykka
 
 
 @pytest.mark.parametrize("hook", _pykka.HOOKS, ids=lambda hook: hook.name)
@@ -21,8 +21,8 @@ def test_private_pykka_hook_still_holds(hook: _pykka.Hook) -> None:
     except Exception as exc:
         pytest.fail(
             f"pykka {metadata.version('pykka')} changed the private hook {hook.name!r}, "
-            f"used by {hook.used_by}: {type(exc).__name__}: {exc}. Adapt transport/_pykka.py "
-            "and its users, then widen the pin in pyproject.toml."
+            f"used by {hook.used_by}: {type(exc).__name__}: {exc}. Adapt "
+            "_pykka_adapter/__init__.py and its users, then widen the pin in pyproject.toml."
         )
 
 

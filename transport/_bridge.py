@@ -16,6 +16,12 @@ import pykka
 import zmq
 from pykka.messages import ProxyCall, ProxyGetAttr, ProxySetAttr
 
+from _pykka_adapter import (  # Envelope: straight into the inbox
+    AttachSource,
+    DetachSource,
+    Envelope,
+    actor_of,
+)
 from transport._codec import Codec, default_codec, describe_exception, format_traceback
 from transport._context import RequestContext, run_context
 from transport._flow import (
@@ -37,12 +43,6 @@ from transport._protocol import (
     encode_error,
     version_is_compatible,
 )
-from transport._pykka import (  # Envelope: straight into the inbox
-    AttachSource,
-    DetachSource,
-    Envelope,
-    actor_of,
-)
 from transport._ratelog import RefusalLog
 from transport._security import is_loopback, start_authenticator
 from transport._stats import BridgeTraffic
@@ -56,8 +56,8 @@ if TYPE_CHECKING:
 
     from zmq.auth.thread import ThreadAuthenticator
 
+    from _pykka_adapter import OptExcInfo
     from transport._direct import ActorSocket
-    from transport._pykka import OptExcInfo
     from transport._security import KeyPair
 
 __all__ = [

@@ -37,7 +37,7 @@ from transport._transit import TransitClock
 if TYPE_CHECKING:
     import pykka
 
-    from transport._pykka import Envelope
+    from _pykka_adapter import Envelope
 
 __all__ = ["ActorSocket", "own_endpoint"]
 

@@ -13,8 +13,8 @@ from transport._awaiting import await_future
 if TYPE_CHECKING:
     from collections.abc import Callable, Generator
 
+    from _pykka_adapter import GetHookFunc, OptExcInfo
     from transport._connection import Connection
-    from transport._pykka import GetHookFunc, OptExcInfo
 
 __all__ = ["RemoteFuture"]
 

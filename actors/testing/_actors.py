@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 import pykka
 
 if TYPE_CHECKING:
+    from _pykka_adapter import Envelope, OptExcInfo
     from actors.testing._scheduler import Proc, Scheduler
-    from transport._pykka import Envelope, OptExcInfo
 
 __all__ = ["SimFuture", "SimInbox", "sim_class"]
 

@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 import pykka
 from pykka import messages
 
+from _pykka_adapter import Envelope, actor_of
 from actors._discovery import Directory
 from actors._heartbeat import HeartbeatWriter
 from actors.testing._actors import SimFuture
@@ -68,7 +69,6 @@ from transport._protocol import (
     version_is_compatible,
 )
 from transport._proxy import Description, RemoteProxy
-from transport._pykka import Envelope, actor_of
 from transport._transit import TransitClock
 
 if TYPE_CHECKING:
@@ -76,9 +76,9 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
 
     import transport
+    from _pykka_adapter import OptExcInfo
     from actors._service import Service
     from actors.testing._scheduler import Proc, Scheduler
-    from transport._pykka import OptExcInfo
 
 __all__ = [
     "Faults",

@@ -35,9 +35,9 @@ from actors.testing._trace import Trace, describe_message, summarize
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from _pykka_adapter import Envelope
     from actors._clock import ManualClock
     from actors.testing._choices import Chooser
-    from transport._pykka import Envelope
 
 __all__ = ["Proc", "Scheduler", "State"]
 

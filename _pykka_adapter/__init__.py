@@ -9,9 +9,13 @@ installed pykka and names the hook that changed (``tests/test_pykka_hooks.py``
 runs it, so a pykka release that breaks one fails loudly by name).
 ``pyproject.toml`` pins pykka below its next major version.
 
-This module lives in `transport`, the lowest layer that touches pykka; the
-one-host core (``actors._mailbox``, ``actors._timer``) imports only this module
-from it.
+It is a top-level package of its own, beside ``actors`` and ``transport``,
+because both layers use it and neither may import the other's modules: the
+one-host core (``actors._mailbox``, ``actors._timer``) never imports
+``transport``, and ``transport`` never imports ``actors`` (DESIGN's layering,
+enforced by ``tests/test_layering.py``). It imports pykka and the standard
+library only. A package, not a single module, so that its ``py.typed`` marker
+installs with it (PEP 561 does not cover single-file modules).
 """
 
 from __future__ import annotations
