@@ -16,19 +16,14 @@ import json
 import statistics
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+import pykka
 
-import pykka  # noqa: E402
-
-import transport  # noqa: E402
-from actors import Manager, ManualClock, TimerActor  # noqa: E402
-from bench._stats import freeze_startup  # noqa: E402
-from bench.core import Idle  # noqa: E402
+import transport
+from actors import Manager, ManualClock, TimerActor
+from bench import _harness as h
+from bench.core import Idle
 
 IDLE_STEP = 2.0**-6  # exact in binary, so the clock returns to whole seconds
 
@@ -59,20 +54,7 @@ def stop_all(refs: list[pykka.ActorRef[Any]]) -> None:
 
 
 def serve_managers(count: int) -> None:
-    refs: list[pykka.ActorRef[Any]] = []
-    bridge = transport.Bridge("tcp://127.0.0.1:*")
-    try:
-        for i in range(count):
-            ref = ScaleEcho.start(host=f"h{i}")
-            refs.append(ref)
-            bridge.expose(f"m{i}", ref)
-        bridge.start()
-        freeze_startup()
-        print(bridge.endpoint, flush=True)
-        sys.stdin.read()
-    finally:
-        bridge.stop()
-        stop_all(refs)
+    h.serve_exposed({f"m{i}": ScaleEcho.start(host=f"h{i}") for i in range(count)})
 
 
 def timer_passes(timer: Any, fresh: list[pykka.ActorRef[Any]], reps: int) -> dict[str, Any]:

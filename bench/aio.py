@@ -1,8 +1,8 @@
 """asyncio callers: the asyncio client and awaited threaded-client calls beside raw zmq.asyncio.
 
-    python bench/aio.py [--quick] [--json]
+    python -m bench.aio [--quick] [--json FILE] [--plot FILE.png]
 
-Servers run in their own processes (bench/remote.py's bridge and raw servers,
+Servers run in their own processes (bench.remote's bridge and raw servers,
 and a bridge of 100 waiting actors for the lag rows). Every figure is a median
 over repetitions, the variants interleaved within each repetition:
 
@@ -20,28 +20,23 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
-import json
 import statistics
-import sys
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
 import msgpack  # type: ignore[import-untyped]
 import pykka
 import zmq
 import zmq.asyncio
-from rich.console import Console
-from rich.table import Table
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-import transport  # noqa: E402
-import transport.aio  # noqa: E402
-from bench.remote import SMALL, WINDOW, pct, spawn  # noqa: E402
+try:
+    from bench import _harness as h
+except ModuleNotFoundError:  # run as a file: the package is not on the path
+    raise SystemExit("run it as: python -m bench.aio") from None
+import transport
+import transport.aio
+from bench._floors import SMALL, WINDOW, request
 
 WAITERS = 100
 EVENT = threading.Event()
@@ -67,9 +62,8 @@ def serve_waiters() -> None:
     for name, ref in refs.items():
         bridge.expose(name, ref)
     bridge.start()
-    print(bridge.endpoint, flush=True)
     try:
-        sys.stdin.read()
+        h.serve_until_stdin_closes(bridge.endpoint)
     finally:
         EVENT.set()
         bridge.stop()
@@ -79,53 +73,36 @@ def serve_waiters() -> None:
 # -- clients -----------------------------------------------------------------------------
 
 
-def request(i: int) -> bytes:
-    return msgpack.packb([1, 1, i, "sink", "echo", [SMALL], {}, None, {}])  # type: ignore[no-any-return]
-
-
 async def raw_seq(sock: zmq.asyncio.Socket, n: int) -> list[float]:
-    lat = []
-    for i in range(n):
-        t = time.perf_counter()
-        await sock.send(request(i))
+    async def call() -> None:
+        await sock.send(request(SMALL))
         msgpack.unpackb(await sock.recv())
-        lat.append(time.perf_counter() - t)
-    return lat
+
+    return await h.timed_awaits(call, n)
 
 
 async def raw_pipelined(sock: zmq.asyncio.Socket, n: int) -> float:
-    t = time.perf_counter()
-    sent = 0
-    for _ in range(min(WINDOW, n)):
-        await sock.send(request(sent))
-        sent += 1
-    for _ in range(n):
+    async def issue() -> None:
+        await sock.send(request(SMALL))
+
+    async def finish(_: None) -> None:
         msgpack.unpackb(await sock.recv())
-        if sent < n:
-            await sock.send(request(sent))
-            sent += 1
-    return n / (time.perf_counter() - t)
+
+    return await h.pipelined_awaits(issue, finish, n, WINDOW)
 
 
 async def ours_seq(proxy: Any, n: int) -> list[float]:
-    lat = []
-    for _ in range(n):
-        t = time.perf_counter()
-        await proxy.echo(SMALL)
-        lat.append(time.perf_counter() - t)
-    return lat
+    return await h.timed_awaits(lambda: proxy.echo(SMALL), n)
 
 
 async def ours_pipelined(proxy: Any, n: int) -> float:
-    t = time.perf_counter()
-    window: collections.deque[Any] = collections.deque()
-    for _ in range(n):
-        if len(window) >= WINDOW:
-            await window.popleft()
-        window.append(proxy.echo(SMALL))
-    for future in window:
+    async def issue() -> Any:
+        return proxy.echo(SMALL)  # in flight; awaited by `finish`
+
+    async def finish(future: Any) -> None:
         await future
-    return n / (time.perf_counter() - t)
+
+    return await h.pipelined_awaits(issue, finish, n, WINDOW)
 
 
 async def concurrent(proxy: Any, n: int) -> float:
@@ -155,7 +132,7 @@ async def lag_while_waiting(waiters: list[Any], release: Any) -> float:
 
 
 async def run_async(
-    quick: bool, endpoint: str, raw_port: str, waiters_endpoint: str
+    quick: bool, endpoint: str, raw_endpoint: str, waiters_endpoint: str
 ) -> dict[str, list[float]]:
     reps = 3 if quick else 5
     n_seq = 300 if quick else 1000
@@ -165,7 +142,7 @@ async def run_async(
     ctx = zmq.asyncio.Context.instance()
     raw = ctx.socket(zmq.DEALER)
     raw.setsockopt(zmq.LINGER, 0)
-    raw.connect(f"tcp://127.0.0.1:{raw_port}")
+    raw.connect(raw_endpoint)
     aconn = transport.aio.connect(endpoint, timeout=60)
     tconn = transport.connect(endpoint, timeout=60)
     waconn = transport.aio.connect(waiters_endpoint, timeout=60)
@@ -176,10 +153,10 @@ async def run_async(
         await ours_seq(aproxy, 100)
         await ours_seq(tproxy, 100)
         for _ in range(reps):
-            samples["seq p50 raw (us)"].append(pct(await raw_seq(raw, n_seq), 0.5) * 1e6)
-            samples["seq p50 aio (us)"].append(pct(await ours_seq(aproxy, n_seq), 0.5) * 1e6)
+            samples["seq p50 raw (us)"].append(h.pct(await raw_seq(raw, n_seq), 0.5) * 1e6)
+            samples["seq p50 aio (us)"].append(h.pct(await ours_seq(aproxy, n_seq), 0.5) * 1e6)
             samples["seq p50 threaded+await (us)"].append(
-                pct(await ours_seq(tproxy, n_seq), 0.5) * 1e6
+                h.pct(await ours_seq(tproxy, n_seq), 0.5) * 1e6
             )
             samples["pipelined raw (msg/s)"].append(await raw_pipelined(raw, n_pipe))
             samples["pipelined aio (msg/s)"].append(await ours_pipelined(aproxy, n_pipe))
@@ -211,68 +188,51 @@ async def run_async(
     return samples
 
 
+def rows(results: dict[str, float]) -> list[h.Row]:
+    """A row per measure: ``transport.aio`` and the threaded client, beside the floor."""
+
+    def row(measure: str, unit: str, floor: str | None, **keys: str) -> h.Row:
+        values = {name: results[key] for name, key in keys.items()}
+        return h.Row(measure, values, unit=unit, floor=floor)
+
+    concurrent = next(k.split(" concurrent")[0] for k in results if "concurrent" in k)
+    return [
+        row("sequential call p50", "us", "raw zmq.asyncio", aio="seq p50 aio (us)",
+            **{"threaded+await": "seq p50 threaded+await (us)",
+               "raw zmq.asyncio": "seq p50 raw (us)"}),
+        row("pipelined calls", "msg/s", "raw zmq.asyncio", aio="pipelined aio (msg/s)",
+            **{"threaded+await": "pipelined threaded+await (msg/s)",
+               "raw zmq.asyncio": "pipelined raw (msg/s)"}),
+        row(f"{concurrent} concurrent awaits", "s", None,
+            aio=f"{concurrent} concurrent aio (s)",
+            **{"threaded+await": f"{concurrent} concurrent threaded+await (s)"}),
+        row("10 ms ticker's lag p99, 100 calls waiting", "ms", "idle loop",
+            aio="lag p99 100 in flight, aio (ms)",
+            **{"threaded+await": "lag p99 100 in flight, threaded+await (ms)",
+               "idle loop": "lag p99 idle (ms)"}),
+    ]  # fmt: skip
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = h.parser(__doc__)
     parser.add_argument("--quick", action="store_true", help="fewer messages and repetitions")
-    parser.add_argument("--json", action="store_true", help="print the results as JSON")
     parser.add_argument("--serve", choices=["waiters"], help=argparse.SUPPRESS)
-    options = parser.parse_args()
+    out = h.Output.parse(parser, "bench.aio")
+    options = out.options
     if options.serve == "waiters":
         serve_waiters()
         return
-    procs = []
-    try:
-        bridge_proc, endpoint = spawn("bridge")
-        procs.append(bridge_proc)
-        raw_proc, ports = spawn("raw")
-        procs.append(raw_proc)
-        waiters_proc, waiters_endpoint = spawn_waiters()
-        procs.append(waiters_proc)
-        samples = asyncio.run(
-            run_async(options.quick, endpoint, ports.split()[1], waiters_endpoint)
-        )
-    finally:
-        for proc in procs:
-            assert proc.stdin is not None
-            proc.stdin.close()
-            try:
-                proc.wait(10)
-            except Exception:
-                proc.kill()
-                proc.wait(5)
-    results = {key: statistics.median(values) for key, values in samples.items()}
-    if options.json:
-        print(json.dumps(results, indent=2))
-        return
-    table = Table(title="asyncio callers (tcp loopback, medians; floor: raw zmq.asyncio DEALER)")
-    for col in ("measure", "value", "vs floor"):
-        table.add_column(col, justify="left" if col == "measure" else "right", no_wrap=True)
-    floors = {"seq p50": "seq p50 raw (us)", "pipelined": "pipelined raw (msg/s)",
-              "lag p99": "lag p99 idle (ms)"}  # fmt: skip
-    for key, value in results.items():
-        floor_key = next((f for prefix, f in floors.items() if key.startswith(prefix)), None)
-        ratio = ""
-        if floor_key and floor_key != key:
-            ratio = f"{value / results[floor_key]:.2f}x"
-        table.add_row(key, f"{value:,.3f}" if value < 10 else f"{value:,.0f}", ratio)
-    Console(width=max(100, Console().width)).print(table)
-
-
-def spawn_waiters() -> tuple[Any, str]:
-    import os  # noqa: PLC0415
-    import subprocess  # noqa: PLC0415
-
-    proc = subprocess.Popen(
-        [sys.executable, __file__, "--serve", "waiters"],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )  # fmt: skip
-    assert proc.stdout is not None
-    line = proc.stdout.readline().strip()
-    if not line:
-        proc.kill()
-        raise RuntimeError("waiters server did not start")
-    return proc, line
+    with h.servers(
+        ["bench.remote", "--serve", "bridge"], ["bench.remote", "--serve", "raw"],
+        ["bench.aio", "--serve", "waiters"],
+    ) as (bridge, raw, waiters):  # fmt: skip
+        router = raw.line.split()[1]  # the raw server's endpoints: REP, ROUTER, PULL, PUSH
+        samples = asyncio.run(run_async(options.quick, bridge.line, router, waiters.line))
+    results = h.medians(samples)
+    out.compare(
+        "asyncio callers (tcp loopback, medians; floor: raw zmq.asyncio DEALER)", rows(results)
+    )
+    out.finish(results)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """In-process benchmark: the cost of a Manager over bare pykka, and one timer pass.
 
-Run: ``python -m bench.core`` (``--quick`` for a CI-size run, ``--json`` for data).
+Run: ``python -m bench.core`` (``--quick`` for a CI-size run; ``--json FILE``, ``--plot FILE.png``).
 
 * A sequential call through a `Manager` proxy versus the same call through a
   bare `pykka.ThreadingActor` proxy, measured alternately in the same run;
@@ -13,9 +13,7 @@ Run: ``python -m bench.core`` (``--quick`` for a CI-size run, ``--json`` for dat
 
 from __future__ import annotations
 
-import argparse
 import gc
-import json
 import queue
 import statistics
 import threading
@@ -25,7 +23,11 @@ from typing import Any
 import pykka
 
 from actors import Manager, ManualClock, TimerActor, periodic_task
-from bench._stats import median_of, print_table, rss_bytes
+
+try:
+    from bench import _harness as h
+except ModuleNotFoundError:  # run as a file: the package is not on the path
+    raise SystemExit("run it as: python -m bench.core") from None
 
 
 class BareEcho(pykka.ThreadingActor):
@@ -46,10 +48,12 @@ class Idle(Manager):
 
 def per_call_us(proxy: Any, calls: int) -> float:
     echo = proxy.echo
-    start = time.perf_counter()
-    for i in range(calls):
-        echo(i).get()
-    return (time.perf_counter() - start) / calls * 1e6
+
+    def run() -> None:
+        for i in range(calls):
+            echo(i).get()
+
+    return 1e6 / h.rate_of(calls, run)
 
 
 def bench_calls(calls: int, repeats: int) -> dict[str, float]:
@@ -100,7 +104,7 @@ def thread_floor(threads: int) -> float:
 
     try:
         once()
-        return median_of(9, once)[0]
+        return h.median_of(9, once)[0]
     finally:
         for inbox in inboxes:
             inbox.put(None)
@@ -110,14 +114,14 @@ def thread_floor(threads: int) -> float:
 
 def bench_timer(managers: int, repeats: int) -> dict[str, float]:
     gc.collect()
-    rss_before = rss_bytes()
+    rss_before = h.rss_bytes()
     clock = ManualClock()
     refs = [
         Idle.start(host=f"h{i}", clock=clock, periodic_jitter=lambda: 0.0)
         for i in range(managers)
     ]
     gc.collect()
-    rss_per_manager = (rss_bytes() - rss_before) / managers
+    rss_per_manager = (h.rss_bytes() - rss_before) / managers
     timer = TimerActor.start(clock=clock).proxy()
     try:
         for ref in refs:
@@ -154,40 +158,27 @@ def bench_timer(managers: int, repeats: int) -> dict[str, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = h.parser(__doc__)
     parser.add_argument("--quick", action="store_true", help="a CI-size run")
-    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
-    args = parser.parse_args()
+    out = h.Output.parse(parser, "bench.core")
+    args = out.options
     calls, repeats = (2_000, 5) if args.quick else (10_000, 9)
     call = bench_calls(calls, repeats)
     timer = bench_timer(1_000, 5 if args.quick else 9)
-    if args.json:
-        print(json.dumps({"call": call, "timer": timer}, indent=2))
-        return
-    print_table(
-        f"Sequential call, in process (median of {repeats} x {calls} calls)",
-        ["path", "µs/call", "ratio to bare pykka", "target"],
-        [
-            ["bare pykka proxy (floor)", f"{call['bare_pykka_us']:.1f}", "1.00", ""],
-            ["Manager proxy", f"{call['manager_us']:.1f}", f"{call['ratio']:.3f}", "≤ 1.05"],
-        ],
-    )
-    floor = timer["thread_floor_ms"]
-    print_table(
-        "Timer pass over 1,000 managers (median)",
-        ["pass", "ms", "ratio to thread floor", "target"],
-        [
-            ["idle managers (none due)", f"{timer['idle_pass_ms']:.3f}", "", "< 20 ms"],
-            [
-                "all due: tick, run, answer",
-                f"{timer['due_pass_ms']:.1f}",
-                f"{timer['due_pass_ms'] / floor:.2f}",
-                "",
-            ],
-            ["floor: wake 1,000 threads once", f"{floor:.1f}", "1.00", ""],
-        ],
-    )
-    print(f"RSS per idle manager: {timer['rss_per_manager_kib']:.1f} KiB")
+    out.compare(f"Sequential call, in process (median of {repeats} x {calls} calls)", [
+        h.Row("call", {"Manager proxy": call["manager_us"],
+                       "bare pykka proxy": call["bare_pykka_us"]},
+              unit="us", floor="bare pykka proxy", target=h.Target("<=", 1.05)),
+    ])  # fmt: skip
+    out.compare("Timer pass over 1,000 managers (median)", [
+        h.Row("idle managers (none due)", {"pass": timer["idle_pass_ms"]}, unit="ms",
+              target=h.Target("<", 20, "ms")),
+        h.Row("all due: tick, run, answer",
+              {"pass": timer["due_pass_ms"], "wake 1,000 threads once": timer["thread_floor_ms"]},
+              unit="ms", floor="wake 1,000 threads once"),
+    ])  # fmt: skip
+    out.print(f"RSS per idle manager: {timer['rss_per_manager_kib']:.1f} KiB")
+    out.finish({"call": call, "timer": timer})
 
 
 if __name__ == "__main__":

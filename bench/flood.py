@@ -1,6 +1,6 @@
 """A cast flood at one manager: memory, refusals, and a second client's latency, before and after.
 
-    python bench/flood.py [--seconds 10] [--repeat 1] [--before REV] [--json]
+    python -m bench.flood [--seconds 10] [--repeat 1] [--before REV] [--json FILE]
 
 One node-like server process serves two managers: ``flooded`` (each cast
 takes 1 ms: ``time.sleep(0.001)``) and ``other`` (``ping()``). A separate
@@ -25,30 +25,22 @@ Targets (issue 13): RSS growth under a 10 s flood < 50 MiB; p99 under flood
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
-import subprocess
-import sys
-import tempfile
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-_TREE = os.environ.get("FLOOD_TREE")  # the server of another revision: its tree first
-for _path in (str(ROOT), _TREE):
-    if _path:
-        if _path in sys.path:
-            sys.path.remove(_path)
-        sys.path.insert(0, _path)
+import zmq
 
-import zmq  # noqa: E402
-
-import transport  # noqa: E402
-from actors import Manager  # noqa: E402
-from bench._stats import freeze_startup, print_table  # noqa: E402
+try:
+    from bench import _harness as h
+except ModuleNotFoundError:  # run as a file: the package is not on the path
+    raise SystemExit("run it as: python -m bench.flood") from None
+import transport
+from actors import Manager
 
 DEFAULT_BEFORE = "e2dd6f5"
 PROCESSED = [0]  # casts the flooded manager ran (read by Control from another thread)
@@ -89,9 +81,7 @@ def serve(unbounded: bool) -> None:
     bridge.expose("other", Other.start(host="flood"))
     bridge.expose("control", Control.start(bridge=bridge, host="flood"))
     bridge.start()
-    freeze_startup()
-    print(bridge.endpoint, flush=True)
-    sys.stdin.read()  # until the benchmark closes our stdin
+    h.serve_until_stdin_closes(bridge.endpoint)
     bridge.stop(timeout=5)
     os._exit(0)  # the flooded mailbox may hold minutes of work: do not drain it
 
@@ -103,6 +93,7 @@ def flood(endpoint: str, seconds: float) -> None:
     sent = 0
     conn = transport.connect(endpoint, timeout=30)
     work = conn.proxy("flooded", check=False).work  # unchecked: the "before" bridge has no describe
+    print("flooding", flush=True)
     end = time.monotonic() + seconds
     while time.monotonic() < end:
         for _ in range(100):
@@ -117,13 +108,11 @@ def flood(endpoint: str, seconds: float) -> None:
 
 
 def rss_mib(pid: int) -> float:
-    with open(f"/proc/{pid}/statm") as statm:
-        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    return h.rss_bytes(pid) / 2**20
 
 
 def p99(samples: list[float]) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+    return h.pct(samples, 0.99)
 
 
 def pings(proxy: Any, stop: threading.Event, out: list[float]) -> None:
@@ -133,29 +122,9 @@ def pings(proxy: Any, stop: threading.Event, out: list[float]) -> None:
         out.append(time.perf_counter() - start)
 
 
-def spawn_server(tree: str | None, *, unbounded: bool) -> tuple[subprocess.Popen[str], str]:
-    env = dict(os.environ)
-    if tree is not None:
-        env["FLOOD_TREE"] = tree
-        env["PYTHONPATH"] = tree
-    args = [sys.executable, str(Path(__file__)), "--serve"] + (["--unbounded"] if unbounded else [])
-    proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
-    assert proc.stdout is not None
-    return proc, proc.stdout.readline().strip()
-
-
-def stop_server(proc: subprocess.Popen[str]) -> None:
-    assert proc.stdin is not None
-    proc.stdin.close()
-    try:
-        proc.wait(15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(5)
-
-
-def one_run(label: str, tree: str | None, seconds: float, *, unbounded: bool) -> dict[str, Any]:
-    proc, endpoint = spawn_server(tree, unbounded=unbounded)
+def one_run(label: str, tree: Any, seconds: float, *, unbounded: bool) -> dict[str, Any]:
+    server = h.spawn("bench.flood", "--serve", *(["--unbounded"] if unbounded else []), tree=tree)
+    proc, endpoint = server.proc, server.line
     try:
         with transport.connect(endpoint, timeout=30) as conn:
             other = conn.proxy("other", check=False)
@@ -169,25 +138,21 @@ def one_run(label: str, tree: str | None, seconds: float, *, unbounded: bool) ->
             stop.set()
             worker.join()
             rss_start = rss_mib(proc.pid)
-            flooder = subprocess.Popen(
-                [sys.executable, str(Path(__file__)), "--flood", endpoint, str(seconds)],
-                stdout=subprocess.PIPE, text=True,
-            )  # fmt: skip
+            flooder = h.spawn("bench.flood", "--flood", endpoint, str(seconds))
             loaded: list[float] = []
             stop = threading.Event()
             worker = threading.Thread(target=pings, args=(other, stop, loaded))
             worker.start()
             timeline = []
             started = time.monotonic()
-            assert flooder.stdout is not None
-            lines: list[str] = []  # "offered", printed when the flood's time is up
-            reader = threading.Thread(target=lambda: lines.append(flooder.stdout.readline()))  # type: ignore[union-attr]
-            reader.start()
-            while flooder.poll() is None:  # then it waits until the bridge read every cast
+            deadline = started + seconds + 120
+            while flooder.proc.poll() is None:  # it waits until the bridge read every cast
                 timeline.append((time.monotonic() - started, rss_mib(proc.pid)))
                 stop.wait(0.25)
-            reader.join()
-            line = lines[0]
+                if time.monotonic() > deadline:
+                    raise RuntimeError("the flooding client did not finish")
+            line = flooder.readline(5)  # "offered", printed when the flood's time was up
+            flooder.stop()
             stop.set()
             worker.join()
             timeline.append((time.monotonic() - started, rss_mib(proc.pid)))
@@ -232,17 +197,7 @@ def one_run(label: str, tree: str | None, seconds: float, *, unbounded: bool) ->
                 "lost_accepted": 0 if drained else None,
             }
     finally:
-        stop_server(proc)
-
-
-def extract(rev: str) -> tempfile.TemporaryDirectory[str]:
-    tmp = tempfile.TemporaryDirectory(prefix="flood-before-")
-    archive = subprocess.run(
-        ["git", "-C", str(ROOT), "archive", rev, "actors", "transport"],
-        check=True, capture_output=True,
-    )  # fmt: skip
-    subprocess.run(["tar", "-x", "-C", tmp.name], input=archive.stdout, check=True)
-    return tmp
+        server.stop()
 
 
 def medians(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -261,7 +216,7 @@ def medians(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def report(runs: list[dict[str, Any]]) -> None:
+def report(runs: list[dict[str, Any]], print_table: Any = h.print_table) -> None:
     rows = []
     for r in [*runs, *(medians(runs) if len(runs) > 2 else [])]:
         ratio = r.get("ratio", r["p99_flood_ms"] / r["p99_unloaded_ms"])
@@ -287,20 +242,34 @@ def report(runs: list[dict[str, Any]]) -> None:
     )  # fmt: skip
     for r in runs:
         points = ", ".join(f"{t:.0f}s {rss:.0f}" for t, rss in r["timeline"][::8])
-        print(f"{r['label']} RSS MiB over time: {points}")
+        print_table(f"{r['label']} RSS MiB over time", ["run", "RSS MiB"], [[r["label"], points]])
+
+
+def rows(runs: list[dict[str, Any]]) -> list[h.Row]:
+    """Issue 13's targets on the "after" runs (the worst run, or the median ratio)."""
+    after = [r for r in runs if r["label"] == "after"]
+    ratio = statistics.median(r["p99_flood_ms"] / r["p99_unloaded_ms"] for r in after)
+    return [
+        h.Row("RSS growth under the flood, worst run", {"after": max(r["rss_growth_mib"]
+              for r in after)}, unit="MiB", target=h.Target("<", 50, "MiB")),
+        h.Row("second client's p99, flood / unloaded, median", {"after": ratio},
+              target=h.Target("<", 10)),
+        h.Row("accepted casts lost, runs that lost any", {"after": sum(
+              r["lost_accepted"] != 0 for r in after)}, target=h.Target("<=", 0, "")),
+    ]  # fmt: skip
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = h.parser(__doc__, plot=False)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--before", default=DEFAULT_BEFORE,
                         help="git revision of the 'before' server, or 'unbounded'")  # fmt: skip
-    parser.add_argument("--json", action="store_true")
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--unbounded", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--flood", nargs=2, help=argparse.SUPPRESS)
-    options = parser.parse_args()
+    out = h.Output.parse(parser, "bench.flood")
+    options = out.options
     if options.serve:
         serve(options.unbounded)
         return
@@ -308,30 +277,20 @@ def main() -> None:
         flood(options.flood[0], float(options.flood[1]))
         return
     runs = []
-    tmp = None if options.before == "unbounded" else extract(options.before)
-    try:
+    with contextlib.ExitStack() as stack:
+        tree = None if options.before == "unbounded" else stack.enter_context(
+            h.revision_tree(options.before)
+        )  # fmt: skip
         for _ in range(options.repeat):
-            if tmp is None:
+            if tree is None:
                 runs.append(one_run("before (unbounded)", None, options.seconds, unbounded=True))
             else:
                 label = f"before ({options.before})"
-                runs.append(one_run(label, tmp.name, options.seconds, unbounded=False))
+                runs.append(one_run(label, tree, options.seconds, unbounded=False))
             runs.append(one_run("after", None, options.seconds, unbounded=False))
-    finally:
-        if tmp is not None:
-            tmp.cleanup()
-    if options.json:
-        print(json.dumps(runs, indent=1))
-    report(runs)
-    after = [r for r in runs if r["label"] == "after"]
-    rss_ok = all(r["rss_growth_mib"] < 50 for r in after)
-    lost_ok = all(r["lost_accepted"] == 0 for r in after)
-    ratio = statistics.median(r["p99_flood_ms"] / r["p99_unloaded_ms"] for r in after)
-    print(
-        f"targets (after): RSS growth < 50 MiB in every run: {'met' if rss_ok else 'NOT met'}; "
-        f"no accepted cast lost: {'met' if lost_ok else 'NOT met'}; "
-        f"median p99 ratio {ratio:.1f}x < 10x: {'met' if ratio < 10 else 'NOT met'}"
-    )
+    report(runs, out.table)
+    out.compare("targets (issue 13), after", rows(runs))
+    out.finish(runs)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """What metrics cost: the remote benchmark against a manager with its probe on and one without.
 
-    python bench/metrics.py [--quick] [--json]
+    python -m bench.metrics [--quick] [--json FILE] [--plot FILE.png]
 
 One server process serves three identical managers on one bridge. In each
 round one plays ``on`` (it has a `ManagerProbe`, what a node with
@@ -25,30 +25,24 @@ the hook alone.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
-import subprocess
-import sys
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-import transport  # noqa: E402
-from actors import Manager  # noqa: E402
-from actors._metrics import ManagerProbe  # noqa: E402
-from bench._stats import freeze_startup  # noqa: E402
-from bench.remote import (  # noqa: E402
+try:
+    from bench import _harness as h
+except ModuleNotFoundError:  # run as a file: the package is not on the path
+    raise SystemExit("run it as: python -m bench.metrics") from None
+import transport
+from actors._metrics import ManagerProbe
+from bench.remote import (
     SEQ_WARM,
     SMALL,
+    ManagedSink,
     bridge_casts,
     bridge_pipelined,
     bridge_seq,
-    pct,
 )
 
 if TYPE_CHECKING:
@@ -58,23 +52,12 @@ MODES = ("on", "off", "off2")  # off2: a second manager without a probe, the A/A
 MANAGERS = ("m0", "m1", "m2")  # each takes every role in turn
 
 
-class SinkManager(Manager):
-    """The served manager: echo, count casts."""
+class SinkManager(ManagedSink):
+    """The served manager: `bench.remote`'s sink (echo, count casts), with a probe to turn on."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.count = 0
         self.probe: Any = NopProbe() if os.environ.get("BENCH_NOP") else ManagerProbe()
-
-    def echo(self, value: Any) -> Any:
-        return value
-
-    def sink(self, value: Any, seq: int) -> None:
-        self.count += 1
-
-    def take_count(self) -> int:
-        count, self.count = self.count, 0
-        return count
 
     def cpu(self) -> float:
         """The server process's CPU seconds so far (all threads)."""
@@ -106,39 +89,19 @@ class NopProbe:
 
 def serve() -> None:
     refs = {name: SinkManager.start(host=name) for name in MANAGERS}
-    bridge = transport.Bridge("tcp://127.0.0.1:*")
-    for name, ref in refs.items():
-        bridge.expose(name, ref, mailbox_limit=10**6)  # a throughput run, not a flood test
-    bridge.start()
-    freeze_startup()
-    print(bridge.endpoint, flush=True)
-    try:
-        sys.stdin.read()
-    finally:
-        bridge.stop()
-        for ref in refs.values():
-            ref.stop()
+    # A throughput run, not a flood test: no mailbox bound is reached.
+    h.serve_exposed(refs, expose={"mailbox_limit": 10**6})
 
 
 def run(quick: bool) -> dict[str, dict[str, float]]:
     rounds = 12 if quick else 60
     n_seq, n_pipe, n_cast = 200, 1000, 2000
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen(
-        [sys.executable, __file__, "--serve"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-        text=True, env=env,
-    )  # fmt: skip
-    assert proc.stdout is not None
-    assert proc.stdin is not None
-    endpoint = proc.stdout.readline().strip()
-    if not endpoint:
-        proc.kill()
-        raise RuntimeError("server did not start")
-    conn = transport.connect(endpoint, timeout=60)
+    server = h.spawn("bench.metrics", "--serve")
+    conn = transport.connect(server.line, timeout=60)
     managers = {name: conn.proxy(name) for name in MANAGERS}
     measures: dict[str, Callable[[transport.RemoteProxy[Any]], float]] = {
         "call p50 small (us)": lambda proxy: (
-            pct(bridge_seq(proxy, SMALL, n_seq + SEQ_WARM)[SEQ_WARM:], 0.5) * 1e6
+            h.pct(bridge_seq(proxy, SMALL, n_seq + SEQ_WARM)[SEQ_WARM:], 0.5) * 1e6
         ),
         "pipelined calls small (msg/s)": lambda proxy: bridge_pipelined(proxy, SMALL, n_pipe),
         "casts small (msg/s)": lambda proxy: bridge_casts(proxy, SMALL, n_cast),
@@ -172,13 +135,7 @@ def run(quick: bool) -> dict[str, dict[str, float]]:
         assert counted >= n_cast * rounds, counted
     finally:
         conn.close(linger=0)
-        proc.stdin.close()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
-        proc.stdout.close()
+        server.stop()
     results: dict[str, dict[str, float]] = {}
     for key, by_mode in samples.items():
         on, off, off2 = by_mode["on"], by_mode["off"], by_mode["off2"]
@@ -199,46 +156,35 @@ def run(quick: bool) -> dict[str, dict[str, float]]:
     return results
 
 
-def report(results: dict[str, dict[str, float]]) -> bool:
-    from rich.console import Console  # noqa: PLC0415
-    from rich.table import Table  # noqa: PLC0415
-
-    table = Table(title="metrics on vs off: remote benchmark, tcp loopback, medians")
-    for col in ("measure", "metrics on", "off (floor)", "overhead", "A/A noise", "target", "ok"):
-        table.add_column(col, justify="left" if col == "measure" else "right", no_wrap=True)
-    all_ok = True
-    walls = [key for key in results if "CPU" not in key]
-    for wall in walls:
+def rows(results: dict[str, dict[str, float]]) -> list[h.Row]:
+    """On beside off (the floor), each wall figure then its CPU figure; overhead <= 3 %."""
+    out = []
+    for wall in (key for key in results if "CPU" not in key):
         name = wall.split(" small")[0]
         for key in (wall, *(k for k in results if "CPU" in k and k.startswith(name))):
             r = results[key]
-            cpu = "CPU" in key
-            ok = r["overhead"] <= 0.03
-            all_ok &= ok or cpu
-            figure = "{:,.1f}" if cpu else "{:,.0f}"
-            table.add_row(
-                key, figure.format(r["on"]), figure.format(r["off"]), f"{r['overhead']:+.1%}",
-                f"{r['noise']:+.1%}", "" if cpu else "<= 3 %",
-                "" if cpu else ("yes" if ok else "NO"),
-            )  # fmt: skip
-    Console(width=max(120, Console().width)).print(table)
-    return all_ok
+            measure, unit = key.removesuffix(")").rsplit(" (", 1)
+            out.append(h.Row(
+                measure, {"metrics on": r["on"], "off (floor)": r["off"]}, unit=unit,
+                floor="off (floor)", figure=r["overhead"],
+                target=None if "CPU" in key else h.Target("<=", 0.03, "+%"),
+                note=f"A/A noise {r['noise']:+.1%}",
+            ))  # fmt: skip
+    return out
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = h.parser(__doc__)
     parser.add_argument("--quick", action="store_true", help="fewer messages and repetitions")
-    parser.add_argument("--json", action="store_true", help="print the results as JSON")
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
-    options = parser.parse_args()
+    out = h.Output.parse(parser, "bench.metrics")
+    options = out.options
     if options.serve:
         serve()
         return
     results = run(options.quick)
-    if options.json:
-        print(json.dumps(results, indent=2))
-    else:
-        report(results)
+    out.compare("metrics on vs off: remote benchmark, tcp loopback, medians", rows(results))
+    out.finish(results)
 
 
 if __name__ == "__main__":

@@ -1,13 +1,13 @@
 """Our bridge vs. other RPC systems and the raw pyzmq floors, each server in its own process.
 
-    .venv/bin/python -m bench.peers [--quick] [--json] [--plot FILE.png] [--only KIND,...]
+    .venv/bin/python -m bench.peers [--quick] [--json FILE] [--plot FILE.png] [--only KIND,...]
 
 Every system serves the same service from a separate process on 127.0.0.1:
 ``add(a, b)``, ``echo(payload)`` and a counting cast ``tally(payload)`` (one-way;
 it increments a counter that the client then reads until it shows every cast).
 Systems (``--only`` kinds): ``ours`` (`transport.Bridge` serving an
 `actors.Manager` subclass), ``floor`` (raw pyzmq with msgpack: REQ/REP,
-DEALER/ROUTER with 64 in flight, PUSH/PULL; from `bench.remote`),
+DEALER/ROUTER with 64 in flight, PUSH/PULL; from `bench._floors`),
 ``pyro-msgpack`` and ``pyro-serpent`` (Pyro5 with its msgpack serializer and
 with its default, serpent), ``zerorpc``, ``ray`` (an actor of a private local
 Ray instance) and ``oslo`` (oslo.messaging over a private RabbitMQ node started
@@ -37,30 +37,23 @@ A system that is not installed or cannot start gets a row saying why.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import importlib.metadata
-import importlib.util
 import json
-import os
-import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.table import Table
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from bench._peers.common import MEASURES, Unavailable  # noqa: E402
-from bench._peers.rabbit import rabbitmq  # noqa: E402
+try:
+    from bench import _harness as h
+except ModuleNotFoundError:  # run as a file: the package is not on the path
+    raise SystemExit("run it as: python -m bench.peers") from None
+from bench._peers.common import MEASURES, Unavailable
+from bench._peers.rabbit import rabbitmq
 
 SYSTEMS: dict[str, tuple[str, str | None]] = {
     "ours": ("ours (bridge)", None),
@@ -131,33 +124,20 @@ def run_client(kind: str, options: dict[str, Any], timeout: float) -> dict[str, 
     """Measure one system in a fresh process; its samples, or ``{"error": why}``.
 
     The child runs in its own session, killed with its whole group (by its PID)
-    if it overstays `timeout`; its stderr is kept and shown only if it fails.
+    if it overstays `timeout`; its stderr is shown only if it fails.
     """
-    with tempfile.TemporaryFile("w+") as err:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "bench._peers", "client", kind, json.dumps(options)],
-            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err, text=True,
-            cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, start_new_session=True,
-        )  # fmt: skip
-        try:
-            out, _ = proc.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            out = ""
-            result: dict[str, Any] = {"error": f"timed out after {timeout:.0f} s"}
-        else:
-            result = {"error": f"client exited with status {proc.returncode}"}
-        finally:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)  # leftovers of its group, if any
-            proc.wait(10)
-        for line in out.splitlines():
-            if line.startswith("RESULT "):
-                result = json.loads(line.removeprefix("RESULT "))
-        if "error" in result and not result["error"].startswith("not installed"):
-            err.seek(0)
-            tail = err.read().strip().splitlines()[-8:]
-            print(f"[{kind}] {result['error']}\n  " + "\n  ".join(tail), file=sys.stderr)
-        return result
+    done = h.run_module("bench._peers", "client", kind, json.dumps(options), timeout=timeout)
+    if done.timed_out:
+        result: dict[str, Any] = {"error": f"timed out after {timeout:.0f} s"}
+    else:
+        result = {"error": f"client exited with status {done.returncode}"}
+    for line in done.stdout.splitlines():
+        if line.startswith("RESULT "):
+            result = json.loads(line.removeprefix("RESULT "))
+    if "error" in result and not result["error"].startswith("not installed"):
+        tail = done.stderr.strip().splitlines()[-8:]
+        print(f"[{kind}] {result['error']}\n  " + "\n  ".join(tail), file=sys.stderr)
+    return result
 
 
 def run_system(kind: str, options: dict[str, Any], timeout: float) -> dict[str, Any]:
@@ -233,19 +213,22 @@ def cell(measure: str, entry: dict[str, Any]) -> str:
     return text
 
 
-def report(results: dict[str, Any]) -> bool:
+def rows(results: dict[str, Any]) -> list[h.Row]:
+    """One row per measure: each measured system's median, the raw floor as the floor."""
+    measured = [e for e in results["systems"].values() if "median" in e]
+    floor = results["systems"].get("floor", {}).get("label")
+    return [
+        h.Row(m.removesuffix(")").split(" (")[0], {e["label"]: e["median"][m] for e in measured},
+              unit=m.removesuffix(")").split(" (")[1],
+              floor=floor if any(e["label"] == floor for e in measured) else None)
+        for m in MEASURES
+    ]  # fmt: skip
+
+
+def report(results: dict[str, Any], out: h.Output) -> bool:
     """Print the table and the target verdicts; whether every target was met."""
     opts = results["options"]
-    table = Table(
-        title="ours vs peers (tcp loopback, server in its own process; medians of "
-        f"{opts['reps']} reps, ours {2 * opts['reps']})",
-        caption='under each value: "x" = how many times better ours is (>1: ours wins); '
-        "ok/NO: its target",
-        show_lines=True,
-    )
-    table.add_column("system", max_width=26, overflow="fold")
-    for m in MEASURES:
-        table.add_column(SHORT[m], justify="right", no_wrap=True)
+    cells = []
     for entry in results["systems"].values():
         name = entry["label"] + (f"\n{entry['version']}" if entry["version"] else "")
         if entry.get("rabbitmq"):
@@ -253,11 +236,17 @@ def report(results: dict[str, Any]) -> bool:
         if entry.get("notes", {}).get("pipelined threads"):
             name += f"\npipelined: {entry['notes']['pipelined threads']} threads"
         if "error" in entry:
-            table.add_row(f"{name}\n{entry['error']}", *["-"] * len(MEASURES))
+            cells.append([f"{name}\n{entry['error']}", *["-"] * len(MEASURES)])
         else:
-            table.add_row(name, *(cell(m, entry) for m in MEASURES))
-    console = Console(width=max(130, Console().width))
-    console.print(table)
+            cells.append([name, *(cell(m, entry) for m in MEASURES)])
+    out.table(
+        "ours vs peers (tcp loopback, server in its own process; medians of "
+        f"{opts['reps']} reps, ours {2 * opts['reps']})",
+        ["system", *(SHORT[m] for m in MEASURES)], cells,
+        caption='under each value: "x" = how many times better ours is (>1: ours wins); '
+        "ok/NO: its target",
+        lines=True,
+    )  # fmt: skip
     all_ok = True
     met = total = 0
     for kind, entry in results["systems"].items():
@@ -266,7 +255,7 @@ def report(results: dict[str, Any]) -> bool:
         words = TARGETS[kind][1]
         if "targets" not in entry:
             why = entry.get("error") or "ours was not measured"
-            console.print(f"{entry['label']}: {words}: not measured ({why})")
+            out.print(f"{entry['label']}: {words}: not measured ({why})")
             continue
         missed = [
             f"{m} {entry['advantage'][m]:.2f}x < {t['least']:.2f}x"
@@ -277,22 +266,19 @@ def report(results: dict[str, Any]) -> bool:
         total += len(entry["targets"])
         met += len(entry["targets"]) - len(missed)
         verdict = "PASS" if not missed else "FAIL: " + "; ".join(missed)
-        console.print(f"{entry['label']}: {words}: {verdict}")
-    console.print(f"targets met: {met} of {total} measured")
+        out.print(f"{entry['label']}: {words}: {verdict}")
+    out.print(f"targets met: {met} of {total} measured")
     return all_ok
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = h.parser(__doc__, full=True)
     parser.add_argument("--quick", action="store_true", help="CI size: fewer, shorter runs")
-    parser.add_argument("--json", action="store_true", help="print the results as JSON")
-    parser.add_argument("--plot", metavar="FILE.png", help="draw a grouped bar chart")
     parser.add_argument(
         "--only", metavar="KIND,...", help=f"measure only these of {','.join(SYSTEMS)}"
     )
-    options = parser.parse_args()
+    out = h.Output.parse(parser, "bench.peers")
+    options = out.options
     kinds = list(SYSTEMS) if not options.only else options.only.split(",")
     unknown = set(kinds) - set(SYSTEMS)
     if unknown:
@@ -302,14 +288,9 @@ def main() -> None:
     results = run(kinds, options.quick, log)
     results["options"]["seconds"] = round(time.monotonic() - started, 1)
     log.print(f"[dim]total {results['options']['seconds']:.0f} s[/dim]")
-    if options.plot:
-        from bench._peers.plot import plot  # noqa: PLC0415 - only with --plot
-
-        plot(results, options.plot)
-    if options.json:
-        print(json.dumps(results, indent=2))
-    else:
-        report(results)
+    report(results, out)
+    out.rows.extend(rows(results))
+    out.finish(results, title="bench.peers: server in its own process, tcp loopback, medians")
 
 
 if __name__ == "__main__":

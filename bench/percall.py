@@ -1,6 +1,7 @@
 """What one sequential remote call costs, noise-free: ours beside the raw pyzmq loops.
 
-    python -m bench.percall [--calls N] [--callgrind] [--json FILE] [--servers raw,bridge]
+    python -m bench.percall [--calls N] [--callgrind] [--latency ROUNDS] [--servers raw,bridge]
+                            [--base REV] [--json FILE] [--plot FILE.png]
 
 Each pairing runs a server process and a client process; after a warm-up, a
 window of N sequential calls is counted three times: system calls per call on
@@ -18,19 +19,37 @@ by a REQ socket (the floor); ``bridge`` is `transport.Bridge` serving an
 `actors.Manager`, called through `transport.connect(...).proxy(...)`; ``own``
 is the same with ``own_sockets=True``: the manager's thread reads and answers
 its own socket (transport/_direct.py).
+
+``--base REV`` adds, beside each ``bridge``/``own`` pairing, the same pairing
+with server and client on git revision REV's ``actors`` and ``transport``
+(``bridge@REV``): before and after in one run.
+
+Targets (issue 14, on the last pairing, ``own`` by default): system calls
+per call within 1.2x of raw on each side; no more server threads woken per
+call than raw's (its REP thread and libzmq's I/O thread).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from bench import _harness as h
+import msgpack  # type: ignore[import-untyped]
 
-SMALL: Any = [1, "x"]
+try:
+    from bench import _floors
+    from bench import _harness as h
+except ModuleNotFoundError:  # run as a file: the package is not on the path
+    raise SystemExit("run it as: python -m bench.percall") from None
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+SMALL = _floors.SMALL
 WARM = 300
 SERVERS = ("raw", "bridge", "own")
 
@@ -46,57 +65,37 @@ def serve(kind: str) -> None:
         pyro.serve([])
         return
     if kind == "raw":
-        import threading  # noqa: PLC0415
-
-        import msgpack  # type: ignore[import-untyped]  # noqa: PLC0415
-        import zmq  # noqa: PLC0415
-
-        rep: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.REP)
-        port = rep.bind_to_random_port("tcp://127.0.0.1")
-
-        def loop() -> None:
-            while True:
-                rep.send(msgpack.packb(msgpack.unpackb(rep.recv())))
-
-        threading.Thread(target=loop, daemon=True).start()
-        h.serve_until_stdin_closes(f"tcp://127.0.0.1:{port}")
-        import os  # noqa: PLC0415
-
-        os._exit(0)
-    import transport  # noqa: PLC0415
+        _floors.serve(("reqrep",))
+        return
     from actors import Manager  # noqa: PLC0415
 
     class Sink(Manager):
         def echo(self, value: Any) -> Any:
             return value
 
-    ref = Sink.start(host="percall")
-    bridge = transport.Bridge("tcp://127.0.0.1:*", own_sockets=kind == "own")
-    bridge.expose("sink", ref)
-    bridge.start()
-    try:
-        h.serve_until_stdin_closes(bridge.endpoint_of("sink"))
-    finally:
-        bridge.stop()
-        ref.stop()
+    h.serve_exposed({"sink": Sink.start(host="percall")}, own_sockets=kind == "own",
+                    line_of="sink")  # fmt: skip
+
+
+def _raw_caller(floors: _floors.Floors) -> Callable[[], None]:
+    """The floor's call: a request packed once (the floor does no encoding work), its reply."""
+    req, body = floors.req, _floors.request(SMALL)
+
+    def call() -> None:
+        req.send(body)
+        msgpack.unpackb(req.recv())
+
+    return call
 
 
 def client(kind: str, endpoint: str) -> None:
     """Call `endpoint` N times for each line N read from stdin; answer ``done``."""
+    call: Callable[[], object]
     if kind == "raw":
-        import msgpack  # noqa: PLC0415
-        import zmq  # noqa: PLC0415
-
-        req: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.REQ)
-        req.connect(endpoint)
-        request = msgpack.packb([1, 1, 0, "sink", "echo", [SMALL], {}, None, {}])
-
-        def call() -> None:
-            req.send(request)
-            msgpack.unpackb(req.recv())
+        call = _raw_caller(_floors.Floors(endpoint))
 
     elif kind == "pyro":
-        import Pyro5.api  # type: ignore[import-untyped]  # noqa: PLC0415
+        import Pyro5.api  # type: ignore[import-untyped,import-not-found,unused-ignore]  # noqa: PLC0415
 
         pyro = Pyro5.api.Proxy(endpoint)
         pyro._pyroSerializer = "msgpack"
@@ -126,19 +125,18 @@ def client(kind: str, endpoint: str) -> None:
 
 
 def _run(cli: h.Server, calls: int) -> None:
-    assert cli.proc.stdin is not None
-    assert cli.proc.stdout is not None
-    cli.proc.stdin.write(f"{calls}\n")
-    cli.proc.stdin.flush()
-    assert cli.proc.stdout.readline().strip() == "done"
+    answer = cli.command(str(calls), timeout=600)
+    assert answer == "done", answer
 
 
-def measure(kind: str, calls: int, *, callgrind: bool) -> dict[str, float]:
-    """Every count per call for one pairing."""
+def measure(
+    kind: str, calls: int, *, callgrind: bool, tree: Path | None = None
+) -> dict[str, float]:
+    """Every count per call for one pairing (both sides on `tree`'s runtime, if given)."""
     out: dict[str, float] = {}
     with (
-        h.spawn("bench.percall", "--serve", kind) as server,
-        h.spawn("bench.percall", "--client", kind, server.line) as cli,
+        h.spawn("bench.percall", "--serve", kind, tree=tree) as server,
+        h.spawn("bench.percall", "--client", kind, server.line, tree=tree) as cli,
     ):
         _run(cli, WARM)
         before = (h.switches(server.pid), h.switches(cli.pid))
@@ -162,10 +160,10 @@ def measure(kind: str, calls: int, *, callgrind: bool) -> dict[str, float]:
         with tempfile.TemporaryDirectory() as tmp:
             sfile, cfile = str(Path(tmp, "server.cg")), str(Path(tmp, "client.cg"))
             with h.spawn(
-                "bench.percall", "--serve", kind, wrapper=h.callgrind_wrapper(sfile)
+                "bench.percall", "--serve", kind, wrapper=h.callgrind_wrapper(sfile), tree=tree
             ) as server, h.spawn(
                 "bench.percall", "--client", kind, server.line,
-                wrapper=h.callgrind_wrapper(cfile), start_timeout=600,
+                wrapper=h.callgrind_wrapper(cfile), start_timeout=600, tree=tree,
             ) as cli:  # fmt: skip
                 _run(cli, 20)
                 with (
@@ -188,26 +186,42 @@ MAIN_ROWS = (
     "server instructions",
     "client instructions",
 )
+TARGETS = {  # issue 14
+    "server syscalls": h.Target("<=", 1.2),
+    "client syscalls": h.Target("<=", 1.2),
+    "server threads woken": h.Target("<=", 1.0),
+}
+"""On ours / raw. Threads woken: no more than the floor's (libzmq's I/O thread and the
+one that answers, 2, is the least a ZeroMQ server wakes)."""
 
 
-def report(results: dict[str, dict[str, float]]) -> None:
-    """One table: a row per count, a column per pairing, ratios to raw."""
+def _unit(name: str) -> str:
+    for word in ("instructions", "switches"):
+        if word in name:
+            return f"{word}/call"
+    return "threads" if "threads" in name else "syscalls/call"
+
+
+def rows(
+    results: dict[str, dict[str, float]], subject: str | None = None
+) -> tuple[list[h.Row], list[h.Row]]:
+    """The main counts (targets on `subject`, default the last pairing) and each system call's."""
     kinds = list(results)
-    columns = ["per sequential call", *kinds, *(f"{k}/raw" for k in kinds if k != "raw")]
+    subject = subject or next((k for k in reversed(kinds) if k != "raw"), None)
+    floor = "raw" if "raw" in kinds and len(kinds) > 1 else None
     names = [n for n in MAIN_ROWS if any(n in r for r in results.values())]
     extra = sorted({n for r in results.values() for n in r} - set(names))
-    rows = []
-    for name in [*names, *extra]:
-        values = [results[k].get(name) for k in kinds]
-        cells = ["-" if v is None else f"{v:,.2f}" for v in values]
-        raw = results.get("raw", {}).get(name)
-        for k in kinds:
-            if k == "raw":
-                continue
-            v = results[k].get(name)
-            cells.append(f"{v / raw:.2f}x" if v is not None and raw else "-")
-        rows.append([name, *cells])
-    h.print_table("per sequential call: counts that do not move with load", columns, rows)
+    made: tuple[list[h.Row], list[h.Row]] = ([], [])
+    for group, wanted in zip(made, (names, extra), strict=True):
+        for name in wanted:
+            values = {k: results[k][name] for k in kinds if name in results[k]}
+            compared = subject in values and floor in values
+            group.append(h.Row(
+                name, values, unit=_unit(name), floor=floor if floor in values else None,
+                target=TARGETS.get(name) if compared else None,
+                subject=subject if subject in values else None,
+            ))  # fmt: skip
+    return made
 
 
 class _PyroCloser:
@@ -220,47 +234,35 @@ class _PyroCloser:
 
 def latency(kinds: list[str], rounds: int, block: int = 250) -> dict[str, dict[str, float]]:
     """Sequential call p50/p99 (us) per pairing, in interleaved blocks (same noise for all)."""
-    import msgpack  # noqa: PLC0415
-    import zmq  # noqa: PLC0415
-
     import transport  # noqa: PLC0415
 
-    servers = {kind: h.spawn("bench.percall", "--serve", kind) for kind in kinds}
     calls: dict[str, Any] = {}
     closers: list[Any] = []
-    try:
-        for kind, server in servers.items():
-            if kind == "raw":
-                req: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.REQ)
-                req.connect(server.line)
-                closers.append(req)
-                body = msgpack.packb([1, 1, 0, "sink", "echo", [SMALL], {}, None, {}])
-                calls[kind] = lambda req=req, body=body: msgpack.unpackb(
-                    req.send(body) or req.recv()
-                )
-            elif kind == "pyro":
-                import Pyro5.api  # noqa: PLC0415
+    with h.servers(*(["bench.percall", "--serve", kind] for kind in kinds)) as started:
+        try:
+            for kind, server in zip(kinds, started, strict=True):
+                if kind == "raw":
+                    floors = _floors.Floors(server.line)
+                    closers.append(floors)
+                    calls[kind] = _raw_caller(floors)
+                elif kind == "pyro":
+                    import Pyro5.api  # type: ignore[import-untyped,import-not-found,unused-ignore]  # noqa: PLC0415
 
-                pyro = Pyro5.api.Proxy(server.line)
-                pyro._pyroSerializer = "msgpack"
-                closers.append(_PyroCloser(pyro))
-                calls[kind] = lambda pyro=pyro: pyro.echo(SMALL)
-            else:
-                conn = transport.connect(server.line, timeout=60)
-                closers.append(conn)
-                proxy = conn.proxy("sink")
-                calls[kind] = lambda proxy=proxy: proxy.echo(SMALL).get()
-        samples: dict[str, list[float]] = {kind: [] for kind in kinds}
-        for kind in kinds:
-            h.timed_calls(calls[kind], WARM)
-        for _ in range(rounds):
-            for kind in kinds:
-                samples[kind] += h.timed_calls(calls[kind], block + 10)[10:]
-    finally:
-        for closer in closers:
-            closer.close(linger=0)
-        for server in servers.values():
-            server.stop()
+                    pyro = Pyro5.api.Proxy(server.line)
+                    pyro._pyroSerializer = "msgpack"
+                    closers.append(_PyroCloser(pyro))
+                    calls[kind] = lambda pyro=pyro: pyro.echo(SMALL)
+                else:
+                    conn = transport.connect(server.line, timeout=60)
+                    closers.append(conn)
+                    proxy = conn.proxy("sink")
+                    calls[kind] = lambda proxy=proxy: proxy.echo(SMALL).get()
+            for call in calls.values():
+                h.timed_calls(call, WARM)
+            samples = h.interleaved(calls, rounds * block, block, warm=10)
+        finally:
+            for closer in closers:
+                closer.close(linger=0)
     return {
         kind: {"p50 us": h.pct(s, 0.5) * 1e6, "p99 us": h.pct(s, 0.99) * 1e6}
         for kind, s in samples.items()
@@ -268,17 +270,21 @@ def latency(kinds: list[str], rounds: int, block: int = 250) -> dict[str, dict[s
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--calls", type=int, default=2000)
-    parser.add_argument("--servers", default=",".join(SERVERS))
+    parser = h.parser(__doc__)
+    parser.add_argument("--calls", type=int, default=2000, help="calls per counted window")
+    parser.add_argument("--servers", default=",".join(SERVERS), help="pairings, comma-separated")
     parser.add_argument("--callgrind", action="store_true", help="count instructions too (slow)")
-    parser.add_argument("--json", metavar="FILE", help="write the results as JSON (- for stdout)")
     parser.add_argument(
         "--latency", type=int, metavar="ROUNDS", help="also time sequential calls, interleaved"
     )
+    parser.add_argument(
+        "--base", metavar="REV",
+        help="also count bridge/own with both sides on this git revision's runtime (before)",
+    )  # fmt: skip
     parser.add_argument("--serve", help=argparse.SUPPRESS)
     parser.add_argument("--client", nargs=2, help=argparse.SUPPRESS)
-    options = parser.parse_args()
+    out = h.Output.parse(parser, "bench.percall")
+    options = out.options
     if options.serve:
         serve(options.serve)
         return
@@ -286,21 +292,31 @@ def main() -> None:
         client(*options.client)
         return
     kinds = options.servers.split(",")
+    results: dict[str, Any] = {}
     if options.latency:
         lat = latency(kinds, options.latency)
-        rows = [
-            [kind, f"{v['p50 us']:.0f}", f"{v['p99 us']:.0f}",
-             f"{h.ratio(v['p50 us'], lat.get('raw', v)['p50 us']):.2f}x"]
-            for kind, v in lat.items()
-        ]  # fmt: skip
-        h.print_table("sequential call latency (interleaved blocks)", ["server", "p50 us",
-                      "p99 us", "p50/raw"], rows)  # fmt: skip
-        if options.callgrind is False and options.calls == 0:
-            return
-    results = {kind: measure(kind, options.calls, callgrind=options.callgrind) for kind in kinds}
-    report(results)
-    if options.json:
-        h.write_json(options.json, results)
+        results["latency"] = lat
+        floor = "raw" if "raw" in kinds else None
+        out.compare("sequential call latency (interleaved blocks; noisy under load)", [
+            h.Row(f"call {q}", {k: v[f"{q} us"] for k, v in lat.items()}, unit="us", floor=floor)
+            for q in ("p50", "p99")
+        ])  # fmt: skip
+    if options.calls:
+        counts = {}
+        with contextlib.ExitStack() as stack:
+            base = stack.enter_context(h.revision_tree(options.base)) if options.base else None
+            for kind in kinds:
+                counts[kind] = measure(kind, options.calls, callgrind=options.callgrind)
+                if base is not None and kind in ("bridge", "own"):
+                    counts[f"{kind}@{options.base}"] = measure(
+                        kind, options.calls, callgrind=options.callgrind, tree=base
+                    )
+        results["counts"] = counts
+        main_rows, extra_rows = rows(counts, next((k for k in reversed(kinds) if k != "raw"), None))
+        out.compare("per sequential call: counts that do not move with load", main_rows)
+        columns, cells = h.rows_table(extra_rows)
+        out.table("per sequential call: each system call", columns, cells)
+    out.finish(results)
 
 
 if __name__ == "__main__":

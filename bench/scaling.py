@@ -1,10 +1,10 @@
 """Scaling curves of the bridge and the runtime: latency and throughput as the work grows.
 
-    python -m bench.scaling [--quick] [--json] [--plot FILE.png] [--only CURVE ...]
+    python -m bench.scaling [--quick] [--json FILE] [--plot FILE.png] [--only CURVE ...]
 
 CURVE is connections, actors, payload, fanout or memory.
 
-Servers run in child processes (``bench/_scaling_server.py``) on tcp loopback;
+Servers run in child processes (``python -m bench._scaling_server``) on tcp loopback;
 the client is this process. Every figure is a median over repetitions, and the
 points of a curve are measured in turn within each repetition, so machine noise
 (e.g. another benchmark) hits all points alike. ``--quick`` takes about a minute.
@@ -37,34 +37,29 @@ points of a curve are measured in turn within each repetition, so machine noise
 
 from __future__ import annotations
 
-import argparse
 import collections
 import contextlib
 import json
 import os
 import random
-import select
 import statistics
-import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
 import msgpack  # type: ignore[import-untyped]
 import zmq
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+try:
+    from bench import _floors, remote
+    from bench import _harness as h
+except ModuleNotFoundError:  # run as a file: the package is not on the path
+    raise SystemExit("run it as: python -m bench.scaling") from None
+import transport
 
-import transport  # noqa: E402
-from bench import remote  # noqa: E402
-from bench._stats import print_table  # noqa: E402
-
-SERVER = [sys.executable, "-m", "bench._scaling_server"]
-RAW_SERVER = [sys.executable, str(Path(remote.__file__).resolve()), "--serve", "raw"]
+SERVER = ["bench._scaling_server"]
+RAW_SERVER = ["bench.remote", "--serve", "raw"]
 CONNECTIONS = [1, 2, 4, 8, 16, 32, 64]
 ACTORS = [1, 10, 100, 1000]
 PAYLOADS = [64, 1024, 16 * 1024, 64 * 1024, 256 * 1024, 1024 * 1024]
@@ -80,80 +75,6 @@ Row = dict[str, Any]
 
 
 # -- child processes -------------------------------------------------------------------
-
-
-class Server:
-    """A child process that prints one line when ready and stops when its stdin closes."""
-
-    def __init__(self, argv: list[str], env: dict[str, str] | None = None) -> None:
-        env = {**os.environ, **(env or {}), "PYTHONPATH": str(ROOT)}
-        self.proc = subprocess.Popen(
-            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, cwd=ROOT
-        )
-        self._buffer = b""
-        self.name = " ".join(argv[1:])
-        self.first_line = ""  # the endpoint (or raw ports) it printed when ready
-
-    def __enter__(self) -> Server:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    def readline(self, timeout: float) -> str:
-        """The next line the child prints; `RuntimeError` if none comes within `timeout`."""
-        assert self.proc.stdout is not None
-        fd = self.proc.stdout.fileno()
-        deadline = time.monotonic() + timeout
-        while b"\n" not in self._buffer:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or not select.select([fd], [], [], remaining)[0]:
-                raise RuntimeError(f"no answer from {self.name} within {timeout} s")
-            chunk = os.read(fd, 65536)
-            if not chunk:
-                raise RuntimeError(f"{self.name} exited ({self.proc.poll()})")
-            self._buffer += chunk
-        line, self._buffer = self._buffer.split(b"\n", 1)
-        return line.decode().strip()
-
-    def command(self, text: str, timeout: float) -> str:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(text.encode() + b"\n")
-        self.proc.stdin.flush()
-        return self.readline(timeout)
-
-    def rss_bytes(self) -> int:
-        with open(f"/proc/{self.proc.pid}/statm") as statm:
-            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-
-    def cpu_seconds(self) -> float:
-        """User + system CPU time the child has used so far (all its threads)."""
-        with open(f"/proc/{self.proc.pid}/stat") as stat:
-            fields = stat.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-    def stop(self) -> None:
-        """Close stdin (the server's cue to stop), wait, kill if need be."""
-        with contextlib.suppress(OSError):
-            if self.proc.stdin is not None:
-                self.proc.stdin.close()
-        try:
-            self.proc.wait(15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(5)
-        if self.proc.stdout is not None:
-            self.proc.stdout.close()
-
-
-def start_servers(
-    stack: contextlib.ExitStack, argvs: list[list[str]], env: dict[str, str] | None = None
-) -> list[Server]:
-    """Start every server at once; return them once each printed its first line."""
-    servers = [stack.enter_context(Server(argv, env)) for argv in argvs]
-    for server in servers:
-        server.first_line = server.readline(120)
-    return servers
 
 
 def connect(stack: contextlib.ExitStack, endpoint: str) -> transport.Connection:
@@ -177,7 +98,9 @@ def progress(text: str) -> None:
 # -- 1. client connections ----------------------------------------------------------------
 
 
-def closed_loop(proxies: list[transport.RemoteProxy[Any]], duration: float, server: Server) -> Row:
+def closed_loop(
+    proxies: list[transport.RemoteProxy[Any]], duration: float, server: h.Server
+) -> Row:
     """Each proxy's connection driven by its own thread for `duration` s: sequential calls."""
     latencies: list[list[float]] = [[] for _ in proxies]
     ends = [0.0] * len(proxies)
@@ -212,8 +135,8 @@ def closed_loop(proxies: list[transport.RemoteProxy[Any]], duration: float, serv
         "calls_per_s": len(merged) / wall,
         "client_cpu": (time.process_time() - cpu[0]) / wall,
         "server_cpu": (server.cpu_seconds() - cpu[1]) / wall,
-        "p50_us": remote.pct(merged, 0.5) * 1e6,
-        "p99_us": remote.pct(merged, 0.99) * 1e6,
+        "p50_us": h.pct(merged, 0.5) * 1e6,
+        "p99_us": h.pct(merged, 0.99) * 1e6,
     }
 
 
@@ -221,8 +144,8 @@ def curve_connections(quick: bool) -> list[Row]:
     reps, duration = (3, 0.4) if quick else (5, 1.0)
     samples: dict[int, list[Row]] = collections.defaultdict(list)
     with contextlib.ExitStack() as stack:
-        (server,) = start_servers(stack, [[*SERVER, "managers", "1"]])
-        conns = [connect(stack, server.first_line) for _ in range(max(CONNECTIONS))]
+        (server,) = stack.enter_context(h.servers([*SERVER, "managers", "1"]))
+        conns = [connect(stack, server.line) for _ in range(max(CONNECTIONS))]
         proxies = [conn.proxy("m0") for conn in conns]
         gather([proxy.echo(0) for proxy in proxies])  # every connection up
         closed_loop(proxies[:1], duration / 2, server)  # warm-up
@@ -237,24 +160,24 @@ def curve_connections(quick: bool) -> list[Row]:
 
 
 def seq_random(proxies: list[transport.RemoteProxy[Any]], order: list[int]) -> list[float]:
-    lat = []
-    for i in order:
-        t = time.perf_counter()
+    targets = iter(order)
+
+    def call() -> None:
+        i = next(targets)
         proxies[i].echo(i).get(timeout=CALL_TIMEOUT)
-        lat.append(time.perf_counter() - t)
-    return lat
+
+    return h.timed_calls(call, len(order))
 
 
 def pipelined_random(proxies: list[transport.RemoteProxy[Any]], order: list[int]) -> float:
     """Calls/s with `remote.WINDOW` calls in flight, each to the actor `order` names."""
-    start = time.perf_counter()
-    window: collections.deque[transport.RemoteFuture[Any]] = collections.deque()
-    for i in order:
-        if len(window) >= remote.WINDOW:
-            window.popleft().get(timeout=CALL_TIMEOUT)
-        window.append(proxies[i].echo(i))
-    gather(list(window))
-    return len(order) / (time.perf_counter() - start)
+    targets = iter(order)
+
+    def issue() -> Any:
+        i = next(targets)
+        return proxies[i].echo(i)
+
+    return h.pipelined(issue, lambda f: f.get(timeout=CALL_TIMEOUT), len(order), remote.WINDOW)
 
 
 def curve_actors(quick: bool) -> list[Row]:
@@ -262,10 +185,10 @@ def curve_actors(quick: bool) -> list[Row]:
     rng = random.Random(6)
     samples: dict[int, list[Row]] = collections.defaultdict(list)
     with contextlib.ExitStack() as stack:
-        servers = start_servers(stack, [[*SERVER, "managers", str(n)] for n in ACTORS])
+        servers = stack.enter_context(h.servers(*([*SERVER, "managers", str(n)] for n in ACTORS)))
         proxies = {}
         for n, server in zip(ACTORS, servers, strict=True):
-            conn = connect(stack, server.first_line)
+            conn = connect(stack, server.line)
             proxies[n] = [conn.proxy(f"m{i}") for i in range(n)]
             gather([proxy.echo(0) for proxy in proxies[n]])  # every actor once
             seq_random(proxies[n], [0] * 200)  # warm-up
@@ -276,7 +199,7 @@ def curve_actors(quick: bool) -> list[Row]:
                 rate = pipelined_random(proxies[n], [rng.randrange(n) for _ in range(n_pipe)])
                 one = pipelined_random(proxies[n], [0] * n_pipe)
                 samples[n].append({
-                    "p50_us": remote.pct(lat, 0.5) * 1e6,
+                    "p50_us": h.pct(lat, 0.5) * 1e6,
                     "calls_per_s": rate,
                     "one_actor_calls_per_s": one,
                 })  # fmt: skip
@@ -296,40 +219,38 @@ def size_label(size: int) -> str:
     return f"{size >> 10} KiB" if size >= 1024 else f"{size} B"
 
 
-def raw_socket(stack: contextlib.ExitStack, port: str) -> zmq.Socket[bytes]:
-    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
-    req = ctx.socket(zmq.REQ)
-    stack.callback(req.close, linger=0)
-    req.setsockopt(zmq.LINGER, 0)
-    req.setsockopt(zmq.RCVTIMEO, int(CALL_TIMEOUT * 1000))  # recv() raises, never hangs
-    req.connect(f"tcp://127.0.0.1:{port}")
-    return req
+def raw_floors(stack: contextlib.ExitStack, line: str) -> _floors.Floors:
+    floors = _floors.Floors(line, timeout=CALL_TIMEOUT)
+    stack.callback(floors.close)
+    return floors
 
 
 def curve_payload(quick: bool) -> list[Row]:
     reps, budget, lo, hi = (3, 32 << 20, 30, 300) if quick else (5, 256 << 20, 100, 1000)
     samples: dict[int, list[Row]] = collections.defaultdict(list)
     with contextlib.ExitStack() as stack:
-        bridge, raw_server = start_servers(stack, [[*SERVER, "managers", "1"], RAW_SERVER])
-        (floor_server,) = start_servers(stack, [RAW_SERVER], PINNED_MALLOC)
-        proxy = connect(stack, bridge.first_line).proxy("m0")
-        floor = raw_socket(stack, floor_server.first_line.split()[0])  # REQ/REP is first
-        raw_default = raw_socket(stack, raw_server.first_line.split()[0])
-        for sock in (floor, raw_default):  # warm-up
-            remote.raw_reqrep(sock, remote.SMALL, 200)
+        bridge, raw_server = stack.enter_context(
+            h.servers([*SERVER, "managers", "1"], RAW_SERVER)
+        )
+        (floor_server,) = stack.enter_context(h.servers(RAW_SERVER, env=PINNED_MALLOC))
+        proxy = connect(stack, bridge.line).proxy("m0")
+        floor = raw_floors(stack, floor_server.line)
+        raw_default = raw_floors(stack, raw_server.line)
+        for floors in (floor, raw_default):  # warm-up
+            floors.seq(remote.SMALL, 200)
         remote.bridge_seq(proxy, remote.SMALL, 200)
         for rep in range(reps):
             progress(f"  payload: repetition {rep + 1}/{reps}")
             for size in PAYLOADS:
                 payload = b"\xab" * size
                 n = max(lo, min(hi, budget // size))
-                raw = remote.raw_reqrep(floor, payload, n)
+                raw = floor.seq(payload, n)
                 ours = remote.bridge_seq(proxy, payload, n)
-                plain = remote.raw_reqrep(raw_default, payload, n)
+                plain = raw_default.seq(payload, n)
                 samples[size].append({
-                    "p50_us": remote.pct(ours, 0.5) * 1e6,
-                    "raw_p50_us": remote.pct(raw, 0.5) * 1e6,
-                    "raw_default_malloc_p50_us": remote.pct(plain, 0.5) * 1e6,
+                    "p50_us": h.pct(ours, 0.5) * 1e6,
+                    "raw_p50_us": h.pct(raw, 0.5) * 1e6,
+                    "raw_default_malloc_p50_us": h.pct(plain, 0.5) * 1e6,
                     "mb_per_s": size / statistics.fmean(ours) / 1e6,
                     "raw_mb_per_s": size / statistics.fmean(raw) / 1e6,
                 })  # fmt: skip
@@ -362,8 +283,8 @@ def curve_fanout(quick: bool) -> list[Row]:
     reps, trials = (3, 20) if quick else (5, 60)
     samples: dict[int, list[tuple[float, float, float, float]]] = collections.defaultdict(list)
     with contextlib.ExitStack() as stack:
-        servers = start_servers(stack, [[*SERVER, "managers", "1"]] * max(NODES))
-        conns = [connect(stack, server.first_line) for server in servers]
+        servers = stack.enter_context(h.servers(*[[*SERVER, "managers", "1"]] * max(NODES)))
+        conns = [connect(stack, server.line) for server in servers]
         proxies = [conn.proxy("m0") for conn in conns]
         seq = 0
         for _ in range(20):  # warm-up, every node
@@ -380,11 +301,11 @@ def curve_fanout(quick: bool) -> list[Row]:
         send, reach, confirm, call = (list(x) for x in zip(*trials_n, strict=True))
         rows.append({
             "nodes": n,
-            "cast_send_us": remote.pct(send, 0.5) * 1e6,
-            "cast_reach_us": remote.pct(reach, 0.5) * 1e6,
-            "cast_confirm_us": remote.pct(confirm, 0.5) * 1e6,
-            "call_us": remote.pct(call, 0.5) * 1e6,
-            "call_p99_us": remote.pct(call, 0.99) * 1e6,
+            "cast_send_us": h.pct(send, 0.5) * 1e6,
+            "cast_reach_us": h.pct(reach, 0.5) * 1e6,
+            "cast_confirm_us": h.pct(confirm, 0.5) * 1e6,
+            "call_us": h.pct(call, 0.5) * 1e6,
+            "call_p99_us": h.pct(call, 0.99) * 1e6,
         })  # fmt: skip
     return rows
 
@@ -406,7 +327,7 @@ def curve_memory(quick: bool) -> list[Row]:
     for variant in ("shared", "own"):
         with contextlib.ExitStack() as stack:
             argv = [*SERVER, "memory", *(["own"] if variant == "own" else [])]
-            (server,) = start_servers(stack, [argv])
+            (server,) = stack.enter_context(h.servers(argv))
             pid = server.proc.pid
             base = prev = server.rss_bytes()
             base_fds, base_threads = count_fds(pid), count_threads(pid)
@@ -478,7 +399,7 @@ def call_each(endpoints: dict[str, str]) -> int:
 # -- report -------------------------------------------------------------------------------
 
 
-def report(results: dict[str, Any]) -> None:
+def report(results: dict[str, Any], print_table: Any = h.print_table) -> None:
     if "connections" in results:
         print_table(
             "1. Connections -> one manager (a client thread each)",
@@ -548,11 +469,8 @@ def report(results: dict[str, Any]) -> None:
 
 def plot(results: dict[str, Any], path: str) -> None:
     """One figure, a panel per curve (payload has two: latency and MB/s)."""
-    import matplotlib  # noqa: PLC0415 - only with --plot
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # noqa: PLC0415
-    from matplotlib import ticker  # noqa: PLC0415
+    plt = h.pyplot()
+    from matplotlib import ticker  # noqa: PLC0415 - only with --plot
 
     fig, axes = plt.subplots(2, 3, figsize=(17, 10), layout="constrained")
     fig.suptitle("bench.scaling: bridge and runtime on tcp loopback (medians)", fontsize=14)
@@ -677,13 +595,27 @@ def plot(results: dict[str, Any], path: str) -> None:
     plt.close(fig)
 
 
+def targets(memory: list[Row]) -> list[h.Row]:
+    """The memory curve's targets at 1,000 managers, for each way of serving them."""
+    rows = []
+    for r in memory:
+        if r["managers"] != 1000:
+            continue
+        variant = r.get("variant", "shared")
+        rows.append(h.Row(f"RSS per idle manager, {variant} socket",
+                          {variant: r["kib_per_manager"]}, unit="KiB",
+                          target=h.Target("<", 100, "KiB")))  # fmt: skip
+        rows.append(h.Row(f"idle timer pass, {variant} socket", {variant: r["idle_pass_ms"]},
+                          unit="ms", target=h.Target("<", 20, "ms")))  # fmt: skip
+    return rows
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = h.parser(__doc__)
     parser.add_argument("--quick", action="store_true", help="about a minute in all")
-    parser.add_argument("--json", action="store_true", help="print the results as JSON")
-    parser.add_argument("--plot", metavar="FILE.png", help="draw the curves into FILE.png")
     parser.add_argument("--only", nargs="+", choices=CURVES, help="run only these curves")
-    options = parser.parse_args()
+    out = h.Output.parse(parser, "bench.scaling")
+    options = out.options
     runners = {
         "connections": curve_connections,
         "actors": curve_actors,
@@ -697,11 +629,11 @@ def main() -> None:
         progress(f"{name} ...")
         results[name] = runners[name](options.quick)
     results["elapsed_s"] = time.monotonic() - start
-    if options.json:
-        print(json.dumps(results, indent=2))
-    else:
-        report(results)
-        print(f"({'quick' if options.quick else 'full'} run: {results['elapsed_s']:.0f} s)")
+    report(results, out.table)
+    if "memory" in results:
+        out.compare("targets: 1,000 idle managers", targets(results["memory"]))
+    out.print(f"({'quick' if options.quick else 'full'} run: {results['elapsed_s']:.0f} s)")
+    out.finish(results, plot=False)  # the curves are drawn here, not as bars
     if options.plot:
         plot(results, options.plot)
 

@@ -1,6 +1,7 @@
 """Simulator benchmark: steps per second, a 4 x 100 schedule, an hour of heartbeats.
 
-Run: ``python -m bench.sim`` (``--quick`` for fewer repetitions).
+Run: ``python -m bench.sim`` (``--quick`` for fewer repetitions; ``--json FILE``,
+``--plot FILE.png``).
 
 * One schedule of 4 sender managers x 100 casts to one manager (target: < 50 ms),
   beside the same work on real threads.
@@ -13,7 +14,6 @@ Medians over repetitions; the machine is shared, so expect noise.
 
 from __future__ import annotations
 
-import argparse
 import tempfile
 import time
 from pathlib import Path
@@ -22,7 +22,11 @@ from typing import Any
 from actors import Manager, ManualClock, Service, TimerActor, periodic_task
 from actors.db import Database
 from actors.testing import Simulation
-from bench._stats import median_of, print_table
+
+try:
+    from bench import _harness as h
+except ModuleNotFoundError:  # run as a file: the package is not on the path
+    raise SystemExit("run it as: python -m bench.sim") from None
 from tests.testing._systems import Sender, Store
 
 
@@ -111,28 +115,29 @@ def threads_hour() -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--quick", action="store_true")
-    args = parser.parse_args()
+    parser = h.parser(__doc__)
+    parser.add_argument("--quick", action="store_true", help="fewer repetitions")
+    out = h.Output.parse(parser, "bench.sim")
+    args = out.options
     repeats = 3 if args.quick else 7
     steps = sim_4x100()[1]
-    sim_s, _ = median_of(repeats, lambda: sim_4x100()[0])
-    thr_s, _ = median_of(repeats, threads_4x100)
-    hour_s, _ = median_of(max(1, repeats // 2), sim_hour)
-    thr_hour_s, _ = median_of(1, threads_hour)
-    ticks_s, _ = median_of(repeats, sim_hour_ticks_only)
-    print_table(
-        "simulator (medians; shared 2-core machine, expect noise)",
-        ["measure", "simulation", "real threads", "target"],
-        [
-            ["4 senders x 100 casts", f"{sim_s * 1000:.1f} ms", f"{thr_s * 1000:.1f} ms",
-             "< 50 ms"],
-            ["steps per second", f"{steps / sim_s:,.0f}", "-", "-"],
-            ["1 h virtual, 3 nodes, 10 s heartbeats", f"{hour_s:.2f} s",
-             f"{thr_hour_s:.2f} s", "< 1 s"],
-            ["  the same hour, periodic ticks only (no database)", f"{ticks_s:.2f} s", "-", "-"],
-        ],
-    )  # fmt: skip
+    sim_s, _ = h.median_of(repeats, lambda: sim_4x100()[0])
+    thr_s, _ = h.median_of(repeats, threads_4x100)
+    hour_s, _ = h.median_of(max(1, repeats // 2), sim_hour)
+    thr_hour_s, _ = h.median_of(1, threads_hour)
+    ticks_s, _ = h.median_of(repeats, sim_hour_ticks_only)
+    out.compare("simulator (medians; shared 2-core machine, expect noise)", [
+        h.Row("4 senders x 100 casts", {"simulation": sim_s * 1000, "real threads": thr_s * 1000},
+              unit="ms", target=h.Target("<", 50, "ms"), figure=sim_s * 1000),
+        h.Row("1 h virtual, 3 nodes, 10 s heartbeats",
+              {"simulation": hour_s, "real threads": thr_hour_s}, unit="s",
+              target=h.Target("<", 1, "s"), figure=hour_s),
+        h.Row("the same hour, periodic ticks only (no database)", {"simulation": ticks_s},
+              unit="s"),
+        h.Row("steps per second", {"simulation": steps / sim_s}, unit="steps/s"),
+    ])  # fmt: skip
+    out.finish({"steps": steps, "sim_4x100_s": sim_s, "threads_4x100_s": thr_s,
+                "sim_hour_s": hour_s, "threads_hour_s": thr_hour_s, "ticks_hour_s": ticks_s})
 
 
 if __name__ == "__main__":

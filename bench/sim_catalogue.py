@@ -12,7 +12,6 @@ fail in the same wall time.
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import time
 from typing import Any
@@ -22,9 +21,16 @@ from hypothesis import Phase, given, seed, settings
 
 from actors import Manager, ManualClock, TimerActor
 from actors.testing import Schedule, Simulation, schedules
-from bench._stats import print_table
+
+try:
+    from bench import _harness as h
+except ModuleNotFoundError:  # run as a file: the package is not on the path
+    raise SystemExit("run it as: python -m bench.sim_catalogue") from None
 from tests.testing._demo import check_invariant, run_demo
 from tests.testing.catalogue import BUGS, Bug
+
+COLUMNS = ["bug", "examples median / worst", "found in", "shrunk trace lines (3 seeds)",
+           "simulator time", "real threads, same time"]  # fmt: skip
 
 
 def examples_to_find(bug: Bug, hseed: int, limit: int) -> int | None:
@@ -113,11 +119,12 @@ def real_thread_finds(bug: Bug, seconds: float) -> tuple[int, int] | None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--seeds", type=int, default=20)
-    parser.add_argument("--max-examples", type=int, default=1000)
-    parser.add_argument("--demo", type=int, default=0)
-    args = parser.parse_args()
+    parser = h.parser(__doc__, plot=False)
+    parser.add_argument("--seeds", type=int, default=20, help="hypothesis seeds per bug")
+    parser.add_argument("--max-examples", type=int, default=1000, help="examples per seed")
+    parser.add_argument("--demo", type=int, default=0, help="faulty schedules of the demo")
+    out = h.Output.parse(parser, "bench.sim_catalogue")
+    args = out.options
     rows = []
     for bug in BUGS:
         start = time.perf_counter()
@@ -134,11 +141,10 @@ def main() -> None:
             f"{spent:.1f} s",
             "n/a (needs faults)" if real is None else f"{real[0]} of {real[1]} runs",
         ])  # fmt: skip
-    print_table(
+    out.table(
         f"planted bugs: hypothesis examples to find, {args.seeds} seeds, "
         f"<= {args.max_examples} each (shared machine: times are noisy)",
-        ["bug", "examples median / worst", "found in", "shrunk trace lines (3 seeds)",
-         "simulator time", "real threads, same time"],
+        COLUMNS,
         rows,
     )  # fmt: skip
     if args.demo:
@@ -146,8 +152,9 @@ def main() -> None:
         for n in range(args.demo):
             with Simulation(seed=n, faults=True, database="sqlite://") as sim:
                 check_invariant(run_demo(sim))
-        print(f"demo invariant held over {args.demo} faulty schedules "
-              f"({time.perf_counter() - start:.1f} s)")  # fmt: skip
+        out.print(f"demo invariant held over {args.demo} faulty schedules "
+                  f"({time.perf_counter() - start:.1f} s)")  # fmt: skip
+    out.finish({"columns": COLUMNS, "rows": rows})
 
 
 if __name__ == "__main__":

@@ -11,11 +11,15 @@ every call saw all of its sender's earlier messages applied.
 
 from __future__ import annotations
 
-import argparse
 import random
 import time
 
 from actors.testing import Simulation
+
+try:
+    from bench import _harness as h
+except ModuleNotFoundError:  # run as a file: the package is not on the path
+    raise SystemExit("run it as: python -m bench.sim_fidelity") from None
 from tests.testing.test_fidelity import Client, Ledger
 
 OPS = ("call", "call_later", "cast")
@@ -45,17 +49,19 @@ def one(seed: int) -> int:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--schedules", type=int, default=10_000)
-    args = parser.parse_args()
+    parser = h.parser(__doc__, plot=False)
+    parser.add_argument("--schedules", type=int, default=10_000, help="how many schedules")
+    out = h.Output.parse(parser, "bench.sim_fidelity")
+    args = out.options
     start = time.perf_counter()
     steps = sum(one(n) for n in range(args.schedules))
     spent = time.perf_counter() - start
-    print(
+    out.print(
         f"ordering property held over {args.schedules:,} schedules ({steps:,} steps) "
         f"in {spent:.1f} s: {spent / args.schedules * 1000:.2f} ms per schedule, "
         f"{steps / spent:,.0f} steps/s (shared machine: noisy)"
     )
+    out.finish({"schedules": args.schedules, "steps": steps, "seconds": spent})
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Servers and clients of the peer systems `bench/peers.py` compares with our bridge.
+"""Servers and clients of the peer systems `bench.peers` compares with our bridge.
 
 One module per system; each has ``serve(argv)`` (run in a child process by
 ``python -m bench._peers serve KIND ...``) and ``open_client(kind, options)``,

@@ -2,22 +2,26 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
-import selectors
-import signal
 import socket
-import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+from bench import _harness as h
+from bench._harness import stop_process as stop
 
-ROOT = Path(__file__).resolve().parents[2]
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from concurrent.futures import Executor
+
+__all__ = [
+    "COUNT_TIMEOUT", "LARGE", "MEASURES", "SMALL_CAST", "START_TIMEOUT", "Client", "Service",
+    "Unavailable", "free_port", "measure", "shared_out", "spawn_server", "stop", "timed_casts",
+    "until_stdin_closes",
+]  # fmt: skip
+
 LARGE = b"\xab" * 65536
 """The 64 KiB payload of the large rows (a str of the same length where bytes are not allowed)."""
 SMALL_CAST = 1
@@ -90,15 +94,9 @@ class Client:
 
     def seq(self, large: bool, n: int) -> list[float]:
         """Time n sequential calls (``add(1, 2)`` or ``echo(64 KiB)``); seconds each."""
-        call = self.echo if large else self.add
-        arg: tuple[Any, ...] = (self.large,) if large else (1, 2)
-        lat = []
-        clock = time.perf_counter
-        for _ in range(n):
-            t = clock()
-            call(*arg)
-            lat.append(clock() - t)
-        return lat
+        if large:
+            return h.timed_calls(lambda: self.echo(self.large), n)
+        return h.timed_calls(lambda: self.add(1, 2), n)
 
     def payload(self, large: bool) -> Any:
         return self.large if large else SMALL_CAST
@@ -118,11 +116,24 @@ def timed_casts(client: Client, cast: Callable[[Any], object], large: bool, n: i
     """Cast ``cast(payload)`` n times, wait until the counter shows them all; the rate."""
     payload = client.payload(large)
     base = client.counted()
-    t = time.perf_counter()
-    for _ in range(n):
-        cast(payload)
-    client.wait_count(base + n)
-    return n / (time.perf_counter() - t)
+
+    def run() -> None:
+        for _ in range(n):
+            cast(payload)
+        client.wait_count(base + n)
+
+    return h.rate_of(n, run)
+
+
+def shared_out(pool: Executor, threads: int, work: Callable[[int], object], n: int) -> float:
+    """`n` operations shared among `threads` threads of `pool` (each `work(share)`); per second."""
+    shares = [n // threads + (i < n % threads) for i in range(threads)]
+
+    def run() -> None:
+        for future in [pool.submit(work, share) for share in shares]:
+            future.result()
+
+    return h.rate_of(n, run)
 
 
 class Service:
@@ -149,11 +160,6 @@ class Service:
 
 
 # -- the measuring loop ----------------------------------------------------------
-
-
-def pct(values: Sequence[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(p * len(ordered)))]
 
 
 def _clamp(value: float, low: int, high: int) -> int:
@@ -187,8 +193,8 @@ def measure(client: Client, reps: int, budget: float) -> dict[str, list[float]]:
     for _ in range(reps):
         for large, label in ((False, "small"), (True, "64KiB")):
             lat = client.seq(large, seq_n[large])
-            samples[f"call p50 {label} (us)"].append(pct(lat, 0.5) * 1e6)
-            samples[f"call p99 {label} (us)"].append(pct(lat, 0.99) * 1e6)
+            samples[f"call p50 {label} (us)"].append(h.pct(lat, 0.5) * 1e6)
+            samples[f"call p99 {label} (us)"].append(h.pct(lat, 0.99) * 1e6)
         for large, label in ((False, "small"), (True, "64KiB")):
             samples[f"pipelined {label} (calls/s)"].append(client.pipelined(large, pipe_n[large]))
         for large, label in ((False, "small"), (True, "64KiB")):
@@ -207,54 +213,18 @@ def free_port() -> int:
         return port
 
 
-def read_line(proc: subprocess.Popen[str], timeout: float) -> str:
-    """The child's next stdout line, or `Unavailable` if none comes within timeout."""
-    assert proc.stdout is not None
-    with selectors.DefaultSelector() as sel:
-        sel.register(proc.stdout, selectors.EVENT_READ)
-        if not sel.select(timeout):
-            raise Unavailable(f"no answer within {timeout:.0f} s")
-    line = proc.stdout.readline().strip()
-    if not line:
-        raise Unavailable(f"exited with status {proc.wait(5)} before it was ready")
-    return line
-
-
-def spawn_server(*args: str, timeout: float = START_TIMEOUT) -> tuple[subprocess.Popen[str], str]:
-    """Start ``python -m bench._peers serve *args``; return it and its first stdout line.
+def spawn_server(*args: str, timeout: float = START_TIMEOUT) -> h.Server:
+    """Start ``python -m bench._peers serve *args``; return it once it printed its first line.
 
     The child serves until its stdin closes. Its stderr goes to ours.
+
+    Raises:
+        Unavailable: it exited or said nothing within `timeout`.
     """
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "bench._peers", "serve", *args],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
     try:
-        return proc, read_line(proc, timeout)
-    except BaseException:
-        stop(proc)
-        raise
-
-
-def stop(proc: subprocess.Popen[Any], grace: float = 10.0) -> None:
-    """Stop a child by its PID: close its stdin, then SIGTERM, then SIGKILL; always bounded."""
-    if proc.stdin is not None and not proc.stdin.closed:
-        with contextlib.suppress(OSError):
-            proc.stdin.close()
-    for sig in (None, signal.SIGTERM, signal.SIGKILL):
-        if sig is not None and proc.poll() is None:
-            proc.send_signal(sig)
-        try:
-            proc.wait(grace)
-            break
-        except subprocess.TimeoutExpired:
-            continue
-    if proc.stdout is not None:
-        proc.stdout.close()
+        return h.spawn("bench._peers", "serve", *args, start_timeout=timeout)
+    except RuntimeError as exc:
+        raise Unavailable(str(exc)) from None
 
 
 def until_stdin_closes(shutdown: Callable[[], None] | None = None) -> None:

@@ -1,4 +1,4 @@
-"""The raw pyzmq floors, taken from `bench.remote` (its server and its timing loops).
+"""The raw pyzmq floors of `bench._floors` (its server and its loops), as a peer.
 
 Calls are REQ/REP round trips of an ``echo`` request (small: ``[1, "x"]``);
 pipelined is DEALER/ROUTER with 64 requests in flight; casts are PUSH/PULL,
@@ -10,60 +10,39 @@ from __future__ import annotations
 import contextlib
 from typing import TYPE_CHECKING, Any
 
-import msgpack  # type: ignore[import-untyped]
-import zmq
-
-from bench import remote
-from bench._peers.common import Client, stop
+from bench import _floors
+from bench import _harness as h
+from bench._peers.common import Client
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
 
 class FloorClient(Client):
-    """Sockets to `bench.remote`'s raw server."""
+    """Sockets to `bench._floors`' raw server."""
 
-    def __init__(self, ctx: zmq.Context[zmq.Socket[bytes]], ports: list[str]) -> None:
-        self.req, self.dealer, self.push, self.back = (
-            ctx.socket(t) for t in (zmq.REQ, zmq.DEALER, zmq.PUSH, zmq.PULL)
-        )
-        for sock, port in zip(self.sockets, ports, strict=True):
-            sock.setsockopt(zmq.LINGER, 0)
-            sock.connect(f"tcp://127.0.0.1:{port}")
-
-    @property
-    def sockets(self) -> tuple[zmq.Socket[bytes], ...]:
-        return (self.req, self.dealer, self.push, self.back)
-
-    def _echo(self, payload: Any) -> Any:
-        self.req.send(msgpack.packb([1, 1, 0, "sink", "echo", [payload], {}, None, {}]))
-        return msgpack.unpackb(self.req.recv())
+    def __init__(self, floors: _floors.Floors) -> None:
+        self.floors = floors
 
     def check(self) -> None:
-        assert self._echo(self.large)[5] == [self.large]  # the raw server echoes the request
+        assert self.floors.call(self.large)[5] == [self.large]  # the raw server echoes requests
 
     def seq(self, large: bool, n: int) -> list[float]:
-        return remote.raw_reqrep(self.req, self.large if large else remote.SMALL, n)
+        return self.floors.seq(self.large if large else _floors.SMALL, n)
 
     def pipelined(self, large: bool, n: int) -> float:
-        return remote.raw_pipelined(self.dealer, self.large if large else remote.SMALL, n)
+        return self.floors.pipelined(self.large if large else _floors.SMALL, n)
 
     def casts(self, large: bool, n: int) -> float:
-        return remote.raw_oneway(self.push, self.back, self.large if large else remote.SMALL, n)
+        return self.floors.oneway(self.large if large else _floors.SMALL, n)
 
 
 @contextlib.contextmanager
 def open_client(kind: str, options: dict[str, Any]) -> Iterator[Client]:
-    """Start `bench.remote`'s raw server (``--serve raw``) and connect its four sockets."""
-    proc, line = remote.spawn("raw")
-    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
-    client = None
-    try:
-        client = FloorClient(ctx, line.split())
-        yield client
-    finally:
-        if client is not None:
-            for sock in client.sockets:
-                sock.close(linger=0)
-        ctx.term()
-        stop(proc)
+    """Start the raw server (``python -m bench.remote --serve raw``) and connect to it."""
+    with h.spawn("bench.remote", "--serve", "raw") as server:
+        floors = _floors.Floors(server.line)
+        try:
+            yield FloorClient(floors)
+        finally:
+            floors.close()

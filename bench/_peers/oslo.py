@@ -22,7 +22,14 @@ from typing import TYPE_CHECKING, Any
 import oslo_messaging  # type: ignore[import-untyped,import-not-found,unused-ignore]
 from oslo_config import cfg  # type: ignore[import-not-found,unused-ignore]
 
-from bench._peers.common import LARGE, Client, spawn_server, stop, timed_casts, until_stdin_closes
+from bench._peers.common import (
+    LARGE,
+    Client,
+    shared_out,
+    spawn_server,
+    timed_casts,
+    until_stdin_closes,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
@@ -117,11 +124,7 @@ class OsloClient(Client):
             self.call(large)
 
     def pipelined(self, large: bool, n: int) -> float:
-        shares = [n // THREADS + (i < n % THREADS) for i in range(THREADS)]
-        t = time.perf_counter()
-        for future in [self.pool.submit(self._calls, large, share) for share in shares]:
-            future.result()
-        return n / (time.perf_counter() - t)
+        return shared_out(self.pool, THREADS, lambda share: self._calls(large, share), n)
 
     def casts(self, large: bool, n: int) -> float:
         cast = self.client.cast
@@ -135,7 +138,7 @@ class OsloClient(Client):
 @contextlib.contextmanager
 def open_client(kind: str, options: dict[str, Any]) -> Iterator[Client]:
     """Start the RPC server in a child process on the broker at ``options["url"]``."""
-    proc, _ = spawn_server("oslo", options["url"])
+    server = spawn_server("oslo", options["url"])
     client = None
     try:
         client = OsloClient(options["url"])
@@ -143,4 +146,4 @@ def open_client(kind: str, options: dict[str, Any]) -> Iterator[Client]:
     finally:
         if client is not None:
             client.close()
-        stop(proc)
+        server.stop()

@@ -9,20 +9,17 @@ connection and mailbox, so the first read already sees them all).
 from __future__ import annotations
 
 import contextlib
-import time
 from typing import TYPE_CHECKING, Any
 
 import transport
 from actors import Manager
+from bench import _harness as h
 from bench._peers.common import (
     Client,
     Service,
     spawn_server,
-    stop,
     timed_casts,
-    until_stdin_closes,
 )
-from bench._stats import freeze_startup
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
@@ -42,18 +39,7 @@ def serve(argv: Sequence[str]) -> None:
     class BenchManager(Service, Manager):
         """The benchmark's service as a manager."""
 
-    ref = BenchManager.start(host="bench")
-    bridge = transport.Bridge("tcp://127.0.0.1:*")
-    bridge.expose("service", ref)
-    bridge.start()
-    freeze_startup()
-    print(bridge.endpoint, flush=True)
-
-    def shutdown() -> None:
-        bridge.stop()
-        ref.stop()
-
-    until_stdin_closes(shutdown)
+    h.serve_exposed({"service": BenchManager.start(host="bench")})
 
 
 class BridgeClient(Client):
@@ -75,12 +61,7 @@ class BridgeClient(Client):
     def pipelined(self, large: bool, n: int) -> float:
         method = self.proxy.echo if large else self.proxy.add
         arg: tuple[Any, ...] = (self.large,) if large else (1, 2)
-        t = time.perf_counter()
-        for start in range(0, n, ROUND):
-            futures = [method(*arg) for _ in range(min(ROUND, n - start))]
-            for future in futures:
-                future.get()
-        return n / (time.perf_counter() - t)
+        return h.in_rounds(lambda: method(*arg), transport.RemoteFuture.get, n, ROUND)
 
     def casts(self, large: bool, n: int) -> float:
         return timed_casts(self, self.proxy.tally.defer, large, n)
@@ -89,9 +70,10 @@ class BridgeClient(Client):
 @contextlib.contextmanager
 def open_client(kind: str, options: dict[str, Any]) -> Iterator[Client]:
     """Start the bridge server in a child process and connect to it."""
-    proc, endpoint = spawn_server("ours")
+    server = spawn_server("ours")
+    endpoint = server.line
     try:
         with transport.connect(endpoint, timeout=60) as conn:
             yield BridgeClient(conn.proxy("service"))
     finally:
-        stop(proc)
+        server.stop()

@@ -17,14 +17,19 @@ from __future__ import annotations
 import contextlib
 import statistics
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
-import Pyro5.api  # type: ignore[import-untyped]
-import serpent  # type: ignore[import-untyped]
+import Pyro5.api  # type: ignore[import-untyped,import-not-found,unused-ignore]
+import serpent  # type: ignore[import-untyped,import-not-found,unused-ignore]
 
-from bench._peers.common import Client, spawn_server, stop, timed_casts, until_stdin_closes
+from bench._peers.common import (
+    Client,
+    shared_out,
+    spawn_server,
+    timed_casts,
+    until_stdin_closes,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
@@ -140,12 +145,7 @@ class PyroClient(Client):
         self.notes = {"pipelined threads": chosen}
 
     def pipelined(self, large: bool, n: int) -> float:
-        threads = self.threads
-        shares = [n // threads + (i < n % threads) for i in range(threads)]
-        t = time.perf_counter()
-        for future in [self.pool.submit(self._calls, large, share) for share in shares]:
-            future.result()
-        return n / (time.perf_counter() - t)
+        return shared_out(self.pool, self.threads, lambda share: self._calls(large, share), n)
 
     def casts(self, large: bool, n: int) -> float:
         return timed_casts(self, self.proxy.tally, large, n)
@@ -160,7 +160,8 @@ class PyroClient(Client):
 @contextlib.contextmanager
 def open_client(kind: str, options: dict[str, Any]) -> Iterator[Client]:
     """Start the daemon in a child process; connect with the kind's serializer."""
-    proc, uri = spawn_server("pyro")
+    server = spawn_server("pyro")
+    uri = server.line
     client = None
     try:
         client = PyroClient(uri, kind.removeprefix("pyro-"))
@@ -168,4 +169,4 @@ def open_client(kind: str, options: dict[str, Any]) -> Iterator[Client]:
     finally:
         if client is not None:
             client.close()
-        stop(proc)
+        server.stop()

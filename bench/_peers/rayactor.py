@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import time
 from typing import TYPE_CHECKING, Any
 
 import ray  # type: ignore[import-not-found,unused-ignore]
 
+from bench import _harness as h
 from bench._peers.common import Client, Service, timed_casts
 
 if TYPE_CHECKING:
@@ -39,13 +39,10 @@ class RayClient(Client):
         return count
 
     def pipelined(self, large: bool, n: int) -> float:
-        t = time.perf_counter()
         if large:
-            refs = [self.actor.echo.remote(self.large) for _ in range(n)]
-        else:
-            refs = [self.actor.add.remote(1, 2) for _ in range(n)]
-        ray.get(refs)
-        return n / (time.perf_counter() - t)
+            return h.rate_of(n, lambda: ray.get([self.actor.echo.remote(self.large)
+                                                 for _ in range(n)]))  # fmt: skip
+        return h.rate_of(n, lambda: ray.get([self.actor.add.remote(1, 2) for _ in range(n)]))
 
     def casts(self, large: bool, n: int) -> float:
         return timed_casts(self, self.actor.tally.remote, large, n)

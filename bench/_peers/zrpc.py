@@ -9,18 +9,17 @@ on them all. Casts: N ``pusher.tally(payload)``, then poll ``counted()``.
 from __future__ import annotations
 
 import contextlib
-import time
 from typing import TYPE_CHECKING, Any
 
-import gevent  # type: ignore[import-untyped]
-import zerorpc  # type: ignore[import-untyped]
+import gevent  # type: ignore[import-untyped,import-not-found,unused-ignore]
+import zerorpc  # type: ignore[import-untyped,import-not-found,unused-ignore]
 
+from bench import _harness as h
 from bench._peers.common import (
     Client,
     Service,
     free_port,
     spawn_server,
-    stop,
     timed_casts,
     until_stdin_closes,
 )
@@ -45,6 +44,10 @@ def serve(argv: Sequence[str]) -> None:
     gevent.joinall([gevent.spawn(server.run), gevent.spawn(puller.run)])
 
 
+def _get(result: Any) -> Any:
+    return result.get()
+
+
 class ZerorpcClient(Client):
     """A `zerorpc.Client` for calls and a `zerorpc.Pusher` for casts."""
 
@@ -65,14 +68,9 @@ class ZerorpcClient(Client):
         return count
 
     def pipelined(self, large: bool, n: int) -> float:
-        t = time.perf_counter()
         if large:
-            results = [self.client.echo(self.large, **ASYNC) for _ in range(n)]
-        else:
-            results = [self.client.add(1, 2, **ASYNC) for _ in range(n)]
-        for result in results:
-            result.get()
-        return n / (time.perf_counter() - t)
+            return h.in_rounds(lambda: self.client.echo(self.large, **ASYNC), _get, n, n)
+        return h.in_rounds(lambda: self.client.add(1, 2, **ASYNC), _get, n, n)
 
     def casts(self, large: bool, n: int) -> float:
         return timed_casts(self, self.pusher.tally, large, n)
@@ -85,7 +83,8 @@ class ZerorpcClient(Client):
 @contextlib.contextmanager
 def open_client(kind: str, options: dict[str, Any]) -> Iterator[Client]:
     """Start the zerorpc server in a child process and connect to it."""
-    proc, ports = spawn_server("zerorpc")
+    server = spawn_server("zerorpc")
+    ports = server.line
     client = None
     try:
         client = ZerorpcClient(ports.split())
@@ -93,4 +92,4 @@ def open_client(kind: str, options: dict[str, Any]) -> Iterator[Client]:
     finally:
         if client is not None:
             client.close()
-        stop(proc)
+        server.stop()
