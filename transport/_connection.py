@@ -82,10 +82,10 @@ _LEAN_SLICE = _LEAN_SLICE_MS / 1000
 _LEAN_OFF_AFTER_CONTENTION = 1.0
 _CALL = int(Kind.CALL)
 _CAST = int(Kind.CAST)
+_new_future = object.__new__  # RemoteFuture() without its __init__ frame (see RemoteFuture)
 # `zmq.Socket.send` is the backend's send behind a Python layer that only adds
 # draft sockets' routing_id/group; the backend's own (public: zmq.backend.Socket)
 # saves ~2.4k instructions per message.
-_new_future = object.__new__
 _send_frame: Callable[[zmq.Socket[bytes], bytes, int], None] = zmq.backend.Socket.send
 
 
@@ -370,7 +370,7 @@ class Connection:
             version, int(timeout * 1000) + 1, int(now * 1000),  # ttl in ms, rounded up
         )  # fmt: skip
         deadline = now + timeout
-        future: RemoteFuture[Any] = _new_future(RemoteFuture)  # RemoteFuture() without a frame
+        future: RemoteFuture[Any] = _new_future(RemoteFuture)
         future._conn = self
         future._label = (actor, method, now)
         future._deadline = deadline
