@@ -17,9 +17,8 @@ from typing import TYPE_CHECKING, Any
 from transport._context import wire_context
 from transport._errors import MessageTooLarge, Overloaded, UnsupportedVersion, error_from_fields
 from transport._protocol import (
-    Kind,
     decode_response_fields,
-    encode_request,
+    request_body,
     version_is_compatible,
 )
 from transport._proxy import Description
@@ -33,7 +32,7 @@ if TYPE_CHECKING:
 def encode_call(  # noqa: PLR0917 - private, hot path
     codec: Codec,
     max_message_size: int,
-    kind: Kind,
+    kind: int,
     msg_id: int,
     actor: str,
     method: str,
@@ -41,16 +40,21 @@ def encode_call(  # noqa: PLR0917 - private, hot path
     kwargs: dict[str, Any],
     version: str | None,
     ttl: int | None = None,
+    sent: int | None = None,
 ) -> bytes:
     """The request's bytes, stamped with its send time when it has a `ttl`.
+
+    `sent` is that time (`time.monotonic()` in milliseconds) when the caller
+    has just read the clock; it is read here otherwise.
 
     Raises:
         MessageTooLarge: it exceeds `max_message_size` (nothing is sent).
     """
-    body = encode_request(
-        codec, kind=kind, msg_id=msg_id, actor=actor, method=method, args=args,
-        kwargs=kwargs, version=version, context=wire_context(actor, method), ttl=ttl,
-        sent=None if ttl is None else int(time.monotonic() * 1000),
+    if ttl is not None and sent is None:
+        sent = int(time.monotonic() * 1000)
+    body = request_body(
+        codec, kind, msg_id, actor, method, args, kwargs, version, wire_context(actor, method),
+        ttl, sent,
     )  # fmt: skip
     if len(body) > max_message_size:
         raise MessageTooLarge(

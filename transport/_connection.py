@@ -8,11 +8,21 @@ descriptor; the others (*followers*) wait on a condition until their future is
 resolved or leadership is free. A sequential call therefore costs no thread
 hand-off at all. Futures with callbacks (`await`) have nobody calling `get()`:
 while any is pending, a reader thread takes the leader's part.
+
+The lean wait: a caller waiting for the only pending call, with no callbacks
+and no other thread using the connection lately, receives on the socket
+itself, blocking inside ZeroMQ for at most `_LEAN_SLICE_MS` with the socket
+lock held: what a REQ socket does, with its system calls (no readiness check
+before sleeping, no second `poll`). A call slower than that, or any sign of
+another thread, goes the general way (and so do the calls after a slow one,
+until a call is answered within the slice again: a timed-out receive costs
+more than it saves).
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import heapq
 import itertools
 import logging
@@ -65,6 +75,19 @@ _SWEEP_INTERVAL = 1.0
 DEFAULT_TIMEOUT = 60.0
 DEFAULT_MAX_PENDING = 100_000
 _READER_IDLE = 1.0  # seconds the reader thread lingers with no callback pending
+# The lean wait (see `Connection._lean`): how long it may hold the socket, in
+# milliseconds, and for how long after another thread found the socket busy
+# it is not used (seconds).
+_LEAN_SLICE_MS = 2
+_LEAN_SLICE = _LEAN_SLICE_MS / 1000
+_LEAN_OFF_AFTER_CONTENTION = 1.0
+_CALL = int(Kind.CALL)
+_CAST = int(Kind.CAST)
+_new_future = object.__new__  # RemoteFuture() without its __init__ frame (see RemoteFuture)
+# `zmq.Socket.send` is the backend's send behind a Python layer that only adds
+# draft sockets' routing_id/group; the backend's own (public: zmq.backend.Socket)
+# saves ~2.4k instructions per message.
+_send_frame: Callable[[zmq.Socket[bytes], bytes, int], None] = zmq.backend.Socket.send
 
 
 def _in_event_loop() -> bool:
@@ -136,6 +159,11 @@ class Connection:
         self._codec = Codec(allowed) if allowed else default_codec
         self._allowed = self._codec.allowed_exception_modules
         sock: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.DEALER)
+        try:
+            sock.setsockopt(zmq.RCVTIMEO, _LEAN_SLICE_MS)  # blocking receives: the lean wait
+        except BaseException:
+            sock.close(linger=0)
+            raise
         connect_client_socket(sock, endpoint, keypair, server_key)
         self._sock = sock
         self._lock = threading.Lock()  # the socket lock: held only around socket calls
@@ -157,10 +185,15 @@ class Connection:
         # after that, so it is late if its call's deadline had passed by then.
         self._empty_at = 0.0
         self._closed = False
+        self._contended_at = -_LEAN_OFF_AFTER_CONTENTION  # when a thread found the socket busy
+        self._lean_ok = True  # False after a lean wait ran out, until a call is fast again
         self._waker = Waker()
         self._poller = select.poll()
         self._poller.register(cast("int", sock.getsockopt(zmq.FD)), select.POLLIN)
         self._poller.register(self._waker.fileno(), select.POLLIN)
+        # Input pending? (ZMQ_EVENTS, checked by libzmq's zmq_poll with a zero timeout:
+        # pyzmq's getsockopt builds an enum per call, ~7k instructions more.)
+        self._input_ready = functools.partial(zmq.backend.zmq_poll, [(sock, _POLLIN)], 0)
         self._next_sweep = time.monotonic() + _SWEEP_INTERVAL
 
     def __repr__(self) -> str:
@@ -286,17 +319,23 @@ class Connection:
     def _send(self, body: bytes, deadline: float) -> None:
         """Queue `body`; when ZeroMQ's send queue is full, wait for room until `deadline`."""
         sock = self._sock
+        lock = self._lock
         while True:
-            with self._lock:
+            if not lock.acquire(False):  # another thread has the socket: no lean waits a while
+                self._contended_at = time.monotonic()
+                lock.acquire()
+            try:
                 if self._closed:
                     raise ConnectionClosed(f"connection to {self.endpoint} closed")
                 try:
-                    sock.send(body, _NOBLOCK)
+                    _send_frame(sock, body, _NOBLOCK)
                     sent = True
                 except zmq.Again:
                     sent = False
                 if self._polling:  # this send may have consumed the FD's edge
                     wake_if_input(sock, self._waker)
+            finally:
+                lock.release()
             if sent:
                 return
             remaining = deadline - time.monotonic()
@@ -318,32 +357,36 @@ class Connection:
         kwargs: dict[str, Any],
         version: str | None,
         timeout: float | None,
-        kind: Kind = Kind.CALL,
+        kind: int = _CALL,
     ) -> RemoteFuture[Any]:
+        """Send a request answered with a reply (a call by default) and return its future."""
         if self._closed:
             raise ConnectionClosed(f"connection to {self.endpoint} closed")
-        if len(self._pending) >= self.max_pending:
-            raise overloaded(actor, method, len(self._pending), self.endpoint, self.max_pending)
+        pending = self._pending
+        if len(pending) >= self.max_pending:
+            raise overloaded(actor, method, len(pending), self.endpoint, self.max_pending)
         msg_id = next(self._ids)
-        ttl = int((self.timeout if timeout is None else timeout) * 1000) + 1  # ms, rounded up
+        if timeout is None:
+            timeout = self.timeout
+        now = time.monotonic()
         body = encode_call(
             self._codec, self.max_message_size, kind, msg_id, actor, method, args, kwargs,
-            version, ttl,
+            version, int(timeout * 1000) + 1, int(now * 1000),  # ttl in ms, rounded up
         )  # fmt: skip
-        future: RemoteFuture[Any] = RemoteFuture()
+        deadline = now + timeout
+        future: RemoteFuture[Any] = _new_future(RemoteFuture)
         future._conn = self
-        now = time.monotonic()
         future._label = (actor, method, now)
-        future._deadline = now + (self.timeout if timeout is None else timeout)
-        self._pending[msg_id] = future
+        future._deadline = deadline
+        pending[msg_id] = future
         try:
-            self._send(body, future._deadline)
+            self._send(body, deadline)
         except MessagingTimeout as exc:
             with self._state:
-                self._pending.pop(msg_id, None)
+                pending.pop(msg_id, None)
                 self._resolve_locked(future, None, exc)
         except BaseException:
-            self._pending.pop(msg_id, None)
+            pending.pop(msg_id, None)
             raise
         if now >= self._next_sweep:
             self._sweep(now)
@@ -370,9 +413,8 @@ class Connection:
         version: str | None,
     ) -> None:
         body = encode_call(
-            self._codec, self.max_message_size, Kind.CAST, 0, actor, method, args, kwargs,
-            version,
-        )  # fmt: skip
+            self._codec, self.max_message_size, _CAST, 0, actor, method, args, kwargs, version
+        )
         self._send(body, time.monotonic() + self.timeout)
 
     # -- receiving: leader/follower ------------------------------------------------------
@@ -402,6 +444,13 @@ class Connection:
                             self._waiters -= 1
                         continue
                     self._leader = True
+                    lean = (
+                        self._lean_ok
+                        and len(self._pending) == 1
+                        and not self._watching
+                        and limit - now > _LEAN_SLICE
+                        and now - self._contended_at > _LEAN_OFF_AFTER_CONTENTION
+                    )
             if now >= limit:
                 self._read_arrived()
                 with state:
@@ -413,24 +462,83 @@ class Connection:
                 exc = self._timeout(future, f"within {timeout} s (the call is still pending)")
                 self._note_peer_status(exc)
                 raise exc
+            handed_over = False  # leadership (the lean wait may hand it over itself)
             try:
-                self._lead(future, limit)
+                if lean:
+                    handed_over = self._lean(future)
+                if not handed_over:
+                    self._lead(future, limit)
+                    if not self._lean_ok and time.monotonic() - future._label[2] < _LEAN_SLICE:
+                        self._lean_ok = True  # answered within a slice: lean waits pay again
             finally:
-                with state:
-                    self._leader = False
-                    if self._waiters:  # a sequential caller has nobody to hand over to
-                        self._cond.notify_all()
+                if not handed_over:
+                    with state:
+                        self._leader = False
+                        if self._waiters:  # a sequential caller has nobody to hand over to
+                            self._cond.notify_all()
+
+    def _lean(self, future: RemoteFuture[Any]) -> bool:
+        """The lean wait for the only pending call (as its leader).
+
+        True when `future` got resolved; leadership is then given up here, in
+        the same locked step; False: the caller is still the leader.
+
+        Receives with the socket lock held, blocking inside ZeroMQ for at most
+        `_LEAN_SLICE_MS` (the socket's receive timeout), so another thread's
+        send waits at most that long; that thread then turns lean waits off
+        for a while (`_send`). The deadline is at least a slice away (the
+        caller checks), so what arrives is in time.
+        """
+        lock = self._lock
+        if not lock.acquire(False):
+            return False
+        try:
+            if self._closed:
+                return False
+            body = self._sock.recv()
+        except zmq.Again:  # nothing within the slice: a slow call, the general way...
+            self._lean_ok = False  # ...and the next ones too, until one is fast again
+            return False
+        finally:
+            lock.release()
+        # What _dispatch does, for one body and without its bookkeeping: the
+        # deadline is at least a slice away, so the reply is in time.
+        try:
+            msg_id, is_reply, fields = decode_response_fields(self._codec, body)
+        except ProtocolError as bad:
+            logger.warning("dropping a malformed reply from %s: %s", self.endpoint, bad)
+            return False
+        exc = None if is_reply else self._error(fields)
+        with self._state:
+            resolved = self._pending.pop(msg_id, None)
+            if resolved is None:
+                logger.debug("dropping a reply to unknown or expired call %d", msg_id)
+            elif resolved._callbacks is None:  # _resolve_locked inline: nothing to call
+                resolved._value = fields[0] if is_reply else None
+                resolved._exc = exc
+                resolved._done = True
+            else:
+                self._resolve_locked(resolved, fields[0] if is_reply else None, exc)
+            if future._done:
+                self._leader = False
+            if self._waiters:
+                self._cond.notify_all()
+            return future._done
 
     def _read_arrived(self) -> None:
         """Read and dispatch every reply that has arrived, without waiting (any thread)."""
         sock = self._sock
-        events: Callable[[int], int] = sock.getsockopt  # type: ignore[assignment]
+        events = self._input_ready
         bodies: list[bytes] = []
-        with self._lock:
+        lock = self._lock
+        if not lock.acquire(False):  # (held by a lean wait, maybe: no more of them a while)
+            self._contended_at = time.monotonic()
+            lock.acquire()
+        try:
             if self._closed:
                 return
             try:
-                while len(bodies) < _BATCH and events(_EVENTS) & _POLLIN:
+                while len(bodies) < _BATCH and events():
                     bodies.append(sock.recv(_NOBLOCK))
             except zmq.Again:
                 pass
@@ -438,6 +546,8 @@ class Connection:
                 self._empty_at = time.monotonic()
             if self._polling:  # reading may have consumed the FD's edge
                 wake_if_input(sock, self._waker)
+        finally:
+            lock.release()
         if bodies:
             self._dispatch(bodies)
 
@@ -452,7 +562,7 @@ class Connection:
         leads with no future of its own (`None`).
         """
         sock = self._sock
-        events: Callable[[int], int] = sock.getsockopt  # type: ignore[assignment]
+        events = self._input_ready
         recv = sock.recv
         lock = self._lock
         pending = self._pending
@@ -471,12 +581,12 @@ class Connection:
                             bodies = [recv(_NOBLOCK)]
                         except zmq.Again:
                             pass
-                    elif events(_EVENTS) & _POLLIN:
+                    elif events():
                         bodies = [recv(_NOBLOCK)]
                     if bodies is None:
                         self._polling = True
                     elif len(pending) > 1:  # others wait too: take what else came in
-                        while len(bodies) < _BATCH and events(_EVENTS) & _POLLIN:
+                        while len(bodies) < _BATCH and events():
                             bodies.append(recv(_NOBLOCK))
                 woken = False
                 if bodies is not None:

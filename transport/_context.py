@@ -24,9 +24,10 @@ def _id_prefix() -> str:
 
 def _reseed() -> None:
     """Start a new random prefix and counter (at import, and in a forked child)."""
-    global _prefix, _counter
+    global _prefix, _counter, _block
     _prefix = _id_prefix()
     _counter = itertools.count(getrandbits(48))
+    _block = (-1, "")
 
 
 def _new_request_id() -> str:
@@ -34,17 +35,36 @@ def _new_request_id() -> str:
 
     A request id must be unique, not secret: the first 20 hex digits are
     random per process (74 random bits, drawn again in a forked child), the
-    last 12 a counter that starts at a random value. That is a formatted
-    counter per message, with no system call: ~0.2 µs, against 1.7 µs for
-    `uuid.uuid4()`.
+    last 12 a counter that starts at a random value. Per message, no system
+    call and no formatting: the id's text up to its last 3 hex digits is
+    formatted once per 4,096 ids (`_block`), the last 3 come from a table
+    (about a third of the instructions of formatting each id; 1.7 µs for
+    `uuid.uuid4()` against ~0.1 µs).
     """
-    return f"{_prefix}{next(_counter) & _COUNTER_MASK:012x}"
+    n = next(_counter) & _COUNTER_MASK
+    block = _block
+    if block[0] != n >> 12:
+        block = _new_block(n >> 12)
+    return block[1] + _LOW_DIGITS[n & 0xFFF]
+
+
+def _new_block(high: int) -> tuple[int, str]:
+    """Format and publish the id text shared by the counter values `high << 12` and on.
+
+    Threads may race here: each one still pairs its own counter value with
+    text made from that same value, so ids stay unique.
+    """
+    global _block
+    _block = (high, f"{_prefix}{high:09x}")
+    return _block
 
 
 _UUID4_CLEAR = ~((0xF << 76) | (0x3 << 62)) & ((1 << 128) - 1)
 _UUID4_SET = (0x4 << 76) | (0x2 << 62)
 _COUNTER_MASK = (1 << 48) - 1
+_LOW_DIGITS = tuple(f"{i:03x}" for i in range(4096))
 _prefix = ""
+_block: tuple[int, str] = (-1, "")
 _counter = itertools.count()
 _reseed()
 os.register_at_fork(after_in_child=_reseed)
@@ -173,7 +193,14 @@ def wire_context(actor: str = "", method: str = "") -> dict[str, Any]:
     the outgoing hook (tracing) replaces it.
     """
     ctx = _current.get()
-    wire = {"request_id": _new_request_id()} if ctx is None else ctx.to_dict()
+    if ctx is None:  # _new_request_id() inline: every message without a context comes here
+        n = next(_counter) & _COUNTER_MASK
+        block = _block
+        if block[0] != n >> 12:
+            block = _new_block(n >> 12)
+        wire: dict[str, Any] = {"request_id": block[1] + _LOW_DIGITS[n & 0xFFF]}
+    else:
+        wire = ctx.to_dict()
     if _outgoing is not None:
         _outgoing(wire, actor, method)
     return wire

@@ -38,15 +38,18 @@ class RemoteFuture(pykka.Future[T]):
 
     _get_hook: GetHookFunc[T] | None = None  # see set_get_hook()
     _callbacks: list[Callable[[RemoteFuture[Any]], None]] | None = None
+    # Class attributes, so a future costs no __init__ frame: the connection
+    # makes one per call with `object.__new__` and sets the call's three.
+    _conn: Connection | None = None
+    _label: tuple[str, str, float] = ("", "", 0.0)  # actor, method, sent at
+    _deadline = 0.0
+    _done = False  # then the call's outcome:
+    _value: Any = None
+    _exc: BaseException | None = None
 
     def __init__(self) -> None:
+        """A future of no call (the connection makes the real ones)."""
         # No pykka.Future.__init__ here (one per call): see set_get_hook().
-        self._conn: Connection | None = None
-        self._deadline = 0.0
-        self._done = False
-        self._value: Any = None
-        self._exc: BaseException | None = None
-        self._label: tuple[str, str, float] = ("", "", 0.0)  # actor, method, sent at
 
     def __repr__(self) -> str:
         state = "done" if self._done else "pending"

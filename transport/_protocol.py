@@ -41,6 +41,7 @@ __all__ = [
     "encode_reply",
     "encode_request",
     "parse_version",
+    "request_body",
     "version_is_compatible",
 ]
 
@@ -122,6 +123,10 @@ class ProtocolError(ValueError):
         self.msg_id = msg_id
 
 
+_ENCODED_ROOTS = ("version", "kind", "msg_id", "actor", "method", "args", "kwargs",
+                  "rpc_version", "context", "ttl", "sent")  # fmt: skip
+
+
 def encode_request(
     codec: Codec,
     *,
@@ -151,37 +156,40 @@ def encode_request(
     Returns:
         the body frame.
     """
-    body = [
-        PROTOCOL_VERSION,
-        int(kind),
-        msg_id,
-        actor,
-        method,
-        list(args),
-        kwargs,
-        version,
-        context,
-    ]
-    if ttl is not None or sent is not None:
-        body.append(None if ttl is None else min(max(int(ttl), 0), MAX_TTL_MS))
-    if sent is not None:
-        body.append(min(max(int(sent), 0), MAX_SENT_MS))
-    return codec.encode(
-        body,
-        roots=(
-            "version",
-            "kind",
-            "msg_id",
-            "actor",
-            "method",
-            "args",
-            "kwargs",
-            "rpc_version",
-            "context",
-            "ttl",
-            "sent",
-        ),
+    return request_body(
+        codec, kind, msg_id, actor, method, args, kwargs, version, context, ttl, sent
     )
+
+
+def request_body(  # noqa: PLR0917 - the client's hot path: positional, one frame
+    codec: Codec,
+    kind: int,
+    msg_id: int,
+    actor: str,
+    method: str,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    version: str | None,
+    context: dict[str, Any],
+    ttl: int | None,
+    sent: int | None,
+) -> bytes:
+    """`encode_request` with positional arguments (what the clients call per message)."""
+    if type(kind) is not int:
+        kind = int(kind)  # msgpack's strict types would send an IntEnum through its hook
+    body = [PROTOCOL_VERSION, kind, msg_id, actor, method, list(args), kwargs, version, context]
+    if sent is not None:  # a call: both, in range (a clamp only when not: no call per message)
+        body += (
+            ttl if type(ttl) is int and 0 <= ttl <= MAX_TTL_MS else _clamp(ttl, MAX_TTL_MS),
+            sent if type(sent) is int and 0 <= sent <= MAX_SENT_MS else _clamp(sent, MAX_SENT_MS),
+        )
+    elif ttl is not None:
+        body.append(_clamp(ttl, MAX_TTL_MS))
+    return codec.encode(body, roots=_ENCODED_ROOTS)
+
+
+def _clamp(value: int | None, top: int) -> int | None:
+    return None if value is None else min(max(int(value), 0), top)
 
 
 def encode_reply(codec: Codec, msg_id: int, result: Any) -> bytes:
@@ -387,6 +395,17 @@ def decode_response_fields(codec: Codec, body: bytes) -> tuple[int, bool, list[A
         msg = codec.decode(body)
     except Exception as exc:  # noqa: BLE001
         raise ProtocolError(f"undecodable body: {brief(exc)}") from None
+    if type(msg) is list and len(msg) == 4:  # a reply, most likely: checked in one go
+        version, kind, msg_id, result = msg
+        if (
+            type(version) is int
+            and version == PROTOCOL_VERSION
+            and type(kind) is int
+            and kind == _REPLY
+            and type(msg_id) is int
+            and 0 <= msg_id <= MAX_MSG_ID
+        ):
+            return msg_id, True, [result]
     if (
         type(msg) is not list
         or len(msg) < 4
