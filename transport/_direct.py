@@ -34,6 +34,7 @@ import collections
 import functools
 import logging
 import math
+import select
 import threading
 from time import monotonic
 from typing import TYPE_CHECKING, Any, Literal
@@ -63,6 +64,7 @@ from transport._transit import TransitClock
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+
 __all__ = ["ActorSocket", "own_endpoint"]
 
 logger = logging.getLogger("transport.bridge")
@@ -70,6 +72,9 @@ logger = logging.getLogger("transport.bridge")
 _NOBLOCK = int(zmq.NOBLOCK)
 _SNDMORE_NOBLOCK = int(zmq.SNDMORE | zmq.NOBLOCK)
 _POLLIN = int(zmq.POLLIN)
+_EVENTS = int(zmq.EVENTS)
+# The backend's getsockopt (public: zmq.backend.Socket): a plain int, no Python layer.
+_get_option: Callable[[zmq.Socket[bytes], int], int] = _BackendSocket.get  # type: ignore[assignment]
 _CALL = int(Kind.CALL)
 _REPLY = int(Kind.REPLY)
 # The backend's send: zmq.Socket.send only adds draft-socket options in Python (a frame
@@ -126,6 +131,9 @@ class ActorSocket(Bridge):
         self._inline = getattr(self._cls, "_handle_receive", None) is pykka.Actor._handle_receive
         self._queue: collections.deque[_Item] = collections.deque()
         self._idle = True  # the last step found nothing: the actor then blocked
+        # Nothing touched the socket since a ``ZMQ_EVENTS`` check found no request:
+        # its descriptor then signals the next one, `wait` need not check again.
+        self._checked = False
         self._drained_at = 0.0
         self.closed = threading.Event()
         assert bridge._context is not None
@@ -149,8 +157,12 @@ class ActorSocket(Bridge):
         self._bound = last.decode()
         self._configured_endpoint = endpoint
         self._sock: zmq.Socket[bytes] | None = sock
-        self._items: list[tuple[Any, int]] = [(sock, _POLLIN)]
-        self._items_fd: list[tuple[Any, int]] = [(sock, _POLLIN), (-1, _POLLIN)]
+        zmq_fd = sock.getsockopt(zmq.FD)
+        assert isinstance(zmq_fd, int)
+        self._zmq_fd = zmq_fd
+        self._poller = _poll_in(zmq_fd)
+        self._poller_fd = _poll_in(zmq_fd)
+        self._fd = -1  # the other descriptor `_poller_fd` watches
         self._readable = False  # the last wait saw a request there
         self._recv = sock.recv
 
@@ -159,10 +171,14 @@ class ActorSocket(Bridge):
     def wait(self, fd: int | None, timeout: float | None) -> tuple[bool, bool]:
         """Block until a request is there or `fd` is readable, at most `timeout` seconds.
 
-        One ``zmq_poll`` on the socket and `fd`: it checks ``ZMQ_EVENTS``
-        itself, in C (a Python ``getsockopt`` costs some 9,000 instructions,
-        an empty read's ``zmq.Again`` some 25,000). Held replies to retry or a
-        refusal summary due shorten the wait, and count as work when it ends.
+        First one ``ZMQ_EVENTS`` check (the backend's getsockopt: a plain int),
+        unless `step` has just made it: a request already there is taken
+        without blocking. Otherwise one ``poll`` on the socket's descriptor
+        (edge triggered: it signals ZeroMQ's commands) and on `fd`. Fewer
+        system calls than ``zmq_poll``, whose first pass polls without waiting
+        and which checks ``ZMQ_EVENTS`` again after the wake-up. Held replies to
+        retry or a refusal summary due shorten the wait, and count as work
+        when it ends.
 
         Returns:
             whether `step` has work (a request, or its retries are due), and
@@ -178,16 +194,30 @@ class ActorSocket(Bridge):
         if sock is None:
             items: list[tuple[Any, int]] = [] if fd is None else [(fd, _POLLIN)]
             return False, bool(items and zmq_poll(items, ms))
+        checked, self._checked = self._checked, False
+        if (ms == 0 or not checked) and _get_option(sock, _EVENTS) & _POLLIN:
+            self._readable = True  # there already
+            return True, False
         if fd is None:
-            items = self._items
+            if ms == 0:
+                self._checked = True
+                return due, False
+            poller = self._poller
         else:
-            items = self._items_fd
-            if items[1][0] != fd:
-                items = self._items_fd = [(sock, _POLLIN), (fd, _POLLIN)]
-        events = zmq_poll(items, ms)
+            poller = self._poller_fd
+            if self._fd != fd:
+                if self._fd >= 0:
+                    poller.unregister(self._fd)
+                poller.register(fd, select.POLLIN)
+                self._fd = fd
+        # The socket's descriptor fired: ZeroMQ has commands, nearly always a
+        # request's; `step` reads it unchecked (ZeroMQ's own recv then runs
+        # the commands), an empty read only costs its `zmq.Again`.
+        zmq_fd = self._zmq_fd
         readable = woken = False
+        events = poller.poll(ms)
         for which, _ in events:
-            if which is sock:
+            if which == zmq_fd:
                 readable = True
             else:
                 woken = True
@@ -197,10 +227,12 @@ class ActorSocket(Bridge):
     def step(self, actor: Any) -> bool | None:
         """Handle the oldest request read (reading what arrived, up to the bound).
 
-        Reading to the end costs a check per message, so a full drain happens
-        at most every `_DRAIN_EVERY` seconds; in between one request is read at
-        a time. Every drain stamps what waited in ZeroMQ (its time-to-live
-        counts from then) and refuses past the bound.
+        After a request ran, one ``ZMQ_EVENTS`` check says whether others came
+        meanwhile: if not (a sequential caller), `wait` blocks without checking
+        again. If so, the socket is drained, at most once every `_DRAIN_EVERY`
+        seconds (reading to the end costs a check per message); in between
+        one request is read at a time. Every drain stamps what waited in
+        ZeroMQ (its time-to-live counts from then) and refuses past the bound.
 
         Returns:
             True when a request was handled, None when there was none known
@@ -213,20 +245,14 @@ class ActorSocket(Bridge):
             self._backlog.flush(functools.partial(self._try_send, sock))
         queue = self._queue
         item: _Item | Literal[False] | None = None
-        if self._idle:  # after a wait: what is there arrived just now
-            while item is None:
-                item = self._receive(sock, check=not self._readable)
-                self._readable = False
-            if item is False:
-                return None
-        else:
-            now = monotonic()
+        self._checked = False
+        if not self._idle:  # a request just ran: did others come meanwhile?
             if queue:
                 item = queue.popleft()
-            elif now - self._drained_at < _DRAIN_EVERY:  # drained lately: `wait` looks
-                self._idle = True
+            elif not _get_option(sock, _EVENTS) & _POLLIN:  # no: `wait` blocks at once
+                self._idle = self._checked = True
                 return None
-            else:
+            elif (now := monotonic()) - self._drained_at >= _DRAIN_EVERY:
                 self._read_all(sock)
                 self._drained_at = now
                 if self._refusals.pending:
@@ -234,9 +260,18 @@ class ActorSocket(Bridge):
                 if self._cast_failures.pending:
                     self._cast_failures.flush()
                 if not queue:
-                    self._idle = True
+                    self._idle = self._checked = True
                     return None
                 item = queue.popleft()
+            else:  # drained lately: one at a time
+                self._readable = True
+        if item is None:  # after a wait (what is there arrived just now), or one at a time
+            while item is None:
+                item = self._receive(sock, check=not self._readable)
+                self._readable = False
+            if item is False:
+                self._idle = True
+                return None
         self._idle = False
         if item.__class__ is tuple:
             return self._run_plain(actor, item)
@@ -245,7 +280,7 @@ class ActorSocket(Bridge):
     def _read_all(self, sock: zmq.Socket[bytes]) -> None:
         """Read everything that arrived into the queue (refusing past the bound).
 
-        Each read is checked first (a ``zmq_poll``, some 3,500 instructions)
+        Each read is checked first (a ``ZMQ_EVENTS`` getsockopt)
         until `_UNCHECKED_AFTER` messages came in this drain: a flood is then
         read until the ``zmq.Again`` that ends it (some 25,000, once), or
         `_DRAIN_MAX` messages (what is left waits in ZeroMQ for the next one).
@@ -264,10 +299,10 @@ class ActorSocket(Bridge):
 
         A plain call or cast from a DEALER (two frames: the peer and the body)
         is checked here in full and kept as a `_Plain` tuple; anything else
-        goes through the bridge's `_handle`. With `check`, a ``zmq_poll``
-        without waiting says first whether a message is there.
+        goes through the bridge's `_handle`. With `check`, ``ZMQ_EVENTS``
+        says first whether a message is there.
         """
-        if check and not zmq_poll(self._items, 0):
+        if check and not _get_option(sock, _EVENTS) & _POLLIN:
             return False
         recv = self._recv
         try:
@@ -450,6 +485,13 @@ class ActorSocket(Bridge):
         backlog = self._backlog
         if backlog.holds(routing[0]) or self._try_send(sock, routing, body) is False:
             backlog.add(routing, body, refusal=refusal)
+
+
+def _poll_in(fd: int) -> select.poll:
+    """A `select.poll` watching `fd` for input."""
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    return poller
 
 
 def _id_in(run: Callable[..., Any]) -> str:
