@@ -184,6 +184,8 @@ class ActorSocket(Bridge):
             whether `step` has work (a request, or its retries are due), and
             whether `fd` is readable.
         """
+        if self._queue:  # requests read already (a drain): work now, whatever the socket says
+            return True, False
         sock = self._sock
         due = False
         if self._backlog.size or self._refusals.pending or self._cast_failures.pending:

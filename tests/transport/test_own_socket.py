@@ -18,6 +18,7 @@ from actors import Manager
 from tests.transport._actors import Echo
 from tests.transport.test_flow import Held
 from transport._codec import default_codec
+from transport._direct import ActorSocket
 from transport._protocol import Kind, encode_request
 
 if TYPE_CHECKING:
@@ -400,3 +401,27 @@ def test_local_and_remote_messages_to_a_busy_actor_interleave_and_keep_each_orde
     assert [n for n in notes if n[0] == "l"] == [f"l{i}" for i in range(50)]
     assert ref.proxy().seen("x").get(timeout=TIMEOUT) is not None
     assert len(ref.proxy().threads.get(timeout=TIMEOUT)) == 1
+
+
+def test_a_wait_with_requests_already_read_does_not_block_on_the_socket() -> None:
+    """Requests a drain has read wait in the socket's own queue: `wait` must not block.
+
+    The mailbox loop ends a turn with requests still queued when a local
+    message came in between (local and remote alternate); ZeroMQ then has
+    nothing left to signal, so a wait that looked only at the socket blocked
+    until another request came, and a call hung (the FIFO property above
+    found it about once in a hundred runs).
+    """
+    ref = Log.start()
+    bridge = transport.Bridge("tcp://127.0.0.1:*")
+    bridge.start()
+    own = ActorSocket(bridge, ref, 10, "tcp://127.0.0.1:*")
+    try:
+        assert own.wait(None, 0.2) == (False, False)  # nothing anywhere: the time runs out
+        cast: Any = (None, 0, "log", "record", ["remote", 0], {}, None, None)
+        own._queue.append(cast)  # as a drain leaves it
+        assert own.wait(None, 10.0) == (True, False)  # at once, not after 10 s
+    finally:
+        own.close()
+        bridge.stop()
+        ref.stop()
