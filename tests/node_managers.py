@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
-import time
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -31,8 +31,9 @@ class Recorder(Manager):
         with self.journal.open("a") as out:
             out.write(line + "\n")
 
-    def work(self, item: int, seconds: float = 0.02) -> None:
-        time.sleep(seconds)  # simulated work inside the manager, not a test wait
+    def work(self, item: int, rounds: int = 30_000) -> None:
+        """Do a fixed amount of real work (hashing: some 20 ms here), then journal `item`."""
+        hashlib.pbkdf2_hmac("sha256", b"work", b"recorder", rounds)
         self._write(f"work {item}")
 
     def say(self, text: str) -> None:

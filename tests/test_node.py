@@ -174,7 +174,7 @@ def test_sigterm_drains_the_mailbox(node: tuple[NodeProcess, str, Path]) -> None
     process, _, journal = node
     conn = transport.connect(process.endpoint, timeout=10)
     for i in range(15):
-        conn.proxy("recorder.node-a").work.defer(i, 0.02)
+        conn.proxy("recorder.node-a").work.defer(i)
     # Same connection, another actor: when this returns, the bridge has put every cast
     # above into the recorder's mailbox (it dispatches one connection's frames in order).
     assert conn.proxy("other.node-a").ping().get(timeout=10) == "pong from node-a"
