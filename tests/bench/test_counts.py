@@ -95,7 +95,9 @@ def test_strace_window_counts_the_system_calls_of_the_window(
         pytest.skip("strace is not installed")
     try:
         with h.strace_window(cat.pid) as counts:
-            _echo(cat, 50)
+            # 51 lines: the read() cat was blocked in when strace attached is not seen
+            # whole, so it may not be counted (CI once counted 49 reads for 50 lines).
+            _echo(cat, 51)
     except RuntimeError as exc:  # e.g. ptrace forbidden here
         pytest.skip(str(exc))
     assert counts["write"] >= 50
