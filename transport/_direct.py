@@ -31,6 +31,7 @@ server ran about 139,000 instructions through envelopes, about 67,000 inline
 from __future__ import annotations
 
 import collections
+import contextvars
 import functools
 import logging
 import math
@@ -54,9 +55,19 @@ from transport._bridge import (
     _ReplyFuture,
     _version_ok,
 )
-from transport._context import RequestContext, current_context, run_context, wire_run_context
+from transport._codec import new_packer
+from transport._context import RequestContext, current_context, run_context, serve_in_context
 from transport._flow import Backlog, MailboxView
-from transport._protocol import PROTOCOL_VERSION, Kind, decode_plain
+from transport._protocol import (
+    MAX_MSG_ID,
+    MAX_NAME_LENGTH,
+    MAX_SENT_MS,
+    MAX_TTL_MS,
+    PROTOCOL_VERSION,
+    Kind,
+    _str_keys,
+    decode_plain,
+)
 from transport._ratelog import RefusalLog
 from transport._stats import BridgeTraffic
 from transport._transit import TransitClock
@@ -73,10 +84,13 @@ _NOBLOCK = int(zmq.NOBLOCK)
 _SNDMORE_NOBLOCK = int(zmq.SNDMORE | zmq.NOBLOCK)
 _POLLIN = int(zmq.POLLIN)
 _CALL = int(Kind.CALL)
+_CAST = int(Kind.CAST)
 _REPLY = int(Kind.REPLY)
 # The backend's send: zmq.Socket.send only adds draft-socket options in Python (a frame
 # and an attribute hook per send); replies go out as bytes, two frames each.
 _send_frame = _BackendSocket.send
+_copy_context = contextvars.copy_context
+_PACKER_KEEP = 1 << 16  # a reply packer whose buffer grew past this is replaced after the send
 _RETRY_S = 0.005
 _MAX_POLL_MS = 2**31 - 1  # zmq_poll takes a C int
 _DRAIN_EVERY = 0.001  # seconds between two full reads of the socket under load
@@ -163,6 +177,11 @@ class ActorSocket(Bridge):
         self._fd = -1  # the other descriptor `_poller_fd` watches
         self._readable = False  # the last wait saw a request there
         self._recv = sock.recv
+        self._pack: Callable[[Any], bytes] = self._first_pack  # a packer of its own, once used
+
+    def _first_pack(self, obj: Any) -> bytes:
+        self._pack = new_packer()
+        return self._pack(obj)
 
     # -- the MessageSource protocol (actors._mailbox), on the actor's thread -----------
 
@@ -243,9 +262,19 @@ class ActorSocket(Bridge):
         sock = self._sock
         if sock is None:
             return None
+        queue = self._queue
+        if (
+            self._readable  # a wait saw the socket fire, after a step found nothing
+            and self._idle
+            and not queue
+            and not self._backlog.size
+            and self._inline
+            and actor.mailbox_probe is None
+        ):
+            self._readable = False
+            return self._serve_woken(sock, actor)
         if self._backlog.size:
             self._backlog.flush(functools.partial(self._try_send, sock))
-        queue = self._queue
         item: _Item | Literal[False] | None = None
         self._checked = False
         if not self._idle:  # a request just ran: did others come meanwhile?
@@ -275,6 +304,158 @@ class ActorSocket(Bridge):
                 self._idle = True
                 return None
         self._idle = False
+        if item.__class__ is tuple:
+            return self._run_plain(actor, item)
+        return bool(actor._dispatch(item))
+
+    def _serve_woken(self, sock: zmq.Socket[bytes], actor: Any) -> bool | None:  # noqa: PLR0915
+        """Read the request that woke the wait, check it, run it and reply, in one go.
+
+        The sequential caller's path, between a wait's wake-up and the reply's
+        send: the checks of `_receive` and the rules of `_run_plain` inline
+        (one Python frame besides the handler's), and what the reply does not
+        need (the traffic counters, the transit clock's update, a grown
+        packer's replacement) after its send. Anything unusual (routing
+        frames, a request `decode_plain` would not take, a refusal) goes the
+        general way, decoded again there.
+
+        Returns:
+            as `step`.
+        """
+        recv = self._recv
+        try:
+            peer = recv(_NOBLOCK)
+            frame = recv(_NOBLOCK, copy=False)
+        except zmq.Again:
+            return None
+        self._idle = False
+        if frame.more:  # routing frames (a REQ client, a proxy)
+            return self._run_item(actor, self._routed(peer, frame))
+        try:
+            msg = self._codec.decode(frame)  # type: ignore[arg-type]  # a buffer: no copy
+        except Exception:  # noqa: BLE001 - the general way names the failure
+            msg = None
+        # decode_plain's checks (the same, in one test), then _receive's.
+        if msg.__class__ is not list or not 9 <= (size := len(msg)) <= 11:
+            return self._run_item(actor, self._accept(peer, frame))
+        if size == 11:
+            version, kind, msg_id, name, method, args, kwargs, rpc_version, context, ttl, sent = msg
+        else:
+            version, kind, msg_id, name, method, args, kwargs, rpc_version, context = msg[:9]
+            ttl, sent = (msg[9], None) if size == 10 else (None, None)
+        view = self.view
+        if not (
+            version.__class__ is int
+            and version == PROTOCOL_VERSION
+            and kind.__class__ is int
+            and (
+                kind == _CAST
+                or (kind == _CALL and msg_id.__class__ is int and 0 <= msg_id <= MAX_MSG_ID)
+            )
+            and name.__class__ is str
+            and 0 < len(name) <= MAX_NAME_LENGTH
+            and method.__class__ is str
+            and 0 < len(method) <= MAX_NAME_LENGTH
+            and args.__class__ is list
+            and kwargs.__class__ is dict
+            and (not kwargs or _str_keys(kwargs))
+            and (rpc_version is None or rpc_version.__class__ is str)
+            and (
+                context is None
+                or (
+                    context.__class__ is dict
+                    and (
+                        not context
+                        or (len(context) == 1 and "request_id" in context)
+                        or _str_keys(context)
+                    )
+                )
+            )
+            and (ttl is None or (ttl.__class__ is int and 0 <= ttl <= MAX_TTL_MS))
+            and (sent is None or (sent.__class__ is int and 0 <= sent <= MAX_SENT_MS))
+            and view.accepted - view.finished < view.limit
+            and name in self._actors
+            and (rpc_version is None or _version_ok(self._cls, rpc_version))
+            and _callable_cached(self._cls, method)
+        ):
+            return self._run_item(actor, self._accept(peer, frame))
+        is_call = kind == _CALL
+        if ttl is not None:
+            now = monotonic()
+            deadline = now + ttl / 1000
+            if sent is not None:  # what transit already spent
+                deadline -= self._transit.lateness((peer,), sent, now)
+            if deadline <= now:  # its caller has given up already
+                self._count_in(frame)
+                if is_call:
+                    self._refusals.note("expired", "CALL #%d on arrival", msg_id)
+                else:
+                    self._refusals.note("expired", "CAST #0 on arrival")
+                return True
+        view.accepted += 1  # only this (the actor's) thread writes it
+        run = _copy_context().run
+        try:
+            result = run(serve_in_context, context, getattr(actor, method), args, kwargs)
+        except Exception as exc:  # noqa: BLE001 - the caller gets it, as from _dispatch
+            view.finished += 1
+            self._count_in(frame)
+            if not is_call:
+                self._cast_failures.note(  # a flood of failing casts logs one line each interval
+                    "cast_failed", "cast %s.%s [%s] raised", name, method, _id_in(run),
+                    level=logging.ERROR, exc_info=exc,
+                )  # fmt: skip
+            else:
+                self._send_exception([peer], msg_id, exc)
+            return True
+        except BaseException:  # noqa: BLE001  (stops the actor, as _dispatch does)
+            self._count_in(frame)
+            item = (peer if is_call else None, msg_id, name, method, args, kwargs, context, None)
+            return bool(actor._stop_on_failure(self._future(item, _id_in(run))))
+        view.finished += 1  # only this (the actor's) thread writes it
+        if not is_call:
+            self._count_in(frame)
+            return True
+        pack = self._pack
+        try:
+            body = pack([PROTOCOL_VERSION, _REPLY, msg_id, result])
+        except Exception:  # noqa: BLE001 - the general way encodes it again, for the error
+            self._send_reply([peer], msg_id, result)
+            self._count_in(frame)
+            return True
+        if len(body) > self._max_message_size:
+            self._send_reply([peer], msg_id, result)
+        else:
+            try:
+                _send_frame(sock, peer, _SNDMORE_NOBLOCK)  # a full or unknown peer fails here
+            except zmq.Again:  # the peer does not read: hold it
+                self._backlog.add([peer], body)
+            except zmq.ZMQError as exc:
+                logger.debug("reply dropped: %s", exc)
+            else:
+                try:
+                    _send_frame(sock, body, _NOBLOCK)  # a message goes whole once its first went
+                except zmq.ZMQError as exc:  # pragma: no cover - the peer was checked above
+                    logger.debug("reply dropped: %s", exc)
+                else:  # after the send: what the reply does not wait for
+                    traffic = self.traffic
+                    traffic.messages_out += 1
+                    traffic.bytes_out += len(body)
+        traffic = self.traffic
+        traffic.messages_in += 1
+        traffic.bytes_in += len(frame)
+        if len(body) > _PACKER_KEEP:  # its buffer grew to this size: let it go
+            self._pack = new_packer()
+        return True
+
+    def _count_in(self, frame: zmq.Frame) -> None:
+        traffic = self.traffic  # only the actor's thread writes it
+        traffic.messages_in += 1
+        traffic.bytes_in += len(frame)
+
+    def _run_item(self, actor: Any, item: _Item | None) -> bool:
+        """Run what `_accept` or `_routed` made of a request (True when refused)."""
+        if item is None:
+            return True
         if item.__class__ is tuple:
             return self._run_plain(actor, item)
         return bool(actor._dispatch(item))
@@ -310,16 +491,27 @@ class ActorSocket(Bridge):
         try:
             peer = recv(_NOBLOCK)
             frame = recv(_NOBLOCK, copy=False)
-            more = frame.more
-            if more:  # routing frames (a REQ client, a proxy): the bridge's way
-                frames = [zmq.Frame(peer), frame]
-                while more:
-                    frame = recv(_NOBLOCK, copy=False)
-                    frames.append(frame)
-                    more = frame.more
-                return self._general(frames)
         except zmq.Again:
             return False
+        if frame.more:
+            return self._routed(peer, frame)
+        return self._accept(peer, frame)
+
+    def _routed(self, peer: bytes, frame: zmq.Frame) -> Envelope[Any] | None:
+        """The rest of a message with routing frames (a REQ client, a proxy): the bridge's way."""
+        frames = [zmq.Frame(peer), frame]
+        more = True
+        try:
+            while more:
+                frame = self._recv(_NOBLOCK, copy=False)
+                frames.append(frame)
+                more = frame.more
+        except zmq.Again:  # pragma: no cover - ZeroMQ delivers a message whole
+            return None
+        return self._general(frames)
+
+    def _accept(self, peer: bytes, frame: zmq.Frame) -> _Plain | Envelope[Any] | None:
+        """Check a request of two frames: a `_Plain` to run inline, an envelope, or None."""
         traffic = self.traffic  # only the actor's thread writes it
         traffic.messages_in += 1
         traffic.bytes_in += len(frame)
@@ -386,10 +578,10 @@ class ActorSocket(Bridge):
         if deadline is not None and monotonic() >= deadline:
             self._future(item, _request_id(context)).expired()
             return True
-        run = wire_run_context(context).run
+        run = _copy_context().run
         view = self.view
         try:
-            result = run(getattr(actor, method), *args, **kwargs)
+            result = run(serve_in_context, context, getattr(actor, method), args, kwargs)
         except Exception as exc:  # noqa: BLE001 - the caller gets it, as from _dispatch
             view.finished += 1
             if peer is None:
