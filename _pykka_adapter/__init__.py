@@ -58,12 +58,17 @@ class MessageSource(Protocol):
     after each local message if a `wait()` with no time says so.
     """
 
-    def wait(self, fd: int | None, timeout: float | None) -> tuple[bool, bool]:
+    def wait(
+        self, fd: int | None, timeout: float | None, actor: Any = None
+    ) -> tuple[bool, bool]:
         """Block until a message is there or `fd` is readable, at most `timeout` seconds.
 
         `timeout` None waits without limit, 0 not at all; `fd` None waits for
         the source alone. The source may wait less, for work of its own
-        (retries): it then reports work.
+        (retries): it then reports work. Given `actor`, a message that woke
+        the wait (`fd` quiet) may be handled at once, as `step()` would: it
+        then reports work (more may have come; and the actor may have
+        stopped, which the caller checks before `step()`).
 
         Returns:
             whether `step()` has work, and whether `fd` is readable.

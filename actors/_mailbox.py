@@ -85,12 +85,14 @@ class _SourceWait:
     that eventfd beside its own messages.
     """
 
-    def __init__(self, inbox: _Inbox, source: MessageSource) -> None:
+    def __init__(self, inbox: _Inbox, source: MessageSource, actor: ResilientActor) -> None:
         self._raw_put = queue.SimpleQueue.put.__get__(inbox)
         self._empty = inbox.empty
         self._source_wait = source.wait
+        self._actor = actor
         self._fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
         self._waiting = False
+        self._signalled = False  # a put wrote to the eventfd during this wait
         self._closed = False
         self._lock = threading.Lock()  # a put that saw `_waiting` never writes to a closed fd
 
@@ -104,6 +106,7 @@ class _SourceWait:
             with self._lock:
                 if not self._closed:
                     os.write(self._fd, _WAKE)
+                    self._signalled = True
 
     def fired(self) -> bool:
         """Whether the source has a message now (never blocks)."""
@@ -111,6 +114,10 @@ class _SourceWait:
 
     def wait(self, timeout: float | None) -> bool | None:
         """Block up to `timeout` seconds (None: no limit) unless the inbox has something.
+
+        The source may handle the message that woke it before returning (see
+        `MessageSource.wait`); a put meanwhile still signals the eventfd,
+        which is then read here, not by a needless wake-up.
 
         Returns:
             True when the source has work, False when it has not, None when
@@ -120,9 +127,10 @@ class _SourceWait:
         if not self._empty():
             self._waiting = False
             return False  # the loop asks the source after the local message
-        ready, woken = self._source_wait(self._fd, timeout)
+        ready, woken = self._source_wait(self._fd, timeout, self._actor)
         self._waiting = False
-        if woken:
+        if woken or self._signalled:
+            self._signalled = False
             with contextlib.suppress(BlockingIOError):
                 os.read(self._fd, 8)
         elif not ready and self._empty():
@@ -299,7 +307,7 @@ class ResilientActor(pykka.ThreadingActor):
             logger.error("%s: cannot serve a socket with inbox %r", self, inbox)
             source.close()
             return
-        waiter = _SourceWait(inbox, source)
+        waiter = _SourceWait(inbox, source, self)
         empty = inbox.empty
         get = inbox.get_nowait
         step = source.step

@@ -121,7 +121,9 @@ class ActorSocket(Bridge):
     and that thread closes it.
     """
 
-    def __init__(self, bridge: Bridge, ref: pykka.ActorRef[Any], limit: int, endpoint: str) -> None:
+    def __init__(  # noqa: PLR0915 - the socket's settings, then the hot path's state
+        self, bridge: Bridge, ref: pykka.ActorRef[Any], limit: int, endpoint: str
+    ) -> None:
         # Not Bridge.__init__: this shares the bridge's settings, not its socket.
         self._bridge = bridge
         self._codec = bridge._codec
@@ -177,6 +179,7 @@ class ActorSocket(Bridge):
         self._fd = -1  # the other descriptor `_poller_fd` watches
         self._readable = False  # the last wait saw a request there
         self._recv = sock.recv
+        self._methods: set[str] = set()  # methods `_callable` found callable
         self._pack: Callable[[Any], bytes] = self._first_pack  # a packer of its own, once used
 
     def _first_pack(self, obj: Any) -> bytes:
@@ -185,7 +188,9 @@ class ActorSocket(Bridge):
 
     # -- the MessageSource protocol (actors._mailbox), on the actor's thread -----------
 
-    def wait(self, fd: int | None, timeout: float | None) -> tuple[bool, bool]:
+    def wait(
+        self, fd: int | None, timeout: float | None, actor: Any = None
+    ) -> tuple[bool, bool]:
         """Block until a request is there or `fd` is readable, at most `timeout` seconds.
 
         First one check without waiting (``zmq_poll`` with a zero timeout:
@@ -234,9 +239,22 @@ class ActorSocket(Bridge):
         # The socket's descriptor fired: ZeroMQ has commands, nearly always a
         # request's; `step` reads it unchecked (ZeroMQ's own recv then runs
         # the commands), an empty read only costs its `zmq.Again`.
-        zmq_fd = self._zmq_fd
-        readable = woken = False
+        # Whether a request that wakes it may be served at once (nothing here
+        # changes while it waits: the actor's thread alone writes all of it).
+        serve = (
+            actor is not None
+            and self._idle
+            and not self._backlog.size
+            and self._inline
+            and actor.mailbox_probe is None
+        )
         events = poller.poll(ms)
+        zmq_fd = self._zmq_fd
+        if serve and len(events) == 1 and events[0][0] == zmq_fd:
+            # A request woke it, nothing else is pending: the sequential caller's.
+            self._serve_woken(sock, actor)
+            return True, False  # more may have come meanwhile: `step` looks
+        readable = woken = False
         for which, _ in events:
             if which == zmq_fd:
                 readable = True
@@ -345,7 +363,9 @@ class ActorSocket(Bridge):
             ttl, sent = (msg[9], None) if size == 10 else (None, None)
         view = self.view
         if not (
-            version.__class__ is int
+            method.__class__ is str
+            and (method in self._methods or self._callable(method))
+            and version.__class__ is int
             and version == PROTOCOL_VERSION
             and kind.__class__ is int
             and (
@@ -354,8 +374,6 @@ class ActorSocket(Bridge):
             )
             and name.__class__ is str
             and 0 < len(name) <= MAX_NAME_LENGTH
-            and method.__class__ is str
-            and 0 < len(method) <= MAX_NAME_LENGTH
             and args.__class__ is list
             and kwargs.__class__ is dict
             and (not kwargs or _str_keys(kwargs))
@@ -376,29 +394,37 @@ class ActorSocket(Bridge):
             and view.accepted - view.finished < view.limit
             and name in self._actors
             and (rpc_version is None or _version_ok(self._cls, rpc_version))
-            and _callable_cached(self._cls, method)
         ):
             return self._run_item(actor, self._accept(peer, frame))
         is_call = kind == _CALL
+        key = None  # the transit clock's, while its update waits for the reply's send
+        now = 0.0
         if ttl is not None:
             now = monotonic()
-            deadline = now + ttl / 1000
-            if sent is not None:  # what transit already spent
-                deadline -= self._transit.lateness((peer,), sent, now)
-            if deadline <= now:  # its caller has given up already
-                self._count_in(frame)
-                if is_call:
-                    self._refusals.note("expired", "CALL #%d on arrival", msg_id)
-                else:
-                    self._refusals.note("expired", "CAST #0 on arrival")
-                return True
+            key = (peer,)
+            if (
+                sent is None
+                or (floor := self._transit.floors.get(key)) is None
+                or now * 1000.0 - sent - floor >= ttl - 1  # it may be late: look now
+            ):
+                deadline = now + ttl / 1000
+                if sent is not None:  # what transit already spent
+                    deadline -= self._transit.lateness(key, sent, now)
+                key = None
+                if deadline <= now:  # its caller has given up already
+                    self._count_in(frame)
+                    if is_call:
+                        self._refusals.note("expired", "CALL #%d on arrival", msg_id)
+                    else:
+                        self._refusals.note("expired", "CAST #0 on arrival")
+                    return True
         view.accepted += 1  # only this (the actor's) thread writes it
         run = _copy_context().run
         try:
             result = run(serve_in_context, context, getattr(actor, method), args, kwargs)
         except Exception as exc:  # noqa: BLE001 - the caller gets it, as from _dispatch
             view.finished += 1
-            self._count_in(frame)
+            self._count_in(frame, key, sent, now)
             if not is_call:
                 self._cast_failures.note(  # a flood of failing casts logs one line each interval
                     "cast_failed", "cast %s.%s [%s] raised", name, method, _id_in(run),
@@ -408,19 +434,19 @@ class ActorSocket(Bridge):
                 self._send_exception([peer], msg_id, exc)
             return True
         except BaseException:  # noqa: BLE001  (stops the actor, as _dispatch does)
-            self._count_in(frame)
+            self._count_in(frame, key, sent, now)
             item = (peer if is_call else None, msg_id, name, method, args, kwargs, context, None)
             return bool(actor._stop_on_failure(self._future(item, _id_in(run))))
         view.finished += 1  # only this (the actor's) thread writes it
         if not is_call:
-            self._count_in(frame)
+            self._count_in(frame, key, sent, now)
             return True
         pack = self._pack
         try:
             body = pack([PROTOCOL_VERSION, _REPLY, msg_id, result])
         except Exception:  # noqa: BLE001 - the general way encodes it again, for the error
             self._send_reply([peer], msg_id, result)
-            self._count_in(frame)
+            self._count_in(frame, key, sent, now)
             return True
         if len(body) > self._max_message_size:
             self._send_reply([peer], msg_id, result)
@@ -440,17 +466,27 @@ class ActorSocket(Bridge):
                     traffic = self.traffic
                     traffic.messages_out += 1
                     traffic.bytes_out += len(body)
-        traffic = self.traffic
-        traffic.messages_in += 1
-        traffic.bytes_in += len(frame)
+        self._count_in(frame, key, sent, now)
         if len(body) > _PACKER_KEEP:  # its buffer grew to this size: let it go
             self._pack = new_packer()
         return True
 
-    def _count_in(self, frame: zmq.Frame) -> None:
+    def _count_in(
+        self, frame: zmq.Frame, key: tuple[bytes] | None = None, sent: Any = 0, now: float = 0.0
+    ) -> None:
+        """Count a request in; record its transit (`key`) if that waited for the reply."""
         traffic = self.traffic  # only the actor's thread writes it
         traffic.messages_in += 1
         traffic.bytes_in += len(frame)
+        if key is not None:
+            self._transit.lateness(key, sent, now)
+
+    def _callable(self, method: str) -> bool:
+        """Whether `method` may be called (`_serve_woken`'s check, cached once true)."""
+        if 0 < len(method) <= MAX_NAME_LENGTH and _callable_cached(self._cls, method):
+            self._methods.add(method)  # the class's own methods: a bounded set
+            return True
+        return False
 
     def _run_item(self, actor: Any, item: _Item | None) -> bool:
         """Run what `_accept` or `_routed` made of a request (True when refused)."""

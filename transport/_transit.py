@@ -22,7 +22,14 @@ class TransitClock:
     without one, has nothing to compare with: its lateness reads zero (the
     estimate errs on the side of running a request).
     At most `max_peers` peers are tracked; past that the table starts afresh.
-    Only the bridge's I/O thread uses it.
+    Only one thread uses it (the bridge's I/O thread, or an own socket's actor).
+
+    Attributes:
+        floors: per peer, the smallest offset it keeps (of both buckets): a
+            request whose ``receipt - sent`` exceeds it by less than its
+            time-to-live has not spent it in transit (its lateness is at most
+            that excess), so the exact `lateness`, which also records the
+            request, may wait until the request has run.
     """
 
     def __init__(self, *, window: float = 60.0, max_peers: int = 4096) -> None:
@@ -31,6 +38,7 @@ class TransitClock:
         self._max_peers = max_peers
         # peer -> [current minimum, its bucket's start, previous minimum, its start]
         self._peers: dict[tuple[bytes, ...], list[float]] = {}
+        self.floors: dict[tuple[bytes, ...], float] = {}
 
     def lateness(self, peer: tuple[bytes, ...], sent_ms: int, now: float) -> float:
         """Seconds this request spent in transit beyond the peer's fastest; 0 or more.
@@ -43,7 +51,9 @@ class TransitClock:
         if state is None:
             if len(self._peers) >= self._max_peers:
                 self._peers.clear()
+                self.floors.clear()
             self._peers[peer] = [offset, now, offset, now]
+            self.floors[peer] = offset
             return 0.0
         if now - state[1] >= self._half:  # a new bucket; the previous one is kept
             state[2], state[3] = state[0], state[1]
@@ -51,6 +61,7 @@ class TransitClock:
         elif offset < state[0]:
             state[0] = offset
         base = state[0]
+        self.floors[peer] = base if base < state[2] else state[2]
         if state[2] < base and now - state[3] < self._window:  # no older than a window
             base = state[2]
         return (offset - base) / 1000.0 if offset > base else 0.0
