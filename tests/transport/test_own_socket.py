@@ -20,6 +20,7 @@ from tests.transport.test_flow import Held
 from transport._codec import default_codec
 from transport._direct import ActorSocket
 from transport._protocol import Kind, encode_request
+from transport._transit import TransitClock
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -436,3 +437,134 @@ def test_a_wait_with_requests_already_read_does_not_block_on_the_socket() -> Non
         own.close()
         bridge.stop()
         ref.stop()
+
+
+def _answers(sock: zmq.Socket[bytes], bodies: list[bytes]) -> list[list[Any]]:
+    """Send each body alone, then a call, and collect what came back before that call's reply.
+
+    A pause before each body lets the server block in its wait first, so the
+    body wakes it (the inline path); on either path the answers must agree.
+    """
+    out = []
+    pause = threading.Event()
+    for body in bodies:
+        pause.wait(0.003)
+        sock.send(body)
+        sock.send(msgpack.packb([1, 1, 999, "echo", "add", [0, 0], {}, None, None]))
+        got = []
+        for _ in range(5):  # bounded: the body's answer (if any), then the call's
+            if not sock.poll(int(TIMEOUT * 1000)):
+                pytest.fail(f"no answer to {body!r}")
+            reply = msgpack.unpackb(sock.recv(), raw=False, strict_map_key=False)
+            if reply[2] == 999:
+                break
+            got.append(reply[:6])  # kind, msg_id, error module, class, message
+        out.append(got)
+    return out
+
+
+def test_each_request_gets_the_answer_the_shared_socket_gives(
+    served: tuple[transport.Bridge, Any],
+) -> None:
+    """Sequential requests (served inline as they wake the wait) and the bridge's checks agree."""
+    long = "x" * 256
+
+    def body(*fields: Any) -> bytes:
+        packed: bytes = msgpack.packb(list(fields), use_bin_type=True)
+        return packed
+
+    bodies = [
+        body(1, 1, 1, "echo", "add", [1, 2], {}, None, {"request_id": "r"}, 60_000, 5),
+        body(1, 1, 2, "echo", "add", [1], {"b": 2}, "1.0", None),
+        body(1, 1, 3, "echo", "add", [1, 2], {}, None, {}, 60_000),
+        body(2, 1, 4, "echo", "add", [1, 2], {}, None, None),  # protocol version
+        body(1, True, 5, "echo", "add", [1, 2], {}, None, None),
+        body(1, 1, -6, "echo", "add", [1, 2], {}, None, None),
+        body(1, 1, 7, "", "add", [1, 2], {}, None, None),
+        body(1, 1, 8, long, "add", [1, 2], {}, None, None),
+        body(1, 1, 9, "nobody", "add", [1, 2], {}, None, None),
+        body(1, 1, 10, "echo", "_private", [], {}, None, None),
+        body(1, 1, 11, "echo", "nosuch", [], {}, None, None),
+        body(1, 1, 12, "echo", long, [], {}, None, None),
+        body(1, 1, 13, "echo", 5, [], {}, None, None),
+        body(1, 1, 14, "echo", "lifecycle_only", [], {}, None, None),
+        body(1, 1, 15, "echo", "not_a_method", [], {}, None, None),
+        body(1, 1, 16, "echo", "add", {"a": 1}, {}, None, None),
+        body(1, 1, 17, "echo", "add", [1], {2: 2}, None, None),
+        body(1, 1, 18, "echo", "add", [1, 2], {}, 1, None),
+        body(1, 1, 19, "echo", "add", [1, 2], {}, "9.0", None),
+        body(1, 1, 20, "echo", "add", [1, 2], {}, None, [1]),
+        body(1, 1, 21, "echo", "add", [1, 2], {}, None, {1: 2}),
+        body(1, 1, 22, "echo", "add", [1, 2], {}, None, {"request_id": 5}),
+        body(1, 1, 23, "echo", "add", [1, 2], {}, None, None, -1),
+        body(1, 1, 24, "echo", "add", [1, 2], {}, None, None, 2**33),
+        body(1, 1, 25, "echo", "add", [1, 2], {}, None, None, 60_000, "x"),
+        body(1, 1, 26, "echo", "add", [1, 2], {}, None, None, 60_000, 5, 0),
+        body(1, 1, 27, "echo", "add", [1, 2], {}, None),
+        body(1, 1, 28, "echo", "add", [1, "x"], {}, None, None),  # the handler raises
+        body(1, 1, 29, "echo", "echo", [{1, 2}.__class__.__name__], {}, None, None),
+        body(1, 2, 0, "echo", "nosuch", [], {}, None, None),  # casts: no answer
+        body(1, 2, 0, "echo", "add", [1, "x"], {}, None, None),
+        body(1, 1, 30, "echo", "add", [1, 2], {}, None, None, 0, 5),  # expired on arrival
+    ]
+    bridge, _ = served
+    own, shared = dealer(bridge.endpoint_of("echo")), dealer(bridge.endpoint)
+    try:
+        mine = _answers(own, bodies)
+        theirs = _answers(shared, bodies)
+    finally:
+        own.close(linger=0)
+        shared.close(linger=0)
+    assert mine == theirs
+    answered = [a[0][2] for a in mine if a]  # no answer: no usable msg_id, casts, expired
+    assert answered == [n for n in range(1, 30) if n not in {4, 5, 6, 27}]
+    assert mine[27] == [[1, 4, 28, "remote", "builtins", "TypeError"]]  # the handler raised
+
+
+def test_a_request_late_in_transit_is_refused_by_the_sequential_path(
+    served: tuple[transport.Bridge, Any],
+) -> None:
+    """Its `sent` shows it spent its ttl on the way: not run; a little late but in time runs."""
+    bridge, _ = served
+    sock = dealer(bridge.endpoint_of("echo"))
+
+    def call(msg_id: int, ttl: int, sent: int) -> None:
+        body = [1, 1, msg_id, "echo", "add", [msg_id, 0], {}, None, None, ttl, sent]
+        sock.send(msgpack.packb(body))
+
+    try:
+        replies = []
+        for msg_id, ttl, sent in ((1, 60_000, 100_000), (2, 50, 90_000), (3, 60_000, 95_000),
+                                  (4, 60_000, 100_010)):  # fmt: skip
+            call(msg_id, ttl, sent)  # 2 was sent 10 s before 1 (by its clock): late
+            if msg_id != 2:
+                assert sock.poll(int(TIMEOUT * 1000))
+                replies.append(msgpack.unpackb(sock.recv(), raw=False))
+        assert replies == [[1, 3, 1, 1], [1, 3, 3, 3], [1, 3, 4, 4]]
+        assert bridge.stats()["expired"] == 1
+    finally:
+        sock.close(linger=0)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.sampled_from([b"a", b"b"]), st.integers(0, 10**7), st.floats(0.0, 100.0)),
+        min_size=1,
+        max_size=60,
+    )
+)
+def test_a_transit_floor_bounds_the_lateness_it_precedes(
+    requests: list[tuple[bytes, int, float]],
+) -> None:
+    """What the inline path relies on to defer `lateness`: it never exceeds offset - floor."""
+    clock = TransitClock(window=60.0)
+    now = 0.0
+    for peer, sent, step in requests:
+        now += step
+        floor = clock.floors.get((peer,))
+        late_ms = clock.lateness((peer,), sent, now) * 1000
+        if floor is not None:
+            assert late_ms <= max(0.0, now * 1000 - sent - floor) + 1e-6
+        else:
+            assert late_ms == 0.0  # nothing to compare with yet
