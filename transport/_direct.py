@@ -23,9 +23,14 @@ with the rules of the mailbox's ``_dispatch`` (deadline, request context,
 error reply, rate-limited cast failures, a `BaseException` stops the actor),
 and its reply sent at once. Anything else, or any request while a mailbox
 probe is set, becomes the envelope `Bridge._handle` makes, for ``_dispatch``.
-Measured per sequential call (``python -m bench.percall --callgrind``): the
-server ran about 139,000 instructions through envelopes, about 67,000 inline
-(a raw REP loop: 23,000).
+
+The sequential caller's path: a request that wakes the wait (nothing else
+pending) is received, checked, run and answered inside the wait, in one
+function (`_serve_woken`: the same checks and rules, inline), and what the
+reply does not need comes after its send. Measured per sequential call
+(``python -m bench.percall --callgrind``): the server ran about 139,000
+instructions through envelopes, 67,000 inline, 59,000 on this path (a raw
+REP loop: 23,000); see docs/performance.rst.
 """
 
 from __future__ import annotations
