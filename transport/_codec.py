@@ -77,6 +77,7 @@ def _pack(obj: Any) -> bytes:
     return data
 
 
+_unpackb = msgpack.unpackb
 _packers = threading.local()
 _THREAD_BUF_SIZE = 256 * 1024  # msgpack's default
 _PACKER_KEEP_LIMIT = 1 << 20
@@ -237,6 +238,7 @@ class Codec:
         self.allowed_exception_modules = frozenset({"builtins", *allowed_exception_modules})
         # One hook per nesting depth of extension values: the bound on recursion.
         self._ext_hooks = [self._make_ext_hook(depth) for depth in range(MAX_EXT_DEPTH + 1)]
+        self._ext_hook = self._ext_hooks[0]
 
     def encode(self, obj: Any, *, roots: tuple[str, ...] = ()) -> bytes:
         """Encode `obj`.
@@ -286,9 +288,9 @@ class Codec:
         Returns:
             the decoded value.
         """
-        return msgpack.unpackb(  # depth 0 inline: this is every message's path
-            data, raw=False, ext_hook=self._ext_hooks[0], strict_map_key=False, use_list=True
-        )
+        # Depth 0 inline: this is every message's path (raw=False and use_list=True
+        # are msgpack's defaults: each keyword passed costs its parsing).
+        return _unpackb(data, ext_hook=self._ext_hook, strict_map_key=False)
 
     def _decode(self, data: bytes | memoryview, depth: int) -> Any:
         if depth > MAX_EXT_DEPTH:
