@@ -206,25 +206,6 @@ def wire_context(actor: str = "", method: str = "") -> dict[str, Any]:
     return wire
 
 
-def wire_run_context(data: dict[str, Any] | None) -> contextvars.Context:
-    """`run_context` of `RequestContext.from_wire(data)`, in one step (the server's hot path).
-
-    Takes ownership of `data`; `current_context()` run in the returned context
-    gives the request context.
-    """
-    ctx = _new_context(RequestContext)
-    if data is None:
-        data = {}
-    request_id = data.pop("request_id", None)
-    ctx.request_id = (
-        request_id if request_id.__class__ is str and request_id else _new_request_id()
-    )
-    ctx.fields = data
-    copied = contextvars.copy_context()
-    copied.run(_current.set, ctx)
-    return copied
-
-
 _new_context = object.__new__
 
 
