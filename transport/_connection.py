@@ -431,7 +431,8 @@ class Connection:
             limit = min(limit, time.monotonic() + timeout)
         state = self._state
         while True:
-            with state:
+            state.acquire()  # (not `with`: its two special-method lookups cost more)
+            try:
                 if future._done:
                     return
                 now = time.monotonic()
@@ -451,6 +452,8 @@ class Connection:
                         and limit - now > _LEAN_SLICE
                         and now - self._contended_at > _LEAN_OFF_AFTER_CONTENTION
                     )
+            finally:
+                state.release()
             if now >= limit:
                 self._read_arrived()
                 with state:
@@ -466,6 +469,8 @@ class Connection:
             try:
                 if lean:
                     handed_over = self._lean(future)
+                    if handed_over:  # resolved, and leadership given up
+                        return
                 if not handed_over:
                     self._lead(future, limit)
                     if not self._lean_ok and time.monotonic() - future._label[2] < _LEAN_SLICE:
@@ -509,7 +514,9 @@ class Connection:
             logger.warning("dropping a malformed reply from %s: %s", self.endpoint, bad)
             return False
         exc = None if is_reply else self._error(fields)
-        with self._state:
+        state = self._state
+        state.acquire()  # (not `with`: its two special-method lookups cost more)
+        try:
             resolved = self._pending.pop(msg_id, None)
             if resolved is None:
                 logger.debug("dropping a reply to unknown or expired call %d", msg_id)
@@ -524,6 +531,8 @@ class Connection:
             if self._waiters:
                 self._cond.notify_all()
             return future._done
+        finally:
+            state.release()
 
     def _read_arrived(self) -> None:
         """Read and dispatch every reply that has arrived, without waiting (any thread)."""
