@@ -351,7 +351,7 @@ class Connection:
             waiter.register(cast("int", sock.getsockopt(zmq.FD)), select.POLLIN)
             waiter.poll(max(1, min(10, int(remaining * 1000))))
 
-    def _call(  # noqa: PLR0917 - private, hot path
+    def _call(  # noqa: PLR0915, PLR0917 - private, hot path (inlined steps)
         self,
         actor: str,
         method: str,
@@ -383,6 +383,11 @@ class Connection:
         future._conn = self
         future._label = (actor, method, now)
         future._deadline = deadline
+        # The class's defaults, set on the instance: reading them (get(), the lean
+        # wait) is then a specialized instance-attribute load, not a class lookup.
+        future._get_hook = None
+        future._callbacks = None
+        future._done = False
         pending[msg_id] = future
         lock = self._lock
         try:
