@@ -33,12 +33,15 @@ import struct
 import threading
 import traceback as tb_module
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 import msgpack  # type: ignore[import-untyped]  # msgpack ships no type information
 
 from transport._errors import rebuild_exception
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 __all__ = [
     "EXT_BIGINT",
@@ -75,6 +78,7 @@ def _pack(obj: Any) -> bytes:
 
 
 _packers = threading.local()
+_THREAD_BUF_SIZE = 256 * 1024  # msgpack's default
 _PACKER_KEEP_LIMIT = 1 << 20
 
 
@@ -85,9 +89,21 @@ def _thread_packer() -> Any:
     packed by `_pack`, so the packer is never re-entered. `msgpack.packb` would
     build a packer, with its buffer, for every message.
     """
-    packer = msgpack.Packer(default=_default, strict_types=True, use_bin_type=True)
-    _packers.pack = packer.pack
-    return packer.pack
+    pack = _packers.pack = new_packer(_THREAD_BUF_SIZE)
+    return pack
+
+
+def new_packer(buf_size: int = 4096) -> Callable[[Any], bytes]:
+    """A fresh packer's `pack`: `Codec.encode`'s encoding, for one thread at a time.
+
+    `buf_size` is its buffer's first size; the buffer grows with what it
+    packs and never shrinks (drop a packer that packed something large).
+    """
+    packer = msgpack.Packer(
+        default=_default, strict_types=True, use_bin_type=True, buf_size=buf_size
+    )
+    pack: Callable[[Any], bytes] = packer.pack
+    return pack
 
 
 def _pack_nested(obj: Any) -> bytes:

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast, overload
 import zmq
 
 from transport._calls import check_version, described, encode_call, overloaded, too_large
-from transport._codec import Codec, default_codec
+from transport._codec import Codec, default_codec, new_packer
 from transport._context import wire_context
 from transport._errors import (
     ConnectionClosed,
@@ -46,6 +46,7 @@ from transport._protocol import (
     DEFAULT_MAX_MESSAGE_SIZE,
     Kind,
     ProtocolError,
+    call_body,
     decode_response_fields,
     request_body,
 )
@@ -85,6 +86,7 @@ _LEAN_SLICE = _LEAN_SLICE_MS / 1000
 _LEAN_OFF_AFTER_CONTENTION = 1.0
 _CALL = int(Kind.CALL)
 _CAST = int(Kind.CAST)
+_PACKER_KEEP_LIMIT = 1 << 20  # a packer whose buffer grew past this is replaced
 _new_future = object.__new__  # RemoteFuture() without its __init__ frame (see RemoteFuture)
 # `zmq.Socket.send` is the backend's send behind a Python layer that only adds
 # draft sockets' routing_id/group; the backend's own (public: zmq.backend.Socket)
@@ -169,6 +171,7 @@ class Connection:
         connect_client_socket(sock, endpoint, keypair, server_key)
         self._sock = sock
         self._lock = threading.Lock()  # the socket lock: held only around socket calls
+        self._pack = new_packer()  # (used only under the socket lock)
         # Futures and leadership: `_state` guards them (a C-level lock, cheap to take);
         # `_cond` is a condition on that same lock, for followers to wait on.
         self._state = threading.Lock()
@@ -351,7 +354,7 @@ class Connection:
             waiter.register(cast("int", sock.getsockopt(zmq.FD)), select.POLLIN)
             waiter.poll(max(1, min(10, int(remaining * 1000))))
 
-    def _call(  # noqa: PLR0915, PLR0917 - private, hot path (inlined steps)
+    def _call(  # noqa: PLR0917 - private, hot path
         self,
         actor: str,
         method: str,
@@ -361,21 +364,72 @@ class Connection:
         timeout: float | None,
         kind: int = _CALL,
     ) -> RemoteFuture[Any]:
-        """Send a request answered with a reply (a call by default) and return its future."""
+        """Send a request answered with a reply (a call by default) and return its future.
+
+        The usual case in one step under the socket lock: pack (with the
+        connection's own packer, which only that lock's holder uses), send, and
+        only then make and register the future, still before the lock is
+        released: no reader can have taken the reply yet, and the work between
+        a reply and the next request's send is the least it can be.
+        """
         if self._closed:
             raise ConnectionClosed(f"connection to {self.endpoint} closed")
-        pending = self._pending
-        if len(pending) >= self.max_pending:
-            raise overloaded(actor, method, len(pending), self.endpoint, self.max_pending)
+        if len(self._pending) >= self.max_pending:
+            raise overloaded(actor, method, len(self._pending), self.endpoint, self.max_pending)
         msg_id = next(self._ids)
         if timeout is None:
             timeout = self.timeout
         now = time.monotonic()
-        # encode_call inline (one frame less per call): the same body, the same check.
-        body = request_body(
-            self._codec, kind, msg_id, actor, method, args, kwargs, version,
-            wire_context(actor, method), int(timeout * 1000) + 1, int(now * 1000),  # ttl: ms, up
-        )  # fmt: skip
+        ttl, sent = int(timeout * 1000) + 1, int(now * 1000)  # ttl in ms, rounded up
+        context = wire_context(actor, method)  # (the outgoing hook runs here: under no lock)
+        lock = self._lock
+        if not lock.acquire(False):  # another thread has the socket: no lean waits a while
+            self._contended_at = time.monotonic()
+            return self._call_queued(
+                request_body(self._codec, kind, msg_id, actor, method, args, kwargs, version,
+                             context, ttl, sent),
+                msg_id, actor, method, now, timeout,
+            )  # fmt: skip
+        try:
+            if self._closed:
+                raise ConnectionClosed(f"connection to {self.endpoint} closed")
+            body = call_body(
+                self._pack, self._codec, kind, msg_id, actor, method, args, kwargs, version,
+                context, ttl, sent,
+            )  # fmt: skip
+            if len(body) > _PACKER_KEEP_LIMIT:  # its buffer grew to this size: a fresh one
+                self._pack = new_packer()
+            if len(body) > self.max_message_size:
+                raise too_large(actor, method, len(body), self.max_message_size)
+            try:
+                _send_frame(self._sock, body, _NOBLOCK)
+            except zmq.Again:  # the send queue is full: wait for room, the general way
+                future = None
+            else:
+                future = _new_future(RemoteFuture)
+                future._conn = self
+                future._label = (actor, method, now)
+                future._deadline = now + timeout
+                # The class's defaults, set on the instance: reading them (get(), the lean
+                # wait) is then a specialized instance-attribute load, not a class lookup.
+                future._get_hook = None
+                future._callbacks = None
+                future._done = False
+                self._pending[msg_id] = future
+            if self._polling:  # this send may have consumed the FD's edge
+                wake_if_input(self._sock, self._waker)
+        finally:
+            lock.release()
+        if future is None:
+            return self._call_queued(body, msg_id, actor, method, now, timeout)
+        if now >= self._next_sweep:
+            self._sweep(now)
+        return future
+
+    def _call_queued(  # noqa: PLR0917 - private
+        self, body: bytes, msg_id: int, actor: str, method: str, now: float, timeout: float
+    ) -> RemoteFuture[Any]:
+        """`_call` when the socket is busy or its queue full: register, then send (or wait)."""
         if len(body) > self.max_message_size:
             raise too_large(actor, method, len(body), self.max_message_size)
         deadline = now + timeout
@@ -383,32 +437,13 @@ class Connection:
         future._conn = self
         future._label = (actor, method, now)
         future._deadline = deadline
-        # The class's defaults, set on the instance: reading them (get(), the lean
-        # wait) is then a specialized instance-attribute load, not a class lookup.
         future._get_hook = None
         future._callbacks = None
         future._done = False
+        pending = self._pending
         pending[msg_id] = future
-        lock = self._lock
         try:
-            # _send's usual case inline (one frame less): the socket is free and takes it.
-            if lock.acquire(False):
-                try:
-                    if self._closed:
-                        raise ConnectionClosed(f"connection to {self.endpoint} closed")
-                    try:
-                        _send_frame(self._sock, body, _NOBLOCK)
-                        sent = True
-                    except zmq.Again:
-                        sent = False
-                    if self._polling:  # this send may have consumed the FD's edge
-                        wake_if_input(self._sock, self._waker)
-                finally:
-                    lock.release()
-            else:
-                sent = False
-            if not sent:
-                self._send(body, deadline)
+            self._send(body, deadline)
         except MessagingTimeout as exc:
             with self._state:
                 pending.pop(msg_id, None)
@@ -430,7 +465,7 @@ class Connection:
         timeout: float | None,
     ) -> RemoteFuture[Any]:
         """Send a describe, get or set request (answered like a call)."""
-        return self._call(actor, name, args, {}, version, timeout, kind)
+        return self._call(actor, name, args, {}, version, timeout, int(kind))
 
     def _cast(
         self,
