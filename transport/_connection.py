@@ -29,6 +29,7 @@ import logging
 import select
 import threading
 import time
+from math import floor
 from typing import TYPE_CHECKING, Any, TypeVar, cast, overload
 
 import zmq
@@ -44,6 +45,8 @@ from transport._errors import (
 from transport._future import RemoteFuture
 from transport._protocol import (
     DEFAULT_MAX_MESSAGE_SIZE,
+    MAX_MSG_ID,
+    PROTOCOL_VERSION,
     Kind,
     ProtocolError,
     call_body,
@@ -86,6 +89,7 @@ _LEAN_SLICE = _LEAN_SLICE_MS / 1000
 _LEAN_OFF_AFTER_CONTENTION = 1.0
 _CALL = int(Kind.CALL)
 _CAST = int(Kind.CAST)
+_REPLY = int(Kind.REPLY)
 _PACKER_KEEP_LIMIT = 1 << 20  # a packer whose buffer grew past this is replaced
 _new_future = object.__new__  # RemoteFuture() without its __init__ frame (see RemoteFuture)
 # `zmq.Socket.send` is the backend's send behind a Python layer that only adds
@@ -140,6 +144,15 @@ class Connection:
             `Directory` tells whether the services table shows the node up).
     """
 
+    # Slots: every call reads a dozen of these; a slot is the cheapest attribute to read.
+    __slots__ = (
+        "_allowed", "_closed", "_codec", "_cond", "_contended_at", "_descriptions",
+        "_empty_at", "_ids", "_input_ready", "_last_ttl", "_leader", "_lean_ok", "_lock",
+        "_next_sweep", "_pack", "_pending", "_poller", "_polling", "_reader", "_sock",
+        "_state", "_waiters", "_waker", "_watched", "_watching", "endpoint",
+        "max_message_size", "max_pending", "peer_status", "timeout",
+    )  # fmt: skip
+
     def __init__(
         self,
         endpoint: str,
@@ -172,6 +185,7 @@ class Connection:
         self._sock = sock
         self._lock = threading.Lock()  # the socket lock: held only around socket calls
         self._pack = new_packer()  # (used only under the socket lock)
+        self._last_ttl = (0.0, 1)  # the last timeout a call had, and its ttl
         # Futures and leadership: `_state` guards them (a C-level lock, cheap to take);
         # `_cond` is a condition on that same lock, for followers to wait on.
         self._state = threading.Lock()
@@ -379,8 +393,14 @@ class Connection:
         msg_id = next(self._ids)
         if timeout is None:
             timeout = self.timeout
+        last = self._last_ttl  # (one attribute: threads may race to replace it)
+        if last[0] == timeout:  # kept: int() costs ~1k instructions
+            ttl = last[1]
+        else:
+            ttl = int(timeout * 1000) + 1  # ttl in ms, rounded up
+            self._last_ttl = (timeout, ttl)
         now = time.monotonic()
-        ttl, sent = int(timeout * 1000) + 1, int(now * 1000)  # ttl in ms, rounded up
+        sent = floor(now * 1000)  # (int() of it, cheaper: it is positive)
         context = wire_context(actor, method)  # (the outgoing hook runs here: under no lock)
         lock = self._lock
         if not lock.acquire(False):  # another thread has the socket: no lean waits a while
@@ -570,13 +590,35 @@ class Connection:
         finally:
             lock.release()
         # What _dispatch does, for one body and without its bookkeeping: the
-        # deadline is at least a slice away, so the reply is in time.
+        # deadline is at least a slice away, so the reply is in time. A plain
+        # reply is recognized here, with decode_response_fields' first test (the
+        # same one, inline: this is the critical path); anything else is theirs.
         try:
-            msg_id, is_reply, fields = decode_response_fields(self._codec, body)
-        except ProtocolError as bad:
-            logger.warning("dropping a malformed reply from %s: %s", self.endpoint, bad)
-            return False
-        exc = None if is_reply else self._error(fields)
+            msg = self._codec.decode(body)
+        except Exception:  # noqa: BLE001 - decode_response_fields says what is wrong
+            msg = None
+        exc = None
+        if msg.__class__ is list and len(msg) == 4:
+            version, kind, msg_id, value = msg
+            plain = (
+                version.__class__ is int
+                and version == PROTOCOL_VERSION
+                and kind.__class__ is int
+                and kind == _REPLY
+                and msg_id.__class__ is int
+                and 0 <= msg_id <= MAX_MSG_ID
+            )
+        else:
+            plain = False
+        if not plain:
+            try:
+                msg_id, is_reply, fields = decode_response_fields(self._codec, body)
+            except ProtocolError as bad:
+                logger.warning("dropping a malformed reply from %s: %s", self.endpoint, bad)
+                return False
+            value = fields[0] if is_reply else None
+            if not is_reply:
+                exc = self._error(fields)
         state = self._state
         state.acquire()  # (not `with`: its two special-method lookups cost more)
         try:
@@ -584,11 +626,11 @@ class Connection:
             if resolved is None:
                 logger.debug("dropping a reply to unknown or expired call %d", msg_id)
             elif resolved._callbacks is None:  # _resolve_locked inline: nothing to call
-                resolved._value = fields[0] if is_reply else None
+                resolved._value = value
                 resolved._exc = exc
                 resolved._done = True
             else:
-                self._resolve_locked(resolved, fields[0] if is_reply else None, exc)
+                self._resolve_locked(resolved, value, exc)
             if future._done:
                 self._leader = False
             if self._waiters:
