@@ -144,15 +144,6 @@ class Connection:
             `Directory` tells whether the services table shows the node up).
     """
 
-    # Slots: every call reads a dozen of these; a slot is the cheapest attribute to read.
-    __slots__ = (
-        "_allowed", "_closed", "_codec", "_cond", "_contended_at", "_descriptions",
-        "_empty_at", "_ids", "_input_ready", "_last_ttl", "_leader", "_lean_ok", "_lock",
-        "_next_sweep", "_pack", "_pending", "_poller", "_polling", "_reader", "_sock",
-        "_state", "_waiters", "_waker", "_watched", "_watching", "endpoint",
-        "max_message_size", "max_pending", "peer_status", "timeout",
-    )  # fmt: skip
-
     def __init__(
         self,
         endpoint: str,
