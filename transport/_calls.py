@@ -57,11 +57,15 @@ def encode_call(  # noqa: PLR0917 - private, hot path
         ttl, sent,
     )  # fmt: skip
     if len(body) > max_message_size:
-        raise MessageTooLarge(
-            f"{actor}.{method}: message of {len(body)} bytes exceeds the limit of "
-            f"{max_message_size}"
-        )
+        raise too_large(actor, method, len(body), max_message_size)
     return body
+
+
+def too_large(actor: str, method: str, size: int, max_message_size: int) -> MessageTooLarge:
+    """The error for a request of `size` bytes over `max_message_size` (to raise)."""
+    return MessageTooLarge(
+        f"{actor}.{method}: message of {size} bytes exceeds the limit of {max_message_size}"
+    )
 
 
 def overloaded(

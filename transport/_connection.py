@@ -29,12 +29,14 @@ import logging
 import select
 import threading
 import time
+from math import floor
 from typing import TYPE_CHECKING, Any, TypeVar, cast, overload
 
 import zmq
 
-from transport._calls import check_version, described, encode_call, overloaded
-from transport._codec import Codec, default_codec
+from transport._calls import check_version, described, encode_call, overloaded, too_large
+from transport._codec import Codec, default_codec, new_packer
+from transport._context import wire_context
 from transport._errors import (
     ConnectionClosed,
     MessagingTimeout,
@@ -43,9 +45,13 @@ from transport._errors import (
 from transport._future import RemoteFuture
 from transport._protocol import (
     DEFAULT_MAX_MESSAGE_SIZE,
+    MAX_MSG_ID,
+    PROTOCOL_VERSION,
     Kind,
     ProtocolError,
+    call_body,
     decode_response_fields,
+    request_body,
 )
 from transport._proxy import Description, RemoteProxy
 from transport._waker import Waker, wake_if_input
@@ -83,6 +89,8 @@ _LEAN_SLICE = _LEAN_SLICE_MS / 1000
 _LEAN_OFF_AFTER_CONTENTION = 1.0
 _CALL = int(Kind.CALL)
 _CAST = int(Kind.CAST)
+_REPLY = int(Kind.REPLY)
+_PACKER_KEEP_LIMIT = 1 << 20  # a packer whose buffer grew past this is replaced
 _new_future = object.__new__  # RemoteFuture() without its __init__ frame (see RemoteFuture)
 # `zmq.Socket.send` is the backend's send behind a Python layer that only adds
 # draft sockets' routing_id/group; the backend's own (public: zmq.backend.Socket)
@@ -167,6 +175,8 @@ class Connection:
         connect_client_socket(sock, endpoint, keypair, server_key)
         self._sock = sock
         self._lock = threading.Lock()  # the socket lock: held only around socket calls
+        self._pack = new_packer()  # (used only under the socket lock)
+        self._last_ttl = (0.0, 1)  # the last timeout a call had, and its ttl
         # Futures and leadership: `_state` guards them (a C-level lock, cheap to take);
         # `_cond` is a condition on that same lock, for followers to wait on.
         self._state = threading.Lock()
@@ -359,25 +369,89 @@ class Connection:
         timeout: float | None,
         kind: int = _CALL,
     ) -> RemoteFuture[Any]:
-        """Send a request answered with a reply (a call by default) and return its future."""
+        """Send a request answered with a reply (a call by default) and return its future.
+
+        The usual case in one step under the socket lock: pack (with the
+        connection's own packer, which only that lock's holder uses), send, and
+        only then make and register the future, still before the lock is
+        released: no reader can have taken the reply yet, and the work between
+        a reply and the next request's send is the least it can be.
+        """
         if self._closed:
             raise ConnectionClosed(f"connection to {self.endpoint} closed")
-        pending = self._pending
-        if len(pending) >= self.max_pending:
-            raise overloaded(actor, method, len(pending), self.endpoint, self.max_pending)
+        if len(self._pending) >= self.max_pending:
+            raise overloaded(actor, method, len(self._pending), self.endpoint, self.max_pending)
         msg_id = next(self._ids)
         if timeout is None:
             timeout = self.timeout
+        last = self._last_ttl  # (one attribute: threads may race to replace it)
+        if last[0] == timeout:  # kept: int() costs ~1k instructions
+            ttl = last[1]
+        else:
+            ttl = int(timeout * 1000) + 1  # ttl in ms, rounded up
+            self._last_ttl = (timeout, ttl)
         now = time.monotonic()
-        body = encode_call(
-            self._codec, self.max_message_size, kind, msg_id, actor, method, args, kwargs,
-            version, int(timeout * 1000) + 1, int(now * 1000),  # ttl in ms, rounded up
-        )  # fmt: skip
+        sent = floor(now * 1000)  # (int() of it, cheaper: it is positive)
+        context = wire_context(actor, method)  # (the outgoing hook runs here: under no lock)
+        lock = self._lock
+        if not lock.acquire(False):  # another thread has the socket: no lean waits a while
+            self._contended_at = time.monotonic()
+            return self._call_queued(
+                request_body(self._codec, kind, msg_id, actor, method, args, kwargs, version,
+                             context, ttl, sent),
+                msg_id, actor, method, now, timeout,
+            )  # fmt: skip
+        try:
+            if self._closed:
+                raise ConnectionClosed(f"connection to {self.endpoint} closed")
+            body = call_body(
+                self._pack, self._codec, kind, msg_id, actor, method, args, kwargs, version,
+                context, ttl, sent,
+            )  # fmt: skip
+            if len(body) > _PACKER_KEEP_LIMIT:  # its buffer grew to this size: a fresh one
+                self._pack = new_packer()
+            if len(body) > self.max_message_size:
+                raise too_large(actor, method, len(body), self.max_message_size)
+            try:
+                _send_frame(self._sock, body, _NOBLOCK)
+            except zmq.Again:  # the send queue is full: wait for room, the general way
+                future = None
+            else:
+                future = _new_future(RemoteFuture)
+                future._conn = self
+                future._label = (actor, method, now)
+                future._deadline = now + timeout
+                # The class's defaults, set on the instance: reading them (get(), the lean
+                # wait) is then a specialized instance-attribute load, not a class lookup.
+                future._get_hook = None
+                future._callbacks = None
+                future._done = False
+                self._pending[msg_id] = future
+            if self._polling:  # this send may have consumed the FD's edge
+                wake_if_input(self._sock, self._waker)
+        finally:
+            lock.release()
+        if future is None:
+            return self._call_queued(body, msg_id, actor, method, now, timeout)
+        if now >= self._next_sweep:
+            self._sweep(now)
+        return future
+
+    def _call_queued(  # noqa: PLR0917 - private
+        self, body: bytes, msg_id: int, actor: str, method: str, now: float, timeout: float
+    ) -> RemoteFuture[Any]:
+        """`_call` when the socket is busy or its queue full: register, then send (or wait)."""
+        if len(body) > self.max_message_size:
+            raise too_large(actor, method, len(body), self.max_message_size)
         deadline = now + timeout
         future: RemoteFuture[Any] = _new_future(RemoteFuture)
         future._conn = self
         future._label = (actor, method, now)
         future._deadline = deadline
+        future._get_hook = None
+        future._callbacks = None
+        future._done = False
+        pending = self._pending
         pending[msg_id] = future
         try:
             self._send(body, deadline)
@@ -402,7 +476,7 @@ class Connection:
         timeout: float | None,
     ) -> RemoteFuture[Any]:
         """Send a describe, get or set request (answered like a call)."""
-        return self._call(actor, name, args, {}, version, timeout, kind)
+        return self._call(actor, name, args, {}, version, timeout, int(kind))
 
     def _cast(
         self,
@@ -431,7 +505,8 @@ class Connection:
             limit = min(limit, time.monotonic() + timeout)
         state = self._state
         while True:
-            with state:
+            state.acquire()  # (not `with`: its two special-method lookups cost more)
+            try:
                 if future._done:
                     return
                 now = time.monotonic()
@@ -451,6 +526,8 @@ class Connection:
                         and limit - now > _LEAN_SLICE
                         and now - self._contended_at > _LEAN_OFF_AFTER_CONTENTION
                     )
+            finally:
+                state.release()
             if now >= limit:
                 self._read_arrived()
                 with state:
@@ -466,6 +543,8 @@ class Connection:
             try:
                 if lean:
                     handed_over = self._lean(future)
+                    if handed_over:  # resolved, and leadership given up
+                        return
                 if not handed_over:
                     self._lead(future, limit)
                     if not self._lean_ok and time.monotonic() - future._label[2] < _LEAN_SLICE:
@@ -502,28 +581,54 @@ class Connection:
         finally:
             lock.release()
         # What _dispatch does, for one body and without its bookkeeping: the
-        # deadline is at least a slice away, so the reply is in time.
+        # deadline is at least a slice away, so the reply is in time. A plain
+        # reply is recognized here, with decode_response_fields' first test (the
+        # same one, inline: this is the critical path); anything else is theirs.
         try:
-            msg_id, is_reply, fields = decode_response_fields(self._codec, body)
-        except ProtocolError as bad:
-            logger.warning("dropping a malformed reply from %s: %s", self.endpoint, bad)
-            return False
-        exc = None if is_reply else self._error(fields)
-        with self._state:
+            msg = self._codec.decode(body)
+        except Exception:  # noqa: BLE001 - decode_response_fields says what is wrong
+            msg = None
+        exc = None
+        if msg.__class__ is list and len(msg) == 4:
+            version, kind, msg_id, value = msg
+            plain = (
+                version.__class__ is int
+                and version == PROTOCOL_VERSION
+                and kind.__class__ is int
+                and kind == _REPLY
+                and msg_id.__class__ is int
+                and 0 <= msg_id <= MAX_MSG_ID
+            )
+        else:
+            plain = False
+        if not plain:
+            try:
+                msg_id, is_reply, fields = decode_response_fields(self._codec, body)
+            except ProtocolError as bad:
+                logger.warning("dropping a malformed reply from %s: %s", self.endpoint, bad)
+                return False
+            value = fields[0] if is_reply else None
+            if not is_reply:
+                exc = self._error(fields)
+        state = self._state
+        state.acquire()  # (not `with`: its two special-method lookups cost more)
+        try:
             resolved = self._pending.pop(msg_id, None)
             if resolved is None:
                 logger.debug("dropping a reply to unknown or expired call %d", msg_id)
             elif resolved._callbacks is None:  # _resolve_locked inline: nothing to call
-                resolved._value = fields[0] if is_reply else None
+                resolved._value = value
                 resolved._exc = exc
                 resolved._done = True
             else:
-                self._resolve_locked(resolved, fields[0] if is_reply else None, exc)
+                self._resolve_locked(resolved, value, exc)
             if future._done:
                 self._leader = False
             if self._waiters:
                 self._cond.notify_all()
             return future._done
+        finally:
+            state.release()
 
     def _read_arrived(self) -> None:
         """Read and dispatch every reply that has arrived, without waiting (any thread)."""

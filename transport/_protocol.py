@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from transport._codec import Codec
 
 __all__ = [
@@ -34,6 +36,7 @@ __all__ = [
     "ProtocolError",
     "Request",
     "brief",
+    "call_body",
     "decode_plain",
     "decode_request",
     "decode_response_fields",
@@ -186,6 +189,37 @@ def request_body(  # noqa: PLR0917 - the client's hot path: positional, one fram
     elif ttl is not None:
         body.append(_clamp(ttl, MAX_TTL_MS))
     return codec.encode(body, roots=_ENCODED_ROOTS)
+
+
+def call_body(  # noqa: PLR0917 - the client's hot path: positional, one frame
+    pack: Callable[[Any], bytes],
+    codec: Codec,
+    kind: int,
+    msg_id: int,
+    actor: str,
+    method: str,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    version: str | None,
+    context: dict[str, Any],
+    ttl: int,
+    sent: int,
+) -> bytes:
+    """`request_body` of a request with a deadline, packed by `pack` (from `new_packer`).
+
+    The same bytes, for a caller that owns a packer (no per-thread lookup):
+    `kind` a plain int, `ttl` and `sent` ints. What cannot be encoded raises
+    `codec.encode`'s error, which names the part.
+    """
+    body = [
+        PROTOCOL_VERSION, kind, msg_id, actor, method, list(args), kwargs, version, context,
+        ttl if 0 <= ttl <= MAX_TTL_MS else _clamp(ttl, MAX_TTL_MS),
+        sent if 0 <= sent <= MAX_SENT_MS else _clamp(sent, MAX_SENT_MS),
+    ]  # fmt: skip
+    try:
+        return pack(body)
+    except (TypeError, ValueError, OverflowError, RecursionError):
+        return codec.encode(body, roots=_ENCODED_ROOTS)
 
 
 def _clamp(value: int | None, top: int) -> int | None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import re
 import threading
 import uuid
@@ -19,7 +18,8 @@ def test_ids_are_uuid4_shaped_and_unique_across_blocks_and_the_counter_wrap(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # start just below a wrap of the 48-bit counter: blocks of 4,096 and the wrap are crossed
-    monkeypatch.setattr(_context, "_counter", itertools.count((1 << 48) - 5000))
+    start = (1 << 48) - 5000
+    monkeypatch.setattr(_context, "_ids", _context._id_stream(_context._id_prefix(), start))
     ids = [_new_request_id() if i % 2 else wire_context()["request_id"] for i in range(10_000)]
     assert len(set(ids)) == len(ids)
     assert all(UUID4.match(i) for i in ids)
@@ -35,11 +35,14 @@ def test_ids_made_by_racing_threads_are_unique() -> None:
     made: list[list[str]] = [[] for _ in range(4)]
     barrier = threading.Barrier(4, timeout=10)
 
-    def make(out: list[str]) -> None:
+    def make(out: list[str], wire: bool) -> None:  # the two ways ids are drawn, racing
         barrier.wait()
-        out.extend(_new_request_id() for _ in range(20_000))
+        if wire:
+            out.extend(wire_context()["request_id"] for _ in range(20_000))
+        else:
+            out.extend(_new_request_id() for _ in range(20_000))
 
-    threads = [threading.Thread(target=make, args=(out,)) for out in made]
+    threads = [threading.Thread(target=make, args=(out, i % 2)) for i, out in enumerate(made)]
     for t in threads:
         t.start()
     for t in threads:
