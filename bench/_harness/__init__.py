@@ -17,8 +17,10 @@ The noise-free side: per call, the system calls (``strace -f -c`` attached for
 a window of calls: `strace_window`), voluntary and involuntary context
 switches per thread (``/proc/PID/task/*/status``: `switches`) and
 instructions (``callgrind``, zeroed and dumped around the window:
-`callgrind_window`). A loaded machine moves latencies by tens of percent and
-these counts by nothing: they are the primary evidence (``bench.percall``).
+`callgrind_window`; or only between chosen functions' calls, per thread:
+`marked_callgrind`, `read_dumps`, `spans`). A loaded machine moves latencies
+by tens of percent and these counts by nothing: they are the primary evidence
+(``bench.percall``, ``bench.critical``).
 
 Run every benchmark as a module from the tree's root: ``python -m bench.NAME``.
 """
@@ -61,9 +63,19 @@ from bench._harness._report import (
     show,
     write_json,
 )
+from bench._harness._spans import (
+    Dump,
+    Mark,
+    instrument,
+    marked_callgrind,
+    parse_dump,
+    read_dumps,
+    spans,
+)
 from bench._harness._timing import (
     in_rounds,
     interleaved,
+    interleaved_blocks,
     median_of,
     medians,
     pct,
@@ -79,7 +91,9 @@ from bench._harness._timing import (
 __all__ = [
     "ROOT",
     "SCHEMA",
+    "Dump",
     "Finished",
+    "Mark",
     "Output",
     "Row",
     "Server",
@@ -88,10 +102,14 @@ __all__ = [
     "callgrind_window",
     "callgrind_wrapper",
     "freeze_startup",
+    "instrument",
     "in_rounds",
     "interleaved",
+    "interleaved_blocks",
+    "marked_callgrind",
     "median_of",
     "medians",
+    "parse_dump",
     "parse_strace_summary",
     "parser",
     "pct",
@@ -103,6 +121,7 @@ __all__ = [
     "rate",
     "rate_of",
     "ratio",
+    "read_dumps",
     "read_json",
     "require_matplotlib",
     "revision_tree",
@@ -114,6 +133,7 @@ __all__ = [
     "servers",
     "show",
     "spawn",
+    "spans",
     "stop_process",
     "strace_window",
     "switch_delta",

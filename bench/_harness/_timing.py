@@ -102,10 +102,28 @@ def interleaved(
     Each block is `warm` untimed calls (they bring that server back into the
     caches) and then `block` timed ones.
     """
-    samples: dict[str, list[float]] = {name: [] for name in calls}
+    return interleaved_blocks(
+        {name: _block_of(call, warm) for name, call in calls.items()}, n, block
+    )
+
+
+def _block_of(call: Callable[[], object], warm: int) -> Callable[[int], list[float]]:
+    return lambda size: timed_calls(call, size + warm)[warm:]
+
+
+def interleaved_blocks(
+    blocks: Mapping[str, Callable[[int], Sequence[float]]], n: int, block: int = 250
+) -> dict[str, list[float]]:
+    """About `n` samples of each of `blocks`, in alternating blocks (the same noise for all).
+
+    ``blocks[name](size)`` times `size` calls and returns their latencies: in
+    this process (`interleaved`), or in a child process that times its own
+    calls (``bench.critical``).
+    """
+    samples: dict[str, list[float]] = {name: [] for name in blocks}
     for _ in range(max(1, n // block)):
-        for name, call in calls.items():
-            samples[name] += timed_calls(call, block + warm)[warm:]
+        for name, run in blocks.items():
+            samples[name] += run(block)
     return samples
 
 
