@@ -79,7 +79,10 @@ SEND = h.Mark("before", "zmq_msg_send")
 WAKE = h.Mark("after", "select_poll_poll")
 """The return of a ``select.poll().poll()``: our server's and the minimal server's wait, our
 client's general wait."""
-MARKS = (RECV, WAKE, SEND)
+POLL = h.Mark("after", "zmq_poll")
+"""A readiness check: our client's general wait makes one before it receives, the lean one none."""
+MARKS = {"client": (RECV, WAKE, POLL, SEND), "server": (WAKE, SEND)}
+"""The marks each side is run with (a mark between two others splits their stretch)."""
 
 
 # -- the processes ---------------------------------------------------------------------
@@ -207,15 +210,16 @@ def shares(lat: dict[str, dict[str, float]]) -> dict[str, float]:
 def client_paths(dumps: Sequence[h.Dump]) -> dict[str, list[int]]:
     """The client's critical path per call (a thread's dumps), by how the call waited.
 
-    ``lean``: no ``select.poll`` between the request's send and the reply's
-    receive; ``general``: one (our client's general wait). Only calls whose
-    send follows a receive's return count (the reply's, or in the rare case of
-    an empty receive after a wake-up, that one).
+    ``lean``: neither a readiness check (``zmq_poll``) nor a ``select.poll``
+    between the request's send and the reply's receive; ``general``: either
+    (our client's general wait). Only calls whose send follows a receive's
+    return count (the reply's, or in the rare case of an empty receive after
+    a wake-up, that one).
     """
     paths: dict[str, list[int]] = {"lean": [], "general": []}
     waited = False
     for before, dump in zip(dumps, dumps[1:], strict=False):
-        if dump.mark == WAKE:
+        if dump.mark in (WAKE, POLL):
             waited = True
         elif dump.mark == SEND:
             if before.mark == RECV:
@@ -241,7 +245,7 @@ def count(side: str, server_kind: str, client_kind: str, calls: int) -> dict[str
     """One side's critical path under callgrind, over a window of `calls` calls."""
     with tempfile.TemporaryDirectory(prefix="bench-critical-") as tmp:
         out = str(Path(tmp, "cg"))
-        wrapped = h.marked_callgrind(out, MARKS)
+        wrapped = h.marked_callgrind(out, MARKS[side])
         with pairing(
             server_kind, client_kind, server_wrapper=wrapped if side == "server" else (),
             client_wrapper=wrapped if side == "client" else (),
