@@ -43,7 +43,7 @@ TTL_MS = 60_000
 def answer(router: zmq.Socket[bytes], stop: threading.Event | None = None) -> None:
     """Answer `router`'s requests until `stop` is set (checked at least every 100 ms)."""
     poller = select.poll()
-    poller.register(router.getsockopt(zmq.FD), select.POLLIN)
+    poller.register(router.fileno(), select.POLLIN)
     recv, send, unpackb, packb = router.recv, router.send, msgpack.unpackb, msgpack.packb
     wait = -1 if stop is None else 100
     while stop is None or not stop.is_set():

@@ -46,11 +46,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import itertools
 import statistics
 import sys
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+import msgpack  # type: ignore[import-untyped]
 
 try:
     from bench import _floors, _minimal, percall
@@ -103,7 +106,7 @@ def caller(kind: str, endpoint: str) -> tuple[Callable[[], object], Callable[[],
     if kind == "raw":
         floors = _floors.Floors(endpoint, timeout=60)
         req, body = floors.req, _floors.request(SMALL)
-        unpackb = _floors.msgpack.unpackb
+        unpackb = msgpack.unpackb
 
         def raw_call() -> None:  # the floor does no encoding work: a request packed once
             req.send(body)
@@ -218,7 +221,7 @@ def client_paths(dumps: Sequence[h.Dump]) -> dict[str, list[int]]:
     """
     paths: dict[str, list[int]] = {"lean": [], "general": []}
     waited = False
-    for before, dump in zip(dumps, dumps[1:], strict=False):
+    for before, dump in itertools.pairwise(dumps):
         if dump.mark in (WAKE, POLL):
             waited = True
         elif dump.mark == SEND:
@@ -295,8 +298,10 @@ def instruction_rows(counted: dict[str, dict[str, Any]]) -> list[h.Row]:
                 if len(ways) > 1 or summary["calls"] < summary["of"] * 0.9:
                     notes.append(f"{label}: {summary['calls']} of {summary['of']} calls")
         floor = "raw" if "raw" in values else "min"
-        made.append(h.Row(f"{side} critical path", values, unit="instructions/call",
-                          floor=floor if floor in values else None, note="; ".join(notes)))  # fmt: skip
+        made.append(h.Row(
+            f"{side} critical path", values, unit="instructions/call",
+            floor=floor if floor in values else None, note="; ".join(notes),
+        ))  # fmt: skip
     return made
 
 

@@ -12,6 +12,7 @@ return to the next send's call: ``Mark("after", "zmq_msg_recv")`` to
 
 from __future__ import annotations
 
+import itertools
 import re
 import subprocess
 from dataclasses import dataclass
@@ -64,7 +65,9 @@ def instrument(pid: int, *, on: bool) -> None:
     subprocess.run(["callgrind_control", "-i", state, str(pid)], check=True, capture_output=True)
 
 
-_HEADER = re.compile(r"^(part|thread|summary|totals): (\d+)$|^desc: Trigger: --dump-(after|before)=(\S+)$")
+_HEADER = re.compile(
+    r"^(part|thread|summary|totals): (\d+)$|^desc: Trigger: --dump-(after|before)=(\S+)$"
+)
 
 
 def parse_dump(text: str) -> Dump:
@@ -110,6 +113,6 @@ def spans(dumps: Sequence[Dump], start: Mark, end: Mark) -> list[int]:
     """
     return [
         dump.instructions
-        for before, dump in zip(dumps, dumps[1:], strict=False)
+        for before, dump in itertools.pairwise(dumps)
         if dump.mark == end and before.mark == start
     ]

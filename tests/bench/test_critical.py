@@ -104,7 +104,8 @@ def test_callgrind_counts_a_real_client_and_server_between_the_marks() -> None:
     assert server["of"] == 20
     assert 0 < server["calls"] <= 20
     assert 1_000 < server["median"] < 200_000
-    rows = critical.instruction_rows({"client": {"min": client}, "server": {"min": {"wake-up": server}}})
+    counted = {"client": {"min": client}, "server": {"min": {"wake-up": server}}}
+    rows = critical.instruction_rows(counted)
     assert [row.measure for row in rows] == ["client critical path", "server critical path"]
     assert rows[0].values["min"] == client["lean"]["median"]
     assert not math.isnan(rows[1].values["min"])
