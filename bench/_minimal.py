@@ -5,10 +5,11 @@ cost over these is the Python that side adds on a call's critical path.
 
 - `serve`: a ROUTER answering a call with ``[1, 3, msg_id, args[0]]`` (an
   echo) and a describe with `DESCRIPTION` (so a `transport` proxy can talk to
-  it); casts and anything else get no answer. Its thread waits the way the
+  it); casts and anything else get no answer. Its thread blocks in a receive
+  (the least a Python server costs), or with ``poll=True`` waits the way the
   own-socket server does (``select.poll`` on the socket's descriptor, then
-  receives without blocking until ``Again``), so the two critical paths start
-  at the same point: the ``poll``'s return.
+  receives without blocking until ``Again``: about 2 µs more per call here),
+  so that both critical paths start at the same point, the ``poll``'s return.
 - `MinimalClient`: a DEALER sending calls (a fresh message id and send time
   each, as any client must), reading each reply with one blocking receive.
 
@@ -40,17 +41,27 @@ TTL_MS = 60_000
 """The time-to-live each call carries."""
 
 
-def answer(router: zmq.Socket[bytes], stop: threading.Event | None = None) -> None:
-    """Answer `router`'s requests until `stop` is set (checked at least every 100 ms)."""
+def answer(
+    router: zmq.Socket[bytes], stop: threading.Event | None = None, *, poll: bool = False
+) -> None:
+    """Answer `router`'s requests until `stop` is set (checked at least every 100 ms).
+
+    With `poll`, wait in ``select.poll`` on the socket's descriptor, else in a
+    blocking receive.
+    """
     poller = select.poll()
     poller.register(router.fileno(), select.POLLIN)
     recv, send, unpackb, packb = router.recv, router.send, msgpack.unpackb, msgpack.packb
     wait = -1 if stop is None else 100
+    if stop is not None:
+        router.setsockopt(zmq.RCVTIMEO, wait)
+    flags = zmq.NOBLOCK if poll else 0
     while stop is None or not stop.is_set():
         try:
-            peer = recv(zmq.NOBLOCK)
+            peer = recv(flags)
         except zmq.Again:  # (also what makes sleeping on the edge-triggered descriptor safe)
-            poller.poll(wait)
+            if poll:
+                poller.poll(wait)
             continue
         msg = unpackb(recv())  # a DEALER's request: the peer's identity, then one body
         if msg[1] == CALL:
@@ -71,12 +82,12 @@ def bind(ctx: zmq.Context[zmq.Socket[bytes]]) -> tuple[zmq.Socket[bytes], str]:
     return router, f"tcp://127.0.0.1:{port}"
 
 
-def serve() -> None:
+def serve(*, poll: bool = False) -> None:
     """In a server process: answer on a thread, print the endpoint, stop when stdin closes."""
     router, endpoint = bind(zmq.Context.instance())
-    threading.Thread(target=answer, args=(router,), daemon=True).start()
+    threading.Thread(target=answer, args=(router,), kwargs={"poll": poll}, daemon=True).start()
     h.serve_until_stdin_closes(endpoint)
-    os._exit(0)  # the thread blocks in poll(); nothing to clean up
+    os._exit(0)  # the thread blocks in a wait; nothing to clean up
 
 
 class MinimalClient:

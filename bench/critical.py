@@ -1,7 +1,7 @@
 """Each side's share of a sequential remote call: ours against minimal Python peers.
 
-    python -m bench.critical [--rounds N] [--block N] [--callgrind] [--calls N]
-                             [--json FILE] [--plot FILE.png]
+    python -m bench.critical [--rounds N] [--block N] [--pairings A,B,...] [--callgrind]
+                             [--calls N] [--json FILE] [--plot FILE.png]
 
 Five pairings, each its own server process and client process, timed in
 alternating blocks (`interleaved_blocks`: each client times a block of
@@ -10,16 +10,19 @@ pairing's client does):
 
 - ``raw``: a REQ/REP loop with msgpack (``bench._floors``: the floor);
 - ``min``: a minimal Python DEALER client and ROUTER server speaking our wire
-  format (``bench._minimal``);
+  format (``bench._minimal``; the server blocks in its receive);
 - ``our client``: `transport.connect(...).proxy(...)` against the minimal server;
 - ``our server``: the minimal client against `transport.Bridge` with
   ``own_sockets=True`` serving an `actors.Manager`;
-- ``ours``: our client and our own-socket server.
+- ``ours``: our client and our own-socket server;
+- (``min poll``, with ``--pairings``: the minimal client and the minimal
+  server waiting in ``select.poll`` as ours does, for its inbox too.)
 
 It prints each pairing's p50 and its ratio to raw, and each side's share:
 ``our client`` minus ``min`` (what our client adds) and ``our server`` minus
-``min`` (what our server adds), in µs. Latencies are noisy under load; the
-ratios and shares, measured in one run, much less.
+``min`` (what our server adds), in µs. Latencies are noisy under load (the
+pairings share it, being interleaved, but a share of a few µs still moves by
+a µs or two between runs): repeat the run and take medians.
 
 ``--callgrind`` also counts the instructions on each side's *critical path*
 (what a call waits for; the rest overlaps with the other side and the
@@ -34,8 +37,11 @@ callgrind at a time (the other runs natively):
   fast again; the calls are counted by the way they waited, both shown.
 - server: from the return of the wait's ``select.poll`` (the wake-up) to the
   call of the reply's first ``zmq_msg_send``; ours (own socket) and the
-  minimal server (which waits the same way), each called by the minimal
-  client. (A REP socket waits inside ``zmq_msg_recv``: no comparable mark.)
+  minimal server waiting the same way (``min poll``), each called by the
+  minimal client. Only calls that woke the wait count: under valgrind the
+  server's work after its reply is slow enough that the next request is
+  sometimes there already (then it is read without a wait). A blocking
+  receive (REP, ``min``) waits inside ``zmq_msg_recv``: no comparable mark.
 
 Marks are callgrind dumps (``--dump-after=zmq_msg_recv``,
 ``--dump-after=select_poll_poll``, ``--dump-before=zmq_msg_send``,
@@ -75,8 +81,11 @@ PAIRINGS: dict[str, tuple[str, str]] = {
     "our client": ("min", "ours"),
     "our server": ("own", "min"),
     "ours": ("own", "ours"),
+    "min poll": ("min-poll", "min"),
 }
-"""Pairing -> (server kind, client kind)."""
+"""Pairing -> (server kind, client kind). The first five are the default (`DEFAULT`); ``min
+poll`` is the minimal server waiting in ``select.poll`` as ours does (what that wait costs)."""
+DEFAULT = ("raw", "min", "our client", "our server", "ours")
 RECV = h.Mark("after", "zmq_msg_recv")
 SEND = h.Mark("before", "zmq_msg_send")
 WAKE = h.Mark("after", "select_poll_poll")
@@ -92,9 +101,10 @@ MARKS = {"client": (RECV, WAKE, POLL, SEND), "server": (WAKE, SEND)}
 
 
 def serve(kind: str) -> None:
-    """Serve one kind (``raw``, ``min``, ``own``); print the endpoint; stop when stdin closes."""
-    if kind == "min":
-        _minimal.serve()
+    """Serve one kind (``raw``, ``min``, ``min-poll``, ``own``); print the endpoint; stop when
+    stdin closes."""
+    if kind in ("min", "min-poll"):
+        _minimal.serve(poll=kind == "min-poll")
     elif kind in ("raw", "own"):
         percall.serve(kind)
     else:
@@ -182,7 +192,7 @@ def _timed_block(cli: h.Server) -> Callable[[int], list[float]]:
 
 
 def latency(
-    rounds: int, block: int = 250, names: Sequence[str] = tuple(PAIRINGS)
+    rounds: int, block: int = 250, names: Sequence[str] = DEFAULT
 ) -> dict[str, dict[str, float]]:
     """Each pairing's sequential call p50 and p99 (µs), in `rounds` alternating blocks."""
     with contextlib.ExitStack() as stack:
@@ -270,7 +280,7 @@ def count(side: str, server_kind: str, client_kind: str, calls: int) -> dict[str
 
 COUNTED = {
     "client": {"raw": ("raw", "raw"), "min": ("min", "min"), "ours": ("min", "ours")},
-    "server": {"min": ("min", "min"), "ours": ("own", "min")},
+    "server": {"min poll": ("min-poll", "min"), "ours": ("own", "min")},
 }
 """Side -> series -> (server kind, client kind)."""
 
@@ -316,6 +326,8 @@ def main() -> None:
     parser.add_argument("--callgrind", action="store_true",
                         help="also count each side's critical path (a few minutes)")  # fmt: skip
     parser.add_argument("--calls", type=int, default=200, help="calls counted by --callgrind")
+    parser.add_argument("--pairings", default=",".join(DEFAULT),
+                        help=f"comma-separated, of: {', '.join(PAIRINGS)}")  # fmt: skip
     parser.add_argument("--serve", help=argparse.SUPPRESS)
     parser.add_argument("--client", nargs=2, help=argparse.SUPPRESS)
     out = h.Output.parse(parser, "bench.critical")
@@ -327,16 +339,21 @@ def main() -> None:
         client(*options.client)
         return
     results: dict[str, Any] = {}
-    lat = results["latency"] = latency(options.rounds, options.block)
+    names = options.pairings.split(",")
+    unknown = set(names) - set(PAIRINGS)
+    if unknown or not set(DEFAULT[:2]) <= set(names):
+        parser.error(f"--pairings: raw and min, and any of {', '.join(PAIRINGS)}")
+    lat = results["latency"] = latency(options.rounds, options.block, names)
     out.compare("sequential call, each pairing in alternating blocks (noisy under load)", [
         h.Row(f"call {q}", {k: v[f"{q} us"] for k, v in lat.items()}, unit="us", floor="raw")
         for q in ("p50", "p99")
     ])  # fmt: skip
-    share = results["shares us"] = shares(lat)
-    out.compare("each side's share: ours minus the minimal peer's p50", [
-        h.Row("added over min", share, unit="us",
-              note="client: our client - min; server: our server - min; both: ours - min"),
-    ])  # fmt: skip
+    if set(DEFAULT) <= set(names):
+        share = results["shares us"] = shares(lat)
+        out.compare("each side's share: ours minus the minimal peer's p50", [
+            h.Row("added over min", share, unit="us",
+                  note="client: our client - min; server: our server - min; both: ours - min"),
+        ])  # fmt: skip
     if options.callgrind:
         counted = results["callgrind"] = instructions(options.calls)
         out.compare("instructions on each side's critical path (callgrind; do not move with load)",

@@ -25,11 +25,12 @@ needs_valgrind = pytest.mark.skipif(
 )
 
 
-def test_the_minimal_server_answers_our_proxy_and_the_minimal_client() -> None:
+@pytest.mark.parametrize("poll", [False, True], ids=["blocking", "poll"])
+def test_the_minimal_server_answers_our_proxy_and_the_minimal_client(poll: bool) -> None:
     ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
     router, endpoint = _minimal.bind(ctx)
     stop = threading.Event()
-    thread = threading.Thread(target=_minimal.answer, args=(router, stop))
+    thread = threading.Thread(target=_minimal.answer, args=(router, stop), kwargs={"poll": poll})
     thread.start()
     client = _minimal.MinimalClient(endpoint, timeout=10)
     try:
@@ -100,12 +101,23 @@ def test_callgrind_counts_a_real_client_and_server_between_the_marks() -> None:
     assert client["general"]["calls"] == 0  # the minimal client never checks nor polls
     assert client["lean"]["calls"] >= 18
     assert 1_000 < client["lean"]["median"] < 200_000
-    server = critical.count("server", "min", "min", 20)["wake-up"]
+    server = critical.count("server", "min-poll", "min", 20)["wake-up"]
     assert server["of"] == 20
     assert 0 < server["calls"] <= 20
     assert 1_000 < server["median"] < 200_000
-    counted = {"client": {"min": client}, "server": {"min": {"wake-up": server}}}
+    counted = {"client": {"min": client}, "server": {"min poll": {"wake-up": server}}}
     rows = critical.instruction_rows(counted)
     assert [row.measure for row in rows] == ["client critical path", "server critical path"]
     assert rows[0].values["min"] == client["lean"]["median"]
-    assert not math.isnan(rows[1].values["min"])
+    assert not math.isnan(rows[1].values["min poll"])
+
+
+@pytest.mark.parametrize("pairings", ["raw,nope", "ours,our client"])
+def test_pairings_must_be_known_and_include_the_floors(
+    pairings: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(sys, "argv", ["bench.critical", "--pairings", pairings])
+    with pytest.raises(SystemExit) as info:
+        critical.main()
+    assert info.value.code == 2
+    assert "--pairings: raw and min" in capsys.readouterr().err
