@@ -1,7 +1,7 @@
 """Each side's share of a sequential remote call: ours against minimal Python peers.
 
     python -m bench.critical [--rounds N] [--block N] [--pairings A,B,...] [--callgrind]
-                             [--calls N] [--json FILE] [--plot FILE.png]
+                             [--calls N] [--lean-slice MS] [--json FILE] [--plot FILE.png]
 
 Five pairings, each its own server process and client process, timed in
 alternating blocks (`interleaved_blocks`: each client times a block of
@@ -33,8 +33,11 @@ callgrind at a time (the other runs natively):
   next request's ``zmq_msg_send``; ours, the minimal client and raw REQ, each
   against its pairing's server. Our client waits the *lean* way (a blocking
   receive, at most 2 ms) or, when a reply takes longer (valgrind slows the
-  client about 50 times), the *general* way (a ``select.poll``) until a call is
-  fast again; the calls are counted by the way they waited, both shown.
+  client about 50 times), the *general* way (a readiness check and a
+  ``select.poll``) until a call is fast again; the calls are counted by the
+  way they waited (`client_paths`), and both figures shown with their counts. Under callgrind
+  most calls wait the general way; ``--lean-slice 50`` widens our client's
+  slice in the measured process (`widen_lean_slice`) so that they stay lean.
 - server: from the return of the wait's ``select.poll`` (the wake-up) to the
   call of the reply's first ``zmq_msg_send``; ours (own socket) and the
   minimal server waiting the same way (``min poll``), each called by the
@@ -135,12 +138,30 @@ def caller(kind: str, endpoint: str) -> tuple[Callable[[], object], Callable[[],
     raise SystemExit(f"unknown client kind {kind!r}")
 
 
-def client(kind: str, endpoint: str) -> None:
+def widen_lean_slice(ms: int) -> None:
+    """For a measurement only: our client's lean wait blocks up to `ms` instead of 2 ms.
+
+    The one place this benchmark sets a private name of the runtime
+    (``transport/_connection.py``'s slice, read when a connection is made and
+    at each wait); nothing public sets it, and the runtime keeps no option
+    that exists only for benchmarks. The lean path's code is the same: only
+    which calls take it changes.
+    """
+    from transport import _connection  # noqa: PLC0415
+
+    _connection._LEAN_SLICE_MS = ms
+    _connection._LEAN_SLICE = ms / 1000
+
+
+def client(kind: str, endpoint: str, lean_slice_ms: int | None = None) -> None:
     """Warm up, print ``ready``, then obey stdin: ``time N W`` or ``run N``; stop at its end.
 
     ``time N W``: `W` untimed calls, then `N` timed ones; prints their latencies
-    (ns, one line). ``run N``: `N` calls; prints ``done``.
+    (ns, one line). ``run N``: `N` calls; prints ``done``. With `lean_slice_ms`,
+    `widen_lean_slice` first.
     """
+    if lean_slice_ms is not None:
+        widen_lean_slice(lean_slice_ms)
     call, close = caller(kind, endpoint)
     try:
         for _ in range(WARM):
@@ -164,7 +185,7 @@ def client(kind: str, endpoint: str) -> None:
 @contextlib.contextmanager
 def pairing(
     server_kind: str, client_kind: str, *, server_wrapper: Sequence[str] = (),
-    client_wrapper: Sequence[str] = (),
+    client_wrapper: Sequence[str] = (), client_args: Sequence[str] = (),
 ) -> Any:  # fmt: skip
     """A server process and a client process (ready); yields (server, client)."""
     slow = 600.0 if server_wrapper or client_wrapper else 120.0
@@ -172,8 +193,8 @@ def pairing(
     with (
         h.spawn("bench.critical", "--serve", server_kind, wrapper=server_wrapper,
                 start_timeout=slow, env=env) as server,
-        h.spawn("bench.critical", "--client", client_kind, server.line, wrapper=client_wrapper,
-                start_timeout=slow, env=env) as cli,
+        h.spawn("bench.critical", "--client", client_kind, server.line, *client_args,
+                wrapper=client_wrapper, start_timeout=slow, env=env) as cli,
     ):  # fmt: skip
         if cli.line != "ready":
             raise RuntimeError(f"client {client_kind}: {cli.line!r} instead of 'ready'")
@@ -223,21 +244,25 @@ def shares(lat: dict[str, dict[str, float]]) -> dict[str, float]:
 def client_paths(dumps: Sequence[h.Dump]) -> dict[str, list[int]]:
     """The client's critical path per call (a thread's dumps), by how the call waited.
 
-    ``lean``: neither a readiness check (``zmq_poll``) nor a ``select.poll``
-    between the request's send and the reply's receive; ``general``: either
-    (our client's general wait). Only calls whose send follows a receive's
-    return count (the reply's, or in the rare case of an empty receive after
-    a wake-up, that one).
+    Between the request's send and the reply's receive: ``lean``, no mark (a
+    blocking receive); ``general``, a ``select.poll`` (our client's general
+    wait, which slept); ``checked``, a readiness check (``zmq_poll``) but no
+    ``select.poll``: the general wait finding the reply there already, or a
+    lean wait after the once-a-second sweep of expired calls. Only calls whose
+    send follows a receive's return count (the reply's, or in the rare case of
+    an empty receive after a wake-up, that one).
     """
-    paths: dict[str, list[int]] = {"lean": [], "general": []}
-    waited = False
+    paths: dict[str, list[int]] = {"lean": [], "general": [], "checked": []}
+    way = "lean"
     for before, dump in itertools.pairwise(dumps):
-        if dump.mark in (WAKE, POLL):
-            waited = True
+        if dump.mark == WAKE:
+            way = "general"
+        elif dump.mark == POLL and way == "lean":
+            way = "checked"
         elif dump.mark == SEND:
             if before.mark == RECV:
-                paths["general" if waited else "lean"].append(dump.instructions)
-            waited = False
+                paths[way].append(dump.instructions)
+            way = "lean"
     return paths
 
 
@@ -254,14 +279,21 @@ def _summary(values: list[int], calls: int) -> dict[str, float]:
     }
 
 
-def count(side: str, server_kind: str, client_kind: str, calls: int) -> dict[str, Any]:
-    """One side's critical path under callgrind, over a window of `calls` calls."""
+def count(
+    side: str, server_kind: str, client_kind: str, calls: int, lean_slice_ms: int | None = None
+) -> dict[str, Any]:
+    """One side's critical path under callgrind, over a window of `calls` calls.
+
+    `lean_slice_ms`: `widen_lean_slice` in our client (when it is the side counted).
+    """
+    widen = lean_slice_ms is not None and side == "client" and client_kind == "ours"
+    client_args = ("--lean-slice", str(lean_slice_ms)) if widen else ()
     with tempfile.TemporaryDirectory(prefix="bench-critical-") as tmp:
         out = str(Path(tmp, "cg"))
         wrapped = h.marked_callgrind(out, MARKS[side])
         with pairing(
             server_kind, client_kind, server_wrapper=wrapped if side == "server" else (),
-            client_wrapper=wrapped if side == "client" else (),
+            client_wrapper=wrapped if side == "client" else (), client_args=client_args,
         ) as (server, cli):  # fmt: skip
             assert cli.command("run 20", timeout=600) == "done"
             measured = server if side == "server" else cli
@@ -271,8 +303,8 @@ def count(side: str, server_kind: str, client_kind: str, calls: int) -> dict[str
         threads = h.read_dumps(out)
     if side == "client":
         paths = max((client_paths(d) for d in threads.values()),
-                    key=lambda p: len(p["lean"]) + len(p["general"]), default=None)  # fmt: skip
-        paths = paths or {"lean": [], "general": []}
+                    key=lambda p: sum(map(len, p.values())), default=None)  # fmt: skip
+        paths = paths or {"lean": [], "general": [], "checked": []}
         return {way: _summary(values, calls) for way, values in paths.items()}
     path = max((server_path(d) for d in threads.values()), key=len, default=[])
     return {"wake-up": _summary(path, calls)}
@@ -285,10 +317,10 @@ COUNTED = {
 """Side -> series -> (server kind, client kind)."""
 
 
-def instructions(calls: int) -> dict[str, dict[str, Any]]:
+def instructions(calls: int, lean_slice_ms: int | None = None) -> dict[str, dict[str, Any]]:
     """Every side's and series' critical path (`count`)."""
     return {
-        side: {name: count(side, *kinds, calls) for name, kinds in series.items()}
+        side: {name: count(side, *kinds, calls, lean_slice_ms) for name, kinds in series.items()}
         for side, series in COUNTED.items()
     }
 
@@ -300,12 +332,13 @@ def instruction_rows(counted: dict[str, dict[str, Any]]) -> list[h.Row]:
         values: dict[str, float] = {}
         notes = []
         for name, ways in series.items():
+            split = side == "client" and name == "ours"  # our client waits two ways
             for way, summary in ways.items():
                 if not summary["calls"]:
                     continue
-                split = side == "client" and name == "ours"  # our client waits two ways
                 label = f"{name} ({way})" if split else name
-                values[label] = summary["median"]
+                if way != "checked":  # (a mix of two ways: counted, not shown)
+                    values[label] = summary["median"]
                 if split or summary["calls"] < summary["of"] * 0.9:
                     notes.append(f"{label}: {summary['calls']} of {summary['of']} calls")
         floor = "raw" if "raw" in values else "min"
@@ -328,6 +361,11 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=200, help="calls counted by --callgrind")
     parser.add_argument("--pairings", default=",".join(DEFAULT),
                         help=f"comma-separated, of: {', '.join(PAIRINGS)}")  # fmt: skip
+    parser.add_argument(
+        "--lean-slice", type=int, metavar="MS",
+        help="with --callgrind: our client's lean wait blocks up to MS (the runtime's: 2), so "
+        "that valgrind's slowness keeps it lean",
+    )  # fmt: skip
     parser.add_argument("--serve", help=argparse.SUPPRESS)
     parser.add_argument("--client", nargs=2, help=argparse.SUPPRESS)
     out = h.Output.parse(parser, "bench.critical")
@@ -336,7 +374,7 @@ def main() -> None:
         serve(options.serve)
         return
     if options.client:
-        client(*options.client)
+        client(options.client[0], options.client[1], options.lean_slice)
         return
     results: dict[str, Any] = {}
     names = options.pairings.split(",")
@@ -355,7 +393,7 @@ def main() -> None:
                   note="client: our client - min; server: our server - min; both: ours - min"),
         ])  # fmt: skip
     if options.callgrind:
-        counted = results["callgrind"] = instructions(options.calls)
+        counted = results["callgrind"] = instructions(options.calls, options.lean_slice)
         out.compare("instructions on each side's critical path (callgrind; do not move with load)",
                     instruction_rows(counted))  # fmt: skip
     out.finish(results)

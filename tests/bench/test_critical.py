@@ -88,17 +88,18 @@ def _dumps(*marks: h.Mark | None) -> list[h.Dump]:
 
 def test_client_calls_are_told_apart_by_how_they_waited() -> None:
     recv, send, wake, poll = critical.RECV, critical.SEND, critical.WAKE, critical.POLL
-    dumps = _dumps(send, recv, send, poll, wake, recv, send, recv, send, None, send)
-    paths = critical.client_paths(dumps)
-    assert paths == {"lean": [1003, 1009], "general": [1007]}  # the parts that end at a send
-    assert h.spans(dumps, recv, send) == [1003, 1007, 1009]
+    dumps = _dumps(send, recv, send, poll, wake, recv, send, recv, send, None, send, poll, recv,
+                   send)  # fmt: skip
+    paths = critical.client_paths(dumps)  # the parts that end at a send:
+    assert paths == {"lean": [1003, 1009], "general": [1007], "checked": [1014]}
+    assert h.spans(dumps, recv, send) == [1003, 1007, 1009, 1014]
     assert critical.server_path(_dumps(send, wake, send, send, wake, recv, send)) == [1003]
 
 
 @needs_valgrind
 def test_callgrind_counts_a_real_client_and_server_between_the_marks() -> None:
     client = critical.count("client", "min", "min", 20)
-    assert client["general"]["calls"] == 0  # the minimal client never checks nor polls
+    assert client["general"]["calls"] == client["checked"]["calls"] == 0  # it never checks
     assert client["lean"]["calls"] >= 18
     assert 1_000 < client["lean"]["median"] < 200_000
     server = critical.count("server", "min-poll", "min", 20)["wake-up"]
@@ -121,3 +122,11 @@ def test_pairings_must_be_known_and_include_the_floors(
         critical.main()
     assert info.value.code == 2
     assert "--pairings: raw and min" in capsys.readouterr().err
+
+
+@needs_valgrind
+def test_a_wider_lean_slice_keeps_our_client_lean_under_callgrind() -> None:
+    counted = critical.count("client", "min", "ours", 20, lean_slice_ms=100)
+    assert counted["lean"]["calls"] >= 15  # (the once-a-second sweep may check first)
+    assert counted["general"]["calls"] <= 2
+    assert 1_000 < counted["lean"]["median"] < 500_000
