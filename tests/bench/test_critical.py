@@ -130,3 +130,8 @@ def test_a_wider_lean_slice_keeps_our_client_lean_under_callgrind() -> None:
     assert counted["lean"]["calls"] >= 15  # (the once-a-second sweep may check first)
     assert counted["general"]["calls"] <= 2
     assert 1_000 < counted["lean"]["median"] < 500_000
+
+
+def test_a_file_that_is_not_a_callgrind_dump_is_refused() -> None:
+    with pytest.raises(ValueError, match="not a callgrind dump"):
+        h.parse_dump("events: Ir\nfn=(1) main\n")
