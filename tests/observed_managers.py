@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
-import time
-from pathlib import Path
+import socket
 from typing import Any
 
 import transport
@@ -30,10 +30,16 @@ class Counter(Manager):
         raise ValueError("asked to fail")
 
     def hold(self, path: str, timeout: float = 10.0) -> None:
-        """Keep the mailbox busy until `path` exists (bounded), so messages queue behind."""
-        deadline = time.monotonic() + timeout
-        while not Path(path).exists() and time.monotonic() < deadline:
-            time.sleep(0.005)  # simulated work inside the manager, not a test wait
+        """Keep the mailbox busy until the test lets go (bounded), so messages queue behind.
+
+        `path` is a Unix socket the test listens on: this connects and blocks in
+        a receive until the test closes its end, or `timeout` passes.
+        """
+        with socket.socket(socket.AF_UNIX) as gate:
+            gate.settimeout(timeout)
+            gate.connect(path)
+            with contextlib.suppress(TimeoutError):
+                gate.recv(1)
 
     @periodic_task(spacing=1, run_immediately=True)
     def steady(self, context: Any) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import re
+import socket
 import threading
 import time
 import urllib.request
@@ -177,18 +178,20 @@ def test_values_move_with_the_calls_served(
 def test_mailbox_depth_shows_what_waits(
     metrics_node: tuple[NodeProcess, str, str], counter: Any, tmp_path: Path
 ) -> None:
-    release = tmp_path / "release"
-    counter.hold.defer(str(release))
-    for _ in range(3):
-        counter.add.defer(1)
-    try:
-        deadline = time.monotonic() + 10
-        depth = 0.0
-        while depth < 3 and time.monotonic() < deadline:  # the casts are in flight meanwhile
-            depth = manager_value(scrape(metrics_node[1]), "actors_mailbox_depth")
-        assert depth >= 3
-    finally:
-        release.touch()
+    with socket.socket(socket.AF_UNIX) as gate:  # hold() blocks until its end is closed
+        gate.bind(str(tmp_path / "gate"))
+        gate.listen(1)
+        gate.settimeout(10)
+        counter.hold.defer(str(tmp_path / "gate"))
+        for _ in range(3):
+            counter.add.defer(1)
+        held, _ = gate.accept()  # the manager is inside hold(): the casts queue behind it
+        with held:
+            deadline = time.monotonic() + 10
+            depth = 0.0
+            while depth < 3 and time.monotonic() < deadline:  # the casts are in flight meanwhile
+                depth = manager_value(scrape(metrics_node[1]), "actors_mailbox_depth")
+            assert depth >= 3
     counter.add(0).get(timeout=10)
     assert manager_value(scrape(metrics_node[1]), "actors_mailbox_depth") == 0
 

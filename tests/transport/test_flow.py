@@ -31,13 +31,18 @@ TIMEOUT = 10.0
 class Held(Manager):
     """Holds every `hold` until its gate opens; records what ran, in order."""
 
-    def __init__(self, gate: threading.Event, **kwargs: Any) -> None:
+    def __init__(
+        self, gate: threading.Event, started: threading.Event | None = None, **kwargs: Any
+    ) -> None:
         kwargs.setdefault("host", "flow-test")
         super().__init__(**kwargs)
         self.gate = gate
+        self.started = started  # set when a hold begins, if given
         self.ran: list[int] = []
 
     def hold(self, seq: int) -> int:
+        if self.started is not None:
+            self.started.set()
         if not self.gate.wait(TIMEOUT):
             raise TimeoutError("the test never opened the gate")
         self.ran.append(seq)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextvars
 import logging
 import threading
+import time
 from typing import TYPE_CHECKING, Any
 
 import msgpack  # type: ignore[import-untyped]
@@ -125,8 +126,8 @@ def test_per_sender_fifo_with_local_and_remote_messages_interleaved(order: list[
 
 
 def test_a_request_whose_ttl_passed_while_it_waited_never_runs() -> None:
-    gate = threading.Event()
-    ref = Held.start(gate=gate)
+    gate, started = threading.Event(), threading.Event()
+    ref = Held.start(gate=gate, started=started)
     bridge = transport.Bridge("tcp://127.0.0.1:*", own_sockets=True, mailbox_limit=3)
     bridge.expose("held", ref)
     bridge.expose("echo", Echo.start())
@@ -157,19 +158,9 @@ def test_a_request_whose_ttl_passed_while_it_waited_never_runs() -> None:
         ref.stop()
 
 
-def running(bridge: transport.Bridge, name: str) -> None:
-    """Wait (bounded) until `name` has taken a request from its socket."""
-    waiter = threading.Event()
-    for _ in range(int(TIMEOUT * 1000)):
-        if bridge.stats()[f"mailbox.{name}"]:
-            return
-        waiter.wait(0.001)
-    pytest.fail(f"{name} never took its request: {bridge.stats()}")
-
-
 def test_a_flood_past_the_bound_is_refused_and_does_not_slow_another_manager() -> None:
-    gate = threading.Event()
-    ref = Held.start(gate=gate)
+    gate, started = threading.Event(), threading.Event()
+    ref = Held.start(gate=gate, started=started)
     bridge = transport.Bridge("tcp://127.0.0.1:*", own_sockets=True, mailbox_limit=3)
     bridge.expose("held", ref)
     bridge.expose("echo", Echo.start())
@@ -181,7 +172,8 @@ def test_a_flood_past_the_bound_is_refused_and_does_not_slow_another_manager() -
         ):
             held = conn.proxy("held")
             first = held.hold(0)  # running: blocked on the gate; nothing else is read
-            running(bridge, "held")  # read alone (a thread starved of the GIL reads in bulk)
+            # Running, read alone (a thread starved of the GIL would read in bulk).
+            assert started.wait(TIMEOUT), f"held never took its request: {bridge.stats()}"
             assert other.proxy("echo").add(1, 2).get(timeout=TIMEOUT) == 3
             queued = [held.hold(i) for i in range(1, 10)]
             for _ in range(200):  # bounded: the other manager keeps answering
@@ -282,8 +274,10 @@ class Inline(Manager):
         ctx = transport.current_context()
         before = _MARK.get()
         _MARK.set(tag)  # must not leak into the next message
-        return None if ctx is None else ctx.request_id, before, None if ctx is None else ctx.get(
-            "tag"
+        return (
+            None if ctx is None else ctx.request_id,
+            before,
+            None if ctx is None else ctx.get("tag"),
         )
 
     def note(self, text: str) -> None:
@@ -439,16 +433,34 @@ def test_a_wait_with_requests_already_read_does_not_block_on_the_socket() -> Non
         ref.stop()
 
 
-def _answers(sock: zmq.Socket[bytes], bodies: list[bytes]) -> list[list[Any]]:
+_POLL_SYSCALLS = {"7", "271"}  # poll, ppoll (x86_64): what the actor's wait blocks in
+
+
+def _until_waiting(tid: int) -> None:
+    """Return once thread `tid` of this process is blocked in ``poll`` (bounded)."""
+    deadline = time.monotonic() + TIMEOUT
+    for _ in range(1_000_000):
+        with open(f"/proc/self/task/{tid}/syscall") as current:
+            if current.read().split(" ", 1)[0] in _POLL_SYSCALLS:
+                return
+        if time.monotonic() > deadline:
+            break
+    pytest.fail(f"thread {tid} never blocked in poll")
+
+
+def _answers(
+    sock: zmq.Socket[bytes], bodies: list[bytes], waiting: int | None = None
+) -> list[list[Any]]:
     """Send each body alone, then a call, and collect what came back before that call's reply.
 
-    A pause before each body lets the server block in its wait first, so the
-    body wakes it (the inline path); on either path the answers must agree.
+    With `waiting` (the serving actor's thread), each body is sent only once
+    that thread blocks in its wait, so the body wakes it (the inline path);
+    on either path the answers must agree.
     """
     out = []
-    pause = threading.Event()
     for body in bodies:
-        pause.wait(0.003)
+        if waiting is not None:
+            _until_waiting(waiting)
         sock.send(body)
         sock.send(msgpack.packb([1, 1, 999, "echo", "add", [0, 0], {}, None, None]))
         got = []
@@ -510,7 +522,9 @@ def test_each_request_gets_the_answer_the_shared_socket_gives(
     bridge, _ = served
     own, shared = dealer(bridge.endpoint_of("echo")), dealer(bridge.endpoint)
     try:
-        mine = _answers(own, bodies)
+        (echo,) = [t for t in threading.enumerate() if t.name.startswith("Echo-")]
+        assert echo.native_id is not None
+        mine = _answers(own, bodies, waiting=echo.native_id)
         theirs = _answers(shared, bodies)
     finally:
         own.close(linger=0)
