@@ -64,13 +64,8 @@ from transport._codec import new_packer
 from transport._context import RequestContext, current_context, run_context, serve_in_context
 from transport._flow import Backlog, MailboxView
 from transport._protocol import (
-    MAX_MSG_ID,
-    MAX_NAME_LENGTH,
-    MAX_SENT_MS,
-    MAX_TTL_MS,
     PROTOCOL_VERSION,
     Kind,
-    _str_keys,
     decode_plain,
 )
 from transport._ratelog import RefusalLog
@@ -335,9 +330,9 @@ class ActorSocket(Bridge):
         """Read the request that woke the wait, check it, run it and reply, in one go.
 
         The sequential caller's path, between a wait's wake-up and the reply's
-        send: the checks of `_receive` and the rules of `_run_plain` inline
-        (one Python frame besides the handler's), and what the reply does not
-        need (the traffic counters, the transit clock's update, a grown
+        send: `decode_plain` (the protocol's checks, shared with `_accept`),
+        then `_accept`'s own checks and `_run_plain`'s rules inline, and what
+        the reply does not need (the traffic counters, the transit clock's update, a grown
         packer's replacement) after its send. Anything unusual (routing
         frames, a request `decode_plain` would not take, a refusal) goes the
         general way, decoded again there.
@@ -354,48 +349,17 @@ class ActorSocket(Bridge):
         self._idle = False
         if frame.more:  # routing frames (a REQ client, a proxy)
             return self._run_item(actor, self._routed(peer, frame))
-        try:
-            msg = self._codec.decode(frame)  # type: ignore[arg-type]  # a buffer: no copy
-        except Exception:  # noqa: BLE001 - the general way names the failure
-            msg = None
-        # decode_plain's checks (the same, in one test), then _receive's.
-        if msg.__class__ is not list or not 9 <= (size := len(msg)) <= 11:
+        msg = decode_plain(self._codec, frame)  # the protocol's checks; a Frame is a buffer
+        if msg is None:  # the general way decodes it again, and names what is wrong
             return self._run_item(actor, self._accept(peer, frame))
-        if size == 11:
-            version, kind, msg_id, name, method, args, kwargs, rpc_version, context, ttl, sent = msg
+        if (size := len(msg)) == 11:
+            _, kind, msg_id, name, method, args, kwargs, rpc_version, context, ttl, sent = msg
         else:
-            version, kind, msg_id, name, method, args, kwargs, rpc_version, context = msg[:9]
+            _, kind, msg_id, name, method, args, kwargs, rpc_version, context = msg[:9]
             ttl, sent = (msg[9], None) if size == 10 else (None, None)
         view = self.view
-        if not (
-            method.__class__ is str
-            and (method in self._methods or self._callable(method))
-            and version.__class__ is int
-            and version == PROTOCOL_VERSION
-            and kind.__class__ is int
-            and (
-                kind == _CAST
-                or (kind == _CALL and msg_id.__class__ is int and 0 <= msg_id <= MAX_MSG_ID)
-            )
-            and name.__class__ is str
-            and 0 < len(name) <= MAX_NAME_LENGTH
-            and args.__class__ is list
-            and kwargs.__class__ is dict
-            and (not kwargs or _str_keys(kwargs))
-            and (rpc_version is None or rpc_version.__class__ is str)
-            and (
-                context is None
-                or (
-                    context.__class__ is dict
-                    and (
-                        not context
-                        or (len(context) == 1 and "request_id" in context)
-                        or _str_keys(context)
-                    )
-                )
-            )
-            and (ttl is None or (ttl.__class__ is int and 0 <= ttl <= MAX_TTL_MS))
-            and (sent is None or (sent.__class__ is int and 0 <= sent <= MAX_SENT_MS))
+        if not (  # then _accept's own checks
+            (method in self._methods or self._callable(method))
             and view.accepted - view.finished < view.limit
             and name in self._actors
             and (rpc_version is None or _version_ok(self._cls, rpc_version))
@@ -488,7 +452,7 @@ class ActorSocket(Bridge):
 
     def _callable(self, method: str) -> bool:
         """Whether `method` may be called (`_serve_woken`'s check, cached once true)."""
-        if 0 < len(method) <= MAX_NAME_LENGTH and _callable_cached(self._cls, method):
+        if _callable_cached(self._cls, method):
             self._methods.add(method)  # the class's own methods: a bounded set
             return True
         return False
