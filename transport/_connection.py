@@ -417,16 +417,7 @@ class Connection:
             except zmq.Again:  # the send queue is full: wait for room, the general way
                 future = None
             else:
-                future = _new_future(RemoteFuture)
-                future._conn = self
-                future._label = (actor, method, now)
-                future._deadline = now + timeout
-                # The class's defaults, set on the instance: reading them (get(), the lean
-                # wait) is then a specialized instance-attribute load, not a class lookup.
-                future._get_hook = None
-                future._callbacks = None
-                future._done = False
-                self._pending[msg_id] = future
+                future = self._pending[msg_id] = self._future(actor, method, now, now + timeout)
             if self._polling:  # this send may have consumed the FD's edge
                 wake_if_input(self._sock, self._waker)
         finally:
@@ -437,6 +428,19 @@ class Connection:
             self._sweep(now)
         return future
 
+    def _future(self, actor: str, method: str, now: float, deadline: float) -> RemoteFuture[Any]:
+        """A call's future, made without `RemoteFuture.__init__`'s frame."""
+        future: RemoteFuture[Any] = _new_future(RemoteFuture)
+        future._conn = self
+        future._label = (actor, method, now)
+        future._deadline = deadline
+        # The class's defaults, set on the instance: reading them (get(), the lean
+        # wait) is then a specialized instance-attribute load, not a class lookup.
+        future._get_hook = None
+        future._callbacks = None
+        future._done = False
+        return future
+
     def _call_queued(  # noqa: PLR0917 - private
         self, body: bytes, msg_id: int, actor: str, method: str, now: float, timeout: float
     ) -> RemoteFuture[Any]:
@@ -444,13 +448,7 @@ class Connection:
         if len(body) > self.max_message_size:
             raise too_large(actor, method, len(body), self.max_message_size)
         deadline = now + timeout
-        future: RemoteFuture[Any] = _new_future(RemoteFuture)
-        future._conn = self
-        future._label = (actor, method, now)
-        future._deadline = deadline
-        future._get_hook = None
-        future._callbacks = None
-        future._done = False
+        future = self._future(actor, method, now, deadline)
         pending = self._pending
         pending[msg_id] = future
         try:
