@@ -26,7 +26,9 @@ import datetime as dt
 import importlib.util
 import math
 import os
+import sqlite3
 import threading
+import time
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
@@ -209,15 +211,40 @@ def _add_missing_columns(conn: Connection, table: Any) -> None:
         conn.execute(text(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {kind}'))
 
 
+_WAL_RETRY_S = 0.01
+
+
 def _sqlite_pragmas(busy_timeout_ms: int) -> Any:
     def on_connect(dbapi_connection: Any, _record: Any) -> None:
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute(f"PRAGMA busy_timeout={busy_timeout_ms:d}")
+        _switch_to_wal(cursor, busy_timeout_ms / 1000)
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 
     return on_connect
+
+
+def _switch_to_wal(cursor: Any, timeout: float) -> None:
+    """``PRAGMA journal_mode=WAL``, retried while another connection holds the file's lock.
+
+    Switching a new file to WAL upgrades a shared lock to an exclusive one;
+    when several processes open the same new file at once, SQLite refuses that
+    upgrade at once ("database is locked", without its busy handler: waiting
+    could deadlock). The switch is retried for at most `timeout` seconds (the
+    connection's busy timeout); by then another connection has made the file
+    WAL, which a database keeps.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(_WAL_RETRY_S)  # the other connection's switch takes milliseconds
+        else:
+            return
 
 
 def _engine_options(
